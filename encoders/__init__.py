@@ -1,0 +1,1 @@
+"""Architecture encoders (pure PyTorch): arch2vec and baseline encodings."""

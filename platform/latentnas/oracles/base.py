@@ -1,0 +1,135 @@
+"""The oracle interface: how good is a cell?
+
+An oracle answers, per cell, the *search* metric (what a searcher may see), the *report*
+metric (what regret is computed on; never shown to searchers) and a *cost* (training
+seconds, or a stand-in stated in ``info.cost_unit``). Higher metric is better.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from latentnas.errors import NotInBenchmarkError
+from latentnas.spaces.base import Cell, SearchSpace
+
+
+@dataclass(frozen=True)
+class OracleInfo:
+    """What an oracle measures, stated for users and stored with results."""
+
+    name: str
+    space: str
+    dataset: str
+    search_metric: str
+    report_metric: str
+    cost_unit: str
+    notes: str = ""
+    extras: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueryBatch:
+    """Answers for a batch of ids, as aligned arrays."""
+
+    ids: np.ndarray
+    search: np.ndarray
+    report: np.ndarray
+    cost: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def record(self, k: int) -> dict[str, float | int]:
+        out = {"id": int(self.ids[k]), "search": float(self.search[k]),
+               "report": float(self.report[k]), "cost": float(self.cost[k])}
+        out.update({name: float(v[k]) for name, v in self.extras.items()})
+        return out
+
+
+class Oracle(ABC):
+    """Answers queries about the cells of one space on one dataset."""
+
+    space: SearchSpace
+    info: OracleInfo
+
+    @abstractmethod
+    def index(self, cell: Cell) -> int:
+        """The oracle's id of ``cell``; raises :class:`NotInBenchmarkError` if absent."""
+
+    @abstractmethod
+    def query_ids(self, ids: Sequence[int] | np.ndarray) -> QueryBatch:
+        """Batched answers for ids (the fast path; one call per batch, never per cell)."""
+
+    def query(self, cell: Cell) -> dict[str, float | int]:
+        """One cell's record: id, search, report, cost and the oracle's extra columns."""
+        return self.query_ids([self.index(cell)]).record(0)
+
+    @property
+    @abstractmethod
+    def optimum_search(self) -> float:
+        """Best search metric over the whole table."""
+
+    @property
+    @abstractmethod
+    def optimum_report(self) -> float:
+        """Best report metric over the whole table (regret is measured from it)."""
+
+
+class TabularOracle(Oracle):
+    """An oracle backed by arrays aligned with ids ``0..n-1``.
+
+    For a finite space the ids are the space's own; otherwise (NB101 from a user file)
+    they are the rows of the table and ``cells`` holds the matching cells.
+    """
+
+    def __init__(self, space: SearchSpace, info: OracleInfo, search: np.ndarray,
+                 report: np.ndarray, cost: np.ndarray, extras: dict[str, np.ndarray] | None = None,
+                 hashes: Sequence[str] | None = None):
+        self.space, self.info = space, info
+        self.search = np.ascontiguousarray(search, dtype=np.float64)
+        self.report = np.ascontiguousarray(report, dtype=np.float64)
+        self.cost = np.ascontiguousarray(cost, dtype=np.float64)
+        self.extras = {k: np.ascontiguousarray(v, dtype=np.float64)
+                       for k, v in (extras or {}).items()}
+        self._hash_to_id = None if hashes is None else {h: i for i, h in enumerate(hashes)}
+        for arr in (self.search, self.report, self.cost, *self.extras.values()):
+            arr.setflags(write=False)
+
+    def __len__(self) -> int:
+        return len(self.search)
+
+    def index(self, cell: Cell) -> int:
+        if self._hash_to_id is None:
+            return self.space.index(cell)
+        h = self.space.canonical_hash(cell)
+        try:
+            return self._hash_to_id[h]
+        except KeyError:
+            raise NotInBenchmarkError(
+                f"cell {self.space.format(cell)} (hash {h}) is valid but has no entry in "
+                f"{self.info.name}; is the data file complete?") from None
+
+    def query_ids(self, ids) -> QueryBatch:
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
+            bad = ids[(ids < 0) | (ids >= len(self))][0]
+            raise NotInBenchmarkError(f"id {bad} is outside 0..{len(self) - 1} of {self.info.name}")
+        return QueryBatch(ids, self.search[ids], self.report[ids], self.cost[ids],
+                          {k: v[ids] for k, v in self.extras.items()})
+
+    @property
+    def optimum_search(self) -> float:
+        return float(self.search.max())
+
+    @property
+    def optimum_report(self) -> float:
+        return float(self.report.max())
+
+    def table(self):
+        """The whole table as a pandas DataFrame indexed by id."""
+        import pandas as pd
+
+        cols = {"search": self.search, "report": self.report, "cost": self.cost, **self.extras}
+        return pd.DataFrame(cols).rename_axis("id")

@@ -1,0 +1,1 @@
+"""Search strategies (pure numpy/PyTorch/BoTorch): random, REINFORCE, BO, evolution."""

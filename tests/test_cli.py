@@ -1,0 +1,37 @@
+"""The command line as a user meets it."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from latentnas.cli import app
+
+BEST_NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+runner = CliRunner()
+
+
+def test_query_prints_the_nb201_optimum():
+    result = runner.invoke(app, ["query", "nb201", BEST_NB201])
+    assert result.exit_code == 0, result.output
+    assert "94.0664" in result.output
+
+
+def test_query_accepts_the_tuple_form_as_json_output():
+    import json
+
+    result = runner.invoke(app, ["query", "nb201", "2,2,0,2,3,2", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["report"] == 94.0664
+
+
+def test_query_with_a_bad_op_is_a_one_line_error():
+    result = runner.invoke(app, ["query", "nb201", BEST_NB201.replace("nor_conv_1x1", "conv7")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unknown NB201 op 'conv7'" in lines[0]
+
+
+def test_spaces_lists_sizes():
+    result = runner.invoke(app, ["spaces"])
+    assert result.exit_code == 0
+    assert "15,625" in result.output and "26,206" in result.output
