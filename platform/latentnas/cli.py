@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -81,6 +82,127 @@ def query(
     for key, value in record.items():
         table.add_row(labels.get(key, key), f"{value:.6g}" if isinstance(value, float) else str(value))
     console.print(table)
+
+
+def _epoch_table(rows: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    cols = [("epoch", "{}"), ("loss", "{:.4f}"), ("seconds", "{:.2f}"), ("graphs_per_s", "{:,.0f}"),
+            ("ops_acc", "{:.2%}"), ("adj_acc", "{:.2%}"), ("exact_acc", "{:.2%}"),
+            ("validity", "{:.1%}"), ("uniqueness", "{:.1%}")]
+    for name, _ in cols:
+        table.add_column(name.replace("_", " "), justify="right")
+    for row in rows:
+        table.add_row(*[fmt.format(row[name]) if name in row else "" for name, fmt in cols])
+    return table
+
+
+def _summary(final: dict, title: str) -> Table:
+    table = Table(title=title, show_header=False)
+    rows = [("held-out exact-graph reconstruction", f"{final['exact_acc']:.2%}"),
+            ("held-out ops / adjacency accuracy", f"{final['ops_acc']:.2%} / {final['adj_acc']:.2%}"),
+            ("validity / uniqueness (space rule, 10,000 samples)",
+             f"{final['validity']:.1%} / {final['uniqueness']:.1%}"),
+            ("validity / uniqueness (reference's rule)",
+             f"{final['ref_validity']:.1%} / {final['ref_uniqueness']:.1%}"),
+            ("training seconds", f"{final['train_seconds']:.1f}"),
+            ("embedding extraction seconds", f"{final['extract_seconds']:.2f} ({final['cells']:,} cells)"),
+            ("wall seconds (train + metrics + extraction)", f"{final['wall_seconds']:.1f}"),
+            ("device", final["device"])]
+    if "peak_gpu_mb" in final:
+        rows.append(("peak GPU memory", f"{final['peak_gpu_mb']:.0f} MiB"))
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def _run_pretrain(space: str, epochs, batch_size, lr, device, out, cells, force, seed, reference,
+                  epoch_samples: int = 1000):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from latentnas.pretrain import default_config, pretrain
+
+    base = {} if not reference else dict(batch_size=32, lr=1e-3, lr_schedule="constant",
+                                         epochs=8 if space == "nb101" else 10)
+    if reference:
+        from encoders.arch2vec import Arch2VecConfig
+        config = Arch2VecConfig(**{**base, **{k: v for k, v in dict(
+            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed).items() if v is not None}})
+    else:
+        config = default_config(space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    with Progress(TextColumn("[bold]pretrain {task.fields[space]}"), BarColumn(),
+                  TextColumn("epoch {task.completed}/{task.total}"),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("pretrain", total=config.epochs, space=space, status="")
+
+        def on_epoch(row):
+            progress.update(task, advance=1, status=(
+                f"loss {row['loss']:.4f}  exact {row['exact_acc']:.2%}  "
+                f"valid {row.get('validity', 0):.0%}"))
+
+        result = pretrain(space, config, out_dir=out, device=device, num_cells=cells,
+                          force=force, on_epoch=on_epoch, epoch_samples=epoch_samples)
+    return result
+
+
+@app.command("pretrain")
+def pretrain_cmd(
+    space: str = typer.Option("nb201", help="nb201, nbgraph, nbgraph-proteins or nb101"),
+    epochs: Optional[int] = typer.Option(None, help="epochs (default: the space's fast default)"),
+    batch_size: Optional[int] = typer.Option(None, help="batch size"),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate"),
+    seed: Optional[int] = typer.Option(None, help="random seed (default 3, as the reference)"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    out: Optional[str] = typer.Option(None, help="output directory (default: a cache "
+                                      "directory keyed by the configuration)"),
+    cells: Optional[int] = typer.Option(None, help="NB101 only: number of sampled cells"),
+    reference: bool = typer.Option(False, help="the authors' defaults (batch 32, constant lr)"),
+    force: bool = typer.Option(False, help="retrain even if a matching checkpoint exists"),
+) -> None:
+    """Pretrain arch2vec on a space (no accuracies used); write checkpoint and embeddings."""
+    try:
+        result = _run_pretrain(space, epochs, batch_size, lr, device, out, cells, force, seed,
+                               reference)
+    except LatentNASError as exc:
+        fail(exc)
+    if result.cached:
+        console.print(f"[green]cached[/] checkpoint for this configuration: {result.out_dir}")
+    else:
+        console.print(_epoch_table(result.epochs, f"arch2vec on {space}: held-out metrics per epoch"))
+    console.print(_summary(result.final, f"arch2vec on {space}"))
+    console.print(f"checkpoint: {result.checkpoint}")
+    if os.path.exists(result.embeddings):
+        console.print(f"embeddings: {result.embeddings}")
+
+
+@bench_app.command("pretrain")
+def bench_pretrain(
+    space: str = typer.Option("nb201", help="space to pretrain on"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    epochs: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    cells: Optional[int] = typer.Option(None, help="NB101 only: number of sampled cells"),
+    reference: bool = typer.Option(False, help="the authors' defaults (batch 32, constant lr)"),
+) -> None:
+    """Graphs/s, seconds per epoch, peak memory and final quality of one fresh pretraining."""
+    import resource
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            result = _run_pretrain(space, epochs, batch_size, None, device, tmp, cells, True,
+                                   None, reference, epoch_samples=0)
+        except LatentNASError as exc:
+            fail(exc)
+    rows = result.epochs
+    table = Table(title=f"bench pretrain: {space} on {result.final['device']}", show_header=False)
+    secs = [r["seconds"] for r in rows]
+    table.add_row("epochs", str(len(rows)))
+    table.add_row("seconds per epoch (mean, min)", f"{np.mean(secs):.2f}, {min(secs):.2f}")
+    table.add_row("graphs/s (mean)", f"{np.mean([r['graphs_per_s'] for r in rows]):,.0f}")
+    table.add_row("peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    console.print(table)
+    console.print(_summary(result.final, "final quality"))
 
 
 @bench_app.command("oracles")

@@ -1,0 +1,299 @@
+"""arch2vec: a variational graph isomorphism autoencoder for cell graphs.
+
+Yan et al., "Does Unsupervised Architecture Representation Learning Help Neural
+Architecture Search?", NeurIPS 2020. With ``X`` the one-hot ops ``[B, N, K]`` and ``A``
+the upper-triangular adjacency ``[B, N, N]``:
+
+* message passing runs on the bidirectional graph ``Ã = A + Aᵀ``;
+* GIN layers ``H⁽ˡ⁾ = ReLU(BN(MLP⁽ˡ⁾((1 + ε⁽ˡ⁾) · H⁽ˡ⁻¹⁾ + Ã H⁽ˡ⁻¹⁾)))``, ``H⁽⁰⁾ = X``, with a
+  learnable ``ε⁽ˡ⁾`` and 2-layer MLPs (Linear-BN-ReLU-Linear), hidden width 128. The
+  authors' "5 hops" counts the input as hop 1, so it means **4** GIN layers;
+* per-node heads ``μ = H W_μ``, ``log σ = H W_σ`` to the latent dimension (16);
+* ``Z = μ + σ ⊙ ε`` in training, ``Z = μ`` at inference; the graph embedding is the mean
+  of ``μ`` over nodes;
+* decoder on ``Z' = Dropout₀.₃(Z)``: ``X̂ = softmax(Z' W_o)``, ``Â = sigmoid(Z' Z'ᵀ)``,
+  upper triangle kept;
+* loss ``BCE(X̂, X) + BCE(triu Â, A) + KL``, with the reference's per-node KL
+  ``-1/(2·b·N) · mean_{b,n} Σ_d (1 + 2 log σ - μ² - σ²)``; ``b`` is fixed to the reference's
+  batch size (32) so the KL weight does not change when the batch size does.
+
+Every random draw (initialisation, shuffling, reparameterisation noise, dropout) comes
+from a seeded ``torch.Generator``, so the same seed gives the same model on one device.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from encoders.base import Encoder
+
+REFERENCE_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Arch2VecConfig:
+    """Model and training settings. Defaults are the authors' unless noted."""
+
+    hidden_dim: int = 128
+    latent_dim: int = 16
+    num_layers: int = 4            # "5 hops" in the reference = input + 4 GIN layers
+    dropout: float = 0.3
+    epochs: int = 10               # reference: 10 (NB201), 8 (NB101)
+    batch_size: int = 32           # reference: 32
+    lr: float = 1e-3
+    grad_clip: float = 5.0
+    kl_batch: int = REFERENCE_BATCH
+    lr_schedule: str = "constant"  # reference: constant; "cosine" decays to 0 by the end
+    bf16: bool = False             # bfloat16 autocast for the forward pass (not in reference)
+    seed: int = 3                  # reference default seed
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MLP(nn.Module):
+    """Linear -> BatchNorm -> ReLU -> Linear (the GIN update's 2-layer MLP)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
+        super().__init__()
+        self.lin1 = nn.Linear(in_dim, hidden_dim)
+        self.bn = nn.BatchNorm1d(hidden_dim)
+        self.lin2 = nn.Linear(hidden_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin2(F.relu(self.bn(self.lin1(x))))
+
+
+class GINLayer(nn.Module):
+    r"""``h' = ReLU(BN(MLP((1 + ε) · h + Σ_{j ∈ N(i)} h_j)))`` on dense batched graphs.
+
+    Shapes: ``h [B, N, F]``, ``adj [B, N, N]`` (already bidirectional) -> ``[B, N, H]``.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int):
+        super().__init__()
+        self.eps = nn.Parameter(torch.zeros(()))
+        self.mlp = MLP(in_dim, hidden_dim, hidden_dim)
+        self.bn = nn.BatchNorm1d(hidden_dim)
+
+    def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        b, n, _ = h.shape
+        messages = torch.bmm(adj, h)                    # Σ_{j ∈ N(i)} h_j
+        updated = (1 + self.eps) * h + messages         # (1 + ε) · h_i + Σ h_j
+        out = self.bn(self.mlp(updated.reshape(b * n, -1)))
+        return F.relu(out).reshape(b, n, -1)
+
+
+class Arch2VecModel(nn.Module):
+    """GIN encoder with per-node Gaussian heads, and the inner-product decoder."""
+
+    def __init__(self, num_ops: int, cfg: Arch2VecConfig):
+        super().__init__()
+        self.cfg = cfg
+        dims = [num_ops] + [cfg.hidden_dim] * cfg.num_layers
+        self.layers = nn.ModuleList(GINLayer(i, o) for i, o in zip(dims[:-1], dims[1:]))
+        self.mu_head = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
+        self.log_sigma_head = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
+        self.ops_head = nn.Linear(cfg.latent_dim, num_ops)
+
+    def encode(self, adj: torch.Tensor, ops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-node ``(μ, log σ)``, each ``[B, N, latent_dim]``."""
+        bidirectional = adj + adj.transpose(1, 2)       # Ã = A + Aᵀ
+        h = ops
+        for layer in self.layers:
+            h = layer(h, bidirectional)
+        return self.mu_head(h), self.log_sigma_head(h)
+
+    def decode(self, z: torch.Tensor, dropout_mask: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(X̂ [B, N, K], Â [B, N, N])`` from per-node latents ``z [B, N, d]``."""
+        if dropout_mask is not None:
+            z = z * dropout_mask
+        ops = torch.softmax(self.ops_head(z), dim=-1)
+        adj = torch.sigmoid(torch.bmm(z, z.transpose(1, 2))).triu(1)
+        return ops, adj
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Re-initialises every layer from ``generator`` (PyTorch's default scheme)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                bound = 1 / math.sqrt(module.in_features)
+                with torch.no_grad():
+                    # kaiming_uniform(a=√5) reduces to U(-1/√fan_in, 1/√fan_in)
+                    module.weight.uniform_(-bound, bound, generator=generator)
+                    module.bias.uniform_(-bound, bound, generator=generator)
+            elif isinstance(module, nn.BatchNorm1d):
+                module.reset_parameters()
+            elif isinstance(module, GINLayer):
+                nn.init.zeros_(module.eps)
+
+
+def vae_loss(ops_hat, adj_hat, ops, adj, mu, log_sigma, kl_batch: int = REFERENCE_BATCH):
+    """BCE on ops and on the upper-triangular adjacency plus the per-node KL term."""
+    recon = F.binary_cross_entropy(ops_hat, ops) + F.binary_cross_entropy(adj_hat, adj.triu(1))
+    n = ops.shape[1]
+    kl = -0.5 / (kl_batch * n) * torch.mean(
+        torch.sum(1 + 2 * log_sigma - mu.pow(2) - torch.exp(log_sigma).pow(2), dim=-1))
+    return recon + kl
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    loss: float
+    seconds: float
+    graphs: int
+
+
+class Arch2Vec(Encoder):
+    """arch2vec behind the :class:`Encoder` interface: ``fit`` pretrains without labels.
+
+    Example:
+        >>> enc = Arch2Vec(num_ops=7, config=Arch2VecConfig(epochs=1))
+        >>> enc.fit(adj, ops)                     # doctest: +SKIP
+        >>> z = enc.encode(adj, ops)              # [B, 16] graph embeddings
+    """
+
+    name = "arch2vec"
+    generative = True
+
+    def __init__(self, num_ops: int, config: Arch2VecConfig | None = None,
+                 device: str | torch.device = "cpu"):
+        self.config = config or Arch2VecConfig()
+        self.num_ops = num_ops
+        self.device = torch.device(device)
+        self.dim = self.config.latent_dim
+        self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
+        self.model = Arch2VecModel(num_ops, self.config)
+        self.model.reset_parameters(self.generator)
+        self.model.to(self.device)
+        #: per-node mean and std of μ over the training set (the prior for sampling)
+        self.latent_mean: torch.Tensor | None = None
+        self.latent_std: torch.Tensor | None = None
+
+    def _noise(self, shape) -> torch.Tensor:
+        return torch.randn(shape, generator=self.generator).to(self.device)
+
+    def _dropout_mask(self, shape) -> torch.Tensor:
+        p = self.config.dropout
+        keep = torch.rand(shape, generator=self.generator) >= p
+        return (keep.float() / (1 - p)).to(self.device)
+
+    def train_epochs(self, adj: torch.Tensor, ops: torch.Tensor
+                     ) -> Iterator[EpochReport]:
+        """Trains epoch by epoch, yielding a report after each (for progress and metrics)."""
+        cfg = self.config
+        adj = adj.to(self.device, torch.float32)
+        ops = ops.to(self.device, torch.float32)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999),
+                                     eps=1e-8)
+        n = len(adj)
+        steps = cfg.epochs * math.ceil(n / cfg.batch_size)
+        if cfg.lr_schedule == "cosine":
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, steps) / steps)))
+        elif cfg.lr_schedule == "constant":
+            schedule = None
+        else:
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
+        for epoch in range(cfg.epochs):
+            self.model.train()
+            start = time.perf_counter()
+            order = torch.randperm(n, generator=self.generator).to(self.device)
+            total, mus = 0.0, []
+            for batch in order.split(cfg.batch_size):
+                a, x = adj[batch], ops[batch]
+                with torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.bf16):
+                    mu, log_sigma = self.model.encode(a, x)
+                    z = mu + torch.exp(log_sigma) * self._noise(mu.shape)
+                    ops_hat, adj_hat = self.model.decode(z, self._dropout_mask(z.shape))
+                loss = vae_loss(ops_hat.float(), adj_hat.float(), x, a, mu.float(),
+                                log_sigma.float(), cfg.kl_batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                if schedule is not None:
+                    schedule.step()
+                total += loss.item() * len(batch)
+                mus.append(mu.detach())
+            all_mu = torch.cat(mus)
+            self.latent_mean, self.latent_std = all_mu.mean(0), all_mu.std(0)
+            self.model.eval()
+            yield EpochReport(epoch + 1, total / n, time.perf_counter() - start, n)
+
+    def fit(self, adj, ops, y=None, on_epoch: Callable[[EpochReport], None] | None = None):
+        for report in self.train_epochs(adj, ops):
+            if on_epoch:
+                on_epoch(report)
+        return self
+
+    @torch.no_grad()
+    def node_latents(self, adj: torch.Tensor, ops: torch.Tensor, batch_size: int = 8192
+                     ) -> torch.Tensor:
+        """Per-node ``μ [B, N, d]`` in inference mode."""
+        self.model.eval()
+        out = []
+        for a, x in zip(adj.split(batch_size), ops.split(batch_size)):
+            mu, _ = self.model.encode(a.to(self.device, torch.float32),
+                                      x.to(self.device, torch.float32))
+            out.append(mu)
+        return torch.cat(out)
+
+    def encode(self, adj: torch.Tensor, ops: torch.Tensor) -> torch.Tensor:
+        """Graph embeddings: the mean over nodes of ``μ``, ``[B, latent_dim]``."""
+        return self.node_latents(adj, ops).mean(dim=1)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decodes per-node latents ``z [B, N, d]`` (no dropout)."""
+        self.model.eval()
+        return self.model.decode(z.to(self.device, torch.float32))
+
+    @torch.no_grad()
+    def reconstruct(self, adj: torch.Tensor, ops: torch.Tensor, batch_size: int = 8192
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hard reconstructions ``(adj 0/1 [B, N, N], op index [B, N])`` via ``Z = μ``."""
+        adj_out, ops_out = [], []
+        for a, x in zip(adj.split(batch_size), ops.split(batch_size)):
+            ops_hat, adj_hat = self.decode(self.node_latents(a, x))
+            adj_out.append((adj_hat > 0.5).to(torch.uint8).cpu())
+            ops_out.append(ops_hat.argmax(-1).cpu())
+        return torch.cat(adj_out), torch.cat(ops_out)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hard decodings of ``n`` latents drawn per node from N(mean, std) of training μ."""
+        if self.latent_mean is None:
+            raise RuntimeError("sample() needs a fitted model (call fit first)")
+        eps = torch.randn((n, *self.latent_mean.shape), generator=generator).to(self.device)
+        z = self.latent_mean + eps * self.latent_std
+        ops_hat, adj_hat = self.decode(z)
+        return (adj_hat > 0.5).to(torch.uint8).cpu(), ops_hat.argmax(-1).cpu()
+
+
+def reconstruction_accuracy(adj: torch.Tensor, ops: torch.Tensor, adj_rec: torch.Tensor,
+                            op_rec: torch.Tensor) -> dict[str, float]:
+    """Ops accuracy (per node), adjacency accuracy (per upper-triangle entry), exact graphs.
+
+    ``adj``/``ops`` are the inputs (``ops`` one-hot), ``adj_rec``/``op_rec`` hard
+    reconstructions. Padding nodes (all-zero op rows) are left out of the ops accuracy.
+    """
+    adj, ops, adj_rec, op_rec = adj.cpu(), ops.cpu(), adj_rec.cpu(), op_rec.cpu()
+    n = adj.shape[1]
+    real = ops.sum(-1) > 0
+    op_ok = (op_rec == ops.argmax(-1)) | ~real
+    upper = torch.ones(n, n, dtype=torch.bool).triu(1)
+    adj_ok = (adj_rec.bool() == adj.bool()) | ~upper
+    return {
+        "ops_acc": float(op_ok[real].float().mean()),
+        "adj_acc": float(adj_ok[:, upper].float().mean()),
+        "exact_acc": float((op_ok.all(-1) & adj_ok.flatten(1).all(-1)).float().mean()),
+    }

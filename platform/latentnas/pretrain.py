@@ -1,0 +1,201 @@
+"""Pretraining arch2vec on a space's cells, with quality metrics, checkpoint and embeddings.
+
+No accuracies are used. Cells are split 90/10 (seeded); after every epoch the held-out
+reconstruction accuracy is measured, and decodings of latent samples drawn per node from
+N(mean, std) of the training codes are judged by the space's own validity rule and
+canonical hash (1,000 samples per epoch, 10,000 at the end). The reference's looser
+figures are reported beside them: its validity only checks the decoded ops (input
+first, output last, known ops in between) and its uniqueness counts distinct decoded
+(adjacency, ops) pairs, which the strict hash merges when the graphs are isomorphic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from encoders.arch2vec import Arch2Vec, Arch2VecConfig, reconstruction_accuracy
+from latentnas.checkpoints import (atomic_path, load_encoder, make_header, read_header,
+                                   save_embeddings, save_encoder)
+from latentnas.errors import CheckpointError, ConfigError
+from latentnas.spaces import get_space
+from latentnas.spaces.base import SearchSpace
+
+CHECKPOINT, EMBEDDINGS, METRICS = "checkpoint.safetensors", "embeddings.parquet", "metrics.json"
+
+#: fast settings measured to keep reference quality (see README); the reference's own
+#: defaults are ``Arch2VecConfig()`` with 10 (NB201) / 8 (NB101) epochs at batch 32
+FAST_DEFAULTS = {
+    "nb201": dict(batch_size=64, epochs=8, lr=2e-3, lr_schedule="cosine"),
+    "nbgraph": dict(batch_size=64, epochs=8, lr=2e-3, lr_schedule="cosine"),
+    "nbgraph-proteins": dict(batch_size=32, epochs=10, lr=1e-3, lr_schedule="cosine"),
+    "nb101": dict(batch_size=256, epochs=8, lr=2e-3, lr_schedule="cosine"),
+}
+
+
+def default_config(space: str, **overrides) -> Arch2VecConfig:
+    """The fast default for ``space`` with ``overrides`` (``None`` values ignored)."""
+    base = dict(FAST_DEFAULTS.get(space, {}))
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Arch2VecConfig(**base)
+    except TypeError as exc:
+        raise ConfigError(f"unknown arch2vec setting: {exc}") from exc
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but PyTorch sees no CUDA GPU; use cpu or auto")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
+    return device
+
+
+def config_key(space: str, config: Arch2VecConfig, num_cells: int | None) -> str:
+    blob = json.dumps({"space": space, "config": config.to_dict(), "cells": num_cells,
+                       "format": 1}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def cache_root() -> str:
+    return os.environ.get("LATENTNAS_CACHE",
+                          os.path.join(os.path.expanduser("~"), ".cache", "latentnas"))
+
+
+def default_out_dir(space: str, config: Arch2VecConfig, num_cells: int | None = None) -> str:
+    return os.path.join(cache_root(), "pretrained", f"{space}-{config_key(space, config, num_cells)}")
+
+
+@dataclass
+class PretrainResult:
+    out_dir: str
+    epochs: list[dict] = field(default_factory=list)
+    final: dict = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def checkpoint(self) -> str:
+        return os.path.join(self.out_dir, CHECKPOINT)
+
+    @property
+    def embeddings(self) -> str:
+        return os.path.join(self.out_dir, EMBEDDINGS)
+
+
+def sample_quality(encoder: Arch2Vec, space: SearchSpace, n: int, seed: int) -> dict[str, float]:
+    """Validity and uniqueness of ``n`` decoded prior samples, strict and reference-style."""
+    adj, op_idx = encoder.sample(n, torch.Generator().manual_seed(seed))
+    adj, op_idx = adj.numpy(), op_idx.numpy()
+    cells = space.from_arrays(adj, op_idx)
+    hashes = {space.canonical_hash(c) for c in cells if space.problem(c) is None}
+    valid = sum(1 for c in cells if space.problem(c) is None)
+    vocab = space.ops
+    first, last = vocab.index("input"), vocab.index("output")
+    ref_ok = (op_idx[:, 0] == first) & (op_idx[:, -1] == last) & \
+        ~np.isin(op_idx[:, 1:-1], [first, last]).any(axis=1)
+    ref_pairs = {(adj[k].tobytes(), op_idx[k].tobytes()) for k in np.flatnonzero(ref_ok)}
+    return {"validity": valid / n, "uniqueness": len(hashes) / max(valid, 1),
+            "ref_validity": float(ref_ok.mean()),
+            "ref_uniqueness": len(ref_pairs) / max(int(ref_ok.sum()), 1)}
+
+
+def space_tensors(space: SearchSpace, num_cells: int | None, seed: int):
+    """All cells of a finite space, or ``num_cells`` sampled ones (NB101), as tensors."""
+    if space.size is not None:
+        adj, ops = space.arrays()
+        cells = None
+    else:
+        if not num_cells:
+            raise ConfigError(f"space {space.name} is sampled: give the number of cells to "
+                              "pretrain on (--cells)")
+        cells = space.sample(np.random.default_rng(seed), num_cells)
+        adj, ops = space.to_arrays(cells)
+    return torch.as_tensor(adj, dtype=torch.float32), torch.as_tensor(ops), cells
+
+
+def pretrain(space_name: str, config: Arch2VecConfig | None = None, out_dir: str | None = None,
+             device: str = "auto", num_cells: int | None = None, force: bool = False,
+             final_samples: int = 10_000, epoch_samples: int = 1_000,
+             on_epoch: Callable[[dict], None] | None = None) -> PretrainResult:
+    """Pretrains (or finds cached) arch2vec for ``space_name``; see the module docstring."""
+    space = get_space(space_name)
+    config = config or default_config(space_name)
+    device = resolve_device(device)
+    out_dir = out_dir or default_out_dir(space_name, config, num_cells)
+    ckpt = os.path.join(out_dir, CHECKPOINT)
+    metrics_path = os.path.join(out_dir, METRICS)
+    if not force and os.path.exists(ckpt) and os.path.exists(metrics_path):
+        try:
+            header = read_header(ckpt)
+            same = header["space"] == space.name and header["config"] == config.to_dict() \
+                and header.get("num_cells") == num_cells
+        except CheckpointError:
+            same = False
+        if same:
+            with open(metrics_path) as f:
+                saved = json.load(f)
+            return PretrainResult(out_dir, saved["epochs"], saved["final"], cached=True)
+
+    torch.manual_seed(config.seed)  # for any library code that draws from the global RNG
+    adj, ops, sampled = space_tensors(space, num_cells, config.seed)
+    perm = torch.randperm(len(adj), generator=torch.Generator().manual_seed(config.seed))
+    cut = int(0.9 * len(adj))
+    train, held = perm[:cut], perm[cut:]
+    encoder = Arch2Vec(len(space.ops), config, device=device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    result = PretrainResult(out_dir)
+    start = time.perf_counter()
+    train_seconds = 0.0
+    for report in encoder.train_epochs(adj[train], ops[train]):
+        train_seconds += report.seconds
+        adj_rec, op_rec = encoder.reconstruct(adj[held], ops[held])
+        row = {"epoch": report.epoch, "loss": report.loss, "seconds": report.seconds,
+               "graphs_per_s": report.graphs / report.seconds,
+               **reconstruction_accuracy(adj[held], ops[held], adj_rec, op_rec)}
+        if epoch_samples:
+            row.update(sample_quality(encoder, space, epoch_samples, seed=report.epoch))
+        result.epochs.append(row)
+        if on_epoch:
+            on_epoch(row)
+
+    final = dict(result.epochs[-1])
+    final.update(sample_quality(encoder, space, final_samples, seed=10_000))
+    t = time.perf_counter()
+    embeddings = encoder.encode(adj, ops).cpu().numpy()
+    final["extract_seconds"] = time.perf_counter() - t
+    final["train_seconds"] = train_seconds
+    final["wall_seconds"] = time.perf_counter() - start
+    final["device"] = device
+    final["cells"] = len(adj)
+    if device.startswith("cuda"):
+        final["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    result.final = final
+
+    os.makedirs(out_dir, exist_ok=True)
+    save_encoder(ckpt, encoder, space, num_cells=num_cells)
+    if space.size is not None:
+        hashes = [space.canonical_hash(c) for c in space.cells()]
+        save_embeddings(os.path.join(out_dir, EMBEDDINGS), embeddings, hashes,
+                        make_header(space, config.to_dict()))
+    tmp = atomic_path(metrics_path)
+    with open(tmp, "w") as f:
+        json.dump({"space": space.name, "config": config.to_dict(), "epochs": result.epochs,
+                   "final": final}, f, indent=1)
+    os.replace(tmp, metrics_path)
+    return result
+
+
+def load_pretrained(out_dir: str, space_name: str, device: str = "cpu") -> Arch2Vec:
+    """The encoder saved in ``out_dir`` for ``space_name``."""
+    return load_encoder(os.path.join(out_dir, CHECKPOINT), get_space(space_name),
+                        resolve_device(device))

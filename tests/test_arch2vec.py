@@ -1,0 +1,178 @@
+"""arch2vec: shapes, determinism, learning, invariance, checkpoints and the pretrain pipeline."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.arch2vec import Arch2Vec, Arch2VecConfig, GINLayer, reconstruction_accuracy
+from latentnas.errors import CheckpointError
+from latentnas.spaces.base import random_topological_order
+
+TINY = Arch2VecConfig(hidden_dim=32, latent_dim=8, epochs=3, batch_size=16, seed=0)
+
+
+@pytest.fixture(scope="module")
+def nb201_subset(nb201):
+    adj, ops = nb201.arrays()
+    idx = np.random.default_rng(0).choice(len(adj), 256, replace=False)
+    return torch.as_tensor(adj[idx], dtype=torch.float32), torch.as_tensor(ops[idx])
+
+
+def test_shapes_follow_the_documented_contract(nb201_subset):
+    adj, ops = nb201_subset
+    enc = Arch2Vec(num_ops=7, config=TINY)
+    mu, log_sigma = enc.model.encode(adj[:5], ops[:5])
+    assert mu.shape == log_sigma.shape == (5, 8, 8)
+    ops_hat, adj_hat = enc.model.decode(mu)
+    assert ops_hat.shape == (5, 8, 7) and adj_hat.shape == (5, 8, 8)
+    assert torch.allclose(ops_hat.sum(-1), torch.ones(5, 8))
+    assert torch.all(adj_hat.tril() == 0)
+    assert enc.encode(adj[:5], ops[:5]).shape == (5, 8)
+
+
+def test_default_config_is_the_papers_model():
+    cfg = Arch2VecConfig()
+    enc = Arch2Vec(num_ops=7, config=cfg)
+    assert len(enc.model.layers) == 4  # "5 hops" = input + 4 GIN layers
+    assert (cfg.hidden_dim, cfg.latent_dim, cfg.dropout, cfg.batch_size, cfg.lr) == (128, 16, 0.3, 32, 1e-3)
+
+
+def test_gin_layer_is_the_gin_equation():
+    layer = GINLayer(3, 4).eval()
+    with torch.no_grad():
+        layer.eps.fill_(0.5)
+    h = torch.randn(2, 3, 3)
+    adj = torch.tensor([[[0, 1, 0], [1, 0, 1], [0, 1, 0]]], dtype=torch.float32).repeat(2, 1, 1)
+    expected = torch.relu(layer.bn(layer.mlp((1.5 * h + adj @ h).reshape(6, 3)))).reshape(2, 3, 4)
+    assert torch.allclose(layer(h, adj), expected)
+
+
+def test_same_seed_gives_the_same_model_and_embeddings(nb201_subset):
+    adj, ops = nb201_subset
+    a = Arch2Vec(7, TINY).fit(adj, ops)
+    b = Arch2Vec(7, TINY).fit(adj, ops)
+    assert torch.equal(a.encode(adj, ops), b.encode(adj, ops))
+    c = Arch2Vec(7, Arch2VecConfig(**{**TINY.to_dict(), "seed": 1})).fit(adj, ops)
+    assert not torch.equal(a.encode(adj, ops), c.encode(adj, ops))
+
+
+def test_loss_decreases_and_reconstruction_improves_on_a_tiny_set(nb201_subset):
+    adj, ops = nb201_subset
+    enc = Arch2Vec(7, Arch2VecConfig(**{**TINY.to_dict(), "epochs": 40, "lr": 5e-3}))
+    before = reconstruction_accuracy(adj, ops, *enc.reconstruct(adj, ops))
+    losses = [r.loss for r in enc.train_epochs(adj, ops)]
+    after = reconstruction_accuracy(adj, ops, *enc.reconstruct(adj, ops))
+    assert losses[-1] < 0.6 * losses[0]
+    assert after["adj_acc"] > 0.95 > before["adj_acc"]
+    assert after["ops_acc"] > before["ops_acc"] + 0.2
+
+
+def test_isomorphic_cells_get_identical_embeddings(nb101):
+    cells = nb101.sample(np.random.default_rng(5), 8)
+    rng = np.random.default_rng(6)
+    relabelled = []
+    for cell in cells:
+        # keep input first and output last (the space's convention), shuffle the middle
+        order = random_topological_order(cell, rng)
+        relabelled.append(cell.relabel(order) if order[0] == 0 and order[-1] == cell.num_nodes - 1
+                          else cell)
+    enc = Arch2Vec(len(nb101.ops), TINY)
+    z1 = enc.encode(*nb101.to_tensors(cells))
+    z2 = enc.encode(*nb101.to_tensors(relabelled))
+    assert any(a != b for a, b in zip(cells, relabelled))
+    assert torch.allclose(z1, z2, atol=1e-5)
+
+
+def test_bidirectional_message_passing_distinguishes_edge_direction():
+    enc = Arch2Vec(3, TINY)
+    ops = torch.eye(3).unsqueeze(0)
+    forward = torch.tensor([[[0, 1, 0], [0, 0, 1], [0, 0, 0]]], dtype=torch.float32)
+    other = torch.tensor([[[0, 1, 1], [0, 0, 0], [0, 0, 0]]], dtype=torch.float32)
+    assert not torch.allclose(enc.encode(forward, ops), enc.encode(other, ops))
+
+
+# -- checkpoints -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(nb201_subset):
+    adj, ops = nb201_subset
+    return Arch2Vec(7, TINY).fit(adj, ops)
+
+
+def test_checkpoint_round_trip_restores_the_same_embeddings(trained, nb201, nb201_subset, tmp_path):
+    from latentnas.checkpoints import load_encoder, save_encoder
+
+    path = str(tmp_path / "ckpt.safetensors")
+    save_encoder(path, trained, nb201)
+    loaded = load_encoder(path, nb201)
+    adj, ops = nb201_subset
+    assert torch.equal(loaded.encode(adj, ops), trained.encode(adj, ops))
+    assert torch.equal(loaded.latent_std, trained.latent_std)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_checkpoint_for_another_space_is_refused(trained, nb201, nbgraph, tmp_path):
+    from latentnas.checkpoints import load_encoder, save_encoder
+
+    path = str(tmp_path / "ckpt.safetensors")
+    save_encoder(path, trained, nb201)
+    with pytest.raises(CheckpointError, match="made for space 'nb201'.*latentnas pretrain --space nbgraph"):
+        load_encoder(path, nbgraph)
+
+
+def test_truncated_checkpoint_is_reported(trained, nb201, tmp_path):
+    from latentnas.checkpoints import load_encoder, save_encoder
+
+    path = tmp_path / "ckpt.safetensors"
+    save_encoder(str(path), trained, nb201)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_encoder(str(path), nb201)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_encoder(str(tmp_path / "missing.safetensors"), nb201)
+
+
+def test_checkpoint_with_wrong_dimensions_is_refused(trained, nb201, tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from latentnas.checkpoints import load_encoder, make_header, save_encoder
+
+    path = str(tmp_path / "ckpt.safetensors")
+    save_encoder(path, trained, nb201)
+    tensors = load_file(path)
+    header = make_header(nb201, {**TINY.to_dict(), "latent_dim": 16})
+    save_file(tensors, path, metadata={"latentnas": json.dumps(header)})
+    with pytest.raises(CheckpointError, match="does not match its own header"):
+        load_encoder(path, nb201)
+
+
+def test_pretrain_writes_checkpoint_embeddings_and_reuses_its_cache(tmp_path):
+    from latentnas.checkpoints import load_embeddings
+    from latentnas.pretrain import load_pretrained, pretrain
+    from latentnas.spaces import get_space
+
+    cfg = Arch2VecConfig(hidden_dim=32, latent_dim=8, epochs=1, batch_size=512, seed=0)
+    out = str(tmp_path / "p")
+    epochs_seen = []
+    first = pretrain("nbgraph-proteins", cfg, out_dir=out, device="cpu", final_samples=500,
+                     epoch_samples=100, on_epoch=epochs_seen.append)
+    assert not first.cached and len(epochs_seen) == 1
+    for key in ("exact_acc", "validity", "uniqueness", "ref_validity", "extract_seconds"):
+        assert key in first.final
+    space = get_space("nbgraph-proteins")
+    emb, hashes = load_embeddings(first.embeddings, space)
+    assert emb.shape == (2_021, 8) and len(set(hashes)) == 2_021
+    enc = load_pretrained(out, "nbgraph-proteins")
+    adj, ops = space.to_tensors(space.cells()[:10])
+    assert np.allclose(enc.encode(adj, ops).numpy(), emb[:10], atol=1e-5)
+    again = pretrain("nbgraph-proteins", cfg, out_dir=out, device="cpu")
+    assert again.cached and again.final == first.final
+    with pytest.raises(CheckpointError, match="made for space 'nbgraph-proteins'"):
+        load_embeddings(first.embeddings, get_space("nbgraph"))
