@@ -35,3 +35,14 @@ def test_spaces_lists_sizes():
     result = runner.invoke(app, ["spaces"])
     assert result.exit_code == 0
     assert "15,625" in result.output and "26,206" in result.output
+
+
+def test_demo_pretrains_and_shows_a_smooth_latent_space():
+    import re
+
+    result = runner.invoke(app, ["demo", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "100.00%" in result.output  # held-out exact-graph reconstruction
+    nearest = float(re.search(r"nearest latent neighbour\s*│\s*([\d.]+)", result.output).group(1))
+    random_ = float(re.search(r"random cells\s*│\s*([\d.]+)", result.output).group(1))
+    assert nearest < random_ / 2

@@ -205,6 +205,49 @@ def bench_pretrain(
     console.print(_summary(result.final, "final quality"))
 
 
+@app.command()
+def demo(
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    seed: int = typer.Option(0, help="seed for the anchor cells"),
+) -> None:
+    """The main job on the default benchmark (NB201, CIFAR-10): pretrain arch2vec (cached
+    after the first run) and measure how smooth its latent space is against the oracle."""
+    from latentnas.checkpoints import load_embeddings
+    from latentnas.oracles import get_oracle
+
+    try:
+        result = _run_pretrain("nb201", None, None, None, device, None, None, False, None, False)
+        oracle = get_oracle("nb201")
+        emb, _ = load_embeddings(result.embeddings, oracle.space)
+    except LatentNASError as exc:
+        fail(exc)
+    if result.cached:
+        console.print(f"[green]cached[/] pretrained model: {result.out_dir}")
+    console.print(_summary(result.final, "arch2vec on NAS-Bench-201"))
+    rng = np.random.default_rng(seed)
+    anchors = rng.choice(len(emb), 1000, replace=False)
+    dist = ((emb[anchors, None, :] - emb[None, :, :]) ** 2).sum(-1)
+    dist[np.arange(len(anchors)), anchors] = np.inf
+    nearest = np.argsort(dist, axis=1)[:, :10]
+    acc = oracle.report
+    table = Table(title="Is the latent space smooth? |Δ test accuracy| to 1,000 anchor cells")
+    table.add_column("cells compared")
+    table.add_column("mean |Δ acc| (points)", justify="right")
+    table.add_row("nearest latent neighbour", f"{np.abs(acc[nearest[:, 0]] - acc[anchors]).mean():.2f}")
+    table.add_row("10 nearest latent neighbours",
+                  f"{np.abs(acc[nearest] - acc[anchors, None]).mean():.2f}")
+    table.add_row("random cells", f"{np.abs(acc[rng.integers(0, len(acc), 1000)] - acc[anchors]).mean():.2f}")
+    console.print(table)
+    best = int(np.argmax(acc))
+    near_best = np.argsort(((emb - emb[best]) ** 2).sum(-1))[1:6]
+    table = Table(title=f"Latent neighbours of the best cell ({acc[best]:.2f} %)")
+    table.add_column("cell", overflow="fold")
+    table.add_column("test acc. %", justify="right")
+    for i in near_best:
+        table.add_row(oracle.space.format(oracle.space.cells()[i]), f"{acc[i]:.2f}")
+    console.print(table)
+
+
 @bench_app.command("oracles")
 def bench_oracles(repeats: int = typer.Option(5, help="timed repetitions per figure")) -> None:
     """Load time (cold, in a fresh process) and per-query cost of every oracle here."""
