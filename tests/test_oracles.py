@@ -107,6 +107,8 @@ def test_nb101_reader_returns_official_records(nb101_file, nb101):
         assert rec["report"] == pytest.approx(np.mean([r[1] for r in runs]))
         assert rec["cost"] == pytest.approx(np.mean([r[2] for r in runs]))
         assert rec["params"] == runs[0][3] and rec["repeats"] == 3
+    assert {nb101.canonical_hash(c) for c in oracle.cells} == set(truth)
+    assert [oracle.index(c) for c in oracle.cells] == list(range(len(oracle)))
     short = load_nb101(path, 36)
     assert short.query(cells[0])["cost"] < oracle.query(cells[0])["cost"]
 

@@ -119,16 +119,10 @@ def _run_pretrain(space: str, epochs, batch_size, lr, device, out, cells, force,
                   epoch_samples: int = 1000):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from latentnas.pretrain import default_config, pretrain
+    from latentnas.pretrain import default_config, pretrain, reference_config
 
-    base = {} if not reference else dict(batch_size=32, lr=1e-3, lr_schedule="constant",
-                                         epochs=8 if space == "nb101" else 10)
-    if reference:
-        from encoders.arch2vec import Arch2VecConfig
-        config = Arch2VecConfig(**{**base, **{k: v for k, v in dict(
-            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed).items() if v is not None}})
-    else:
-        config = default_config(space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    make = reference_config if reference else default_config
+    config = make(space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     with Progress(TextColumn("[bold]pretrain {task.fields[space]}"), BarColumn(),
                   TextColumn("epoch {task.completed}/{task.total}"),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(),

@@ -86,8 +86,10 @@ class TabularOracle(Oracle):
 
     def __init__(self, space: SearchSpace, info: OracleInfo, search: np.ndarray,
                  report: np.ndarray, cost: np.ndarray, extras: dict[str, np.ndarray] | None = None,
-                 hashes: Sequence[str] | None = None):
+                 hashes: Sequence[str] | None = None, cells: Sequence[Cell] | None = None):
         self.space, self.info = space, info
+        #: the cells behind the ids (only for tables over a space that is not enumerated)
+        self.cells = list(cells) if cells is not None else None
         self.search = np.ascontiguousarray(search, dtype=np.float64)
         self.report = np.ascontiguousarray(report, dtype=np.float64)
         self.cost = np.ascontiguousarray(cost, dtype=np.float64)

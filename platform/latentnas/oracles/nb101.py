@@ -126,7 +126,7 @@ def load_nb101(path: str | None = None, epochs: int = 108) -> TabularOracle:
     space = get_space("nb101")
     cells = [Cell.make(matrix_from_string(a), o.split(","))
              for a, o in zip(agg["adjacency"], agg["operations"])]
-    oracle = TabularOracle(
+    return TabularOracle(
         space,
         OracleInfo(
             name=f"nb101-cifar10-{epochs}ep", space="nb101", dataset="cifar10",
@@ -136,9 +136,7 @@ def load_nb101(path: str | None = None, epochs: int = 108) -> TabularOracle:
             extras=("params", "repeats")),
         agg["val"].to_numpy(), agg["test"].to_numpy(), agg["time"].to_numpy(),
         {"params": agg["params"].to_numpy(), "repeats": agg["repeats"].to_numpy()},
-        hashes=list(agg.index))
-    oracle.cells = cells
-    return oracle
+        hashes=list(agg.index), cells=cells)
 
 
 __all__ = ["load_nb101", "parse_tfrecord", "resolve_path", "ENV_VAR"]
