@@ -130,9 +130,9 @@ def _run_pretrain(space: str, epochs, batch_size, lr, device, out, cells, force,
         task = progress.add_task("pretrain", total=config.epochs, space=space, status="")
 
         def on_epoch(row):
+            valid = f"  valid {row['validity']:.0%}" if "validity" in row else ""
             progress.update(task, advance=1, status=(
-                f"loss {row['loss']:.4f}  exact {row['exact_acc']:.2%}  "
-                f"valid {row.get('validity', 0):.0%}"))
+                f"loss {row['loss']:.4f}  exact {row['exact_acc']:.2%}{valid}"))
 
         result = pretrain(space, config, out_dir=out, device=device, num_cells=cells,
                           force=force, on_epoch=on_epoch, epoch_samples=epoch_samples)
