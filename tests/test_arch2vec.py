@@ -87,12 +87,20 @@ def test_isomorphic_cells_get_identical_embeddings(nb101):
     assert torch.allclose(z1, z2, atol=1e-5)
 
 
-def test_bidirectional_message_passing_distinguishes_edge_direction():
+def test_messages_flow_against_edge_direction_too():
+    # A·h alone would only carry messages one way along edge 0 -> 1; A + Aᵀ lets both
+    # endpoints see each other, and the unconnected node 2 sees neither
     enc = Arch2Vec(3, TINY)
+    enc.model.eval()
     ops = torch.eye(3).unsqueeze(0)
-    forward = torch.tensor([[[0, 1, 0], [0, 0, 1], [0, 0, 0]]], dtype=torch.float32)
-    other = torch.tensor([[[0, 1, 1], [0, 0, 0], [0, 0, 0]]], dtype=torch.float32)
-    assert not torch.allclose(enc.encode(forward, ops), enc.encode(other, ops))
+    without = torch.zeros(1, 3, 3)
+    with_edge = without.clone()
+    with_edge[0, 0, 1] = 1
+    mu_without, _ = enc.model.encode(without, ops)
+    mu_with, _ = enc.model.encode(with_edge, ops)
+    assert not torch.allclose(mu_without[0, 0], mu_with[0, 0])
+    assert not torch.allclose(mu_without[0, 1], mu_with[0, 1])
+    assert torch.allclose(mu_without[0, 2], mu_with[0, 2])
 
 
 # -- checkpoints -----------------------------------------------------------------------

@@ -207,6 +207,14 @@ def test_nb101_tensors_pad_after_the_output(nb101):
 
 # -- NAS-Bench-Graph -------------------------------------------------------------------
 
+def test_finite_space_hashes_are_in_id_order(nb201, nbgraph):
+    for space in (nb201, nbgraph):
+        hashes = space.hashes()
+        assert len(hashes) == len(space)
+        for i in (0, 17, len(space) - 1):
+            assert hashes[i] == space.canonical_hash(space.cells()[i])
+
+
 def test_nbgraph_counts_match_the_benchmark(nbgraph):
     from nas_bench_graph import light_read
 

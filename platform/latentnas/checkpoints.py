@@ -16,16 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from latentnas.cache import atomic_path
 from latentnas.errors import CheckpointError
 from latentnas.spaces.base import SearchSpace
 
 FORMAT = "latentnas-arch2vec"
 VERSION = 1
-
-
-def atomic_path(path: str) -> str:
-    """A temporary name next to ``path`` for write-then-rename."""
-    return f"{path}.{os.getpid()}.tmp"
 
 
 def make_header(space: SearchSpace, config: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -22,23 +22,25 @@ import numpy as np
 import torch
 
 from encoders.arch2vec import Arch2Vec, Arch2VecConfig, reconstruction_accuracy
-from latentnas.checkpoints import (atomic_path, load_encoder, make_header, read_header,
-                                   save_embeddings, save_encoder)
+from latentnas.cache import atomic_path, cache_dir
+from latentnas.checkpoints import (load_encoder, make_header, read_header, save_embeddings,
+                                   save_encoder)
 from latentnas.errors import CheckpointError, ConfigError
 from latentnas.spaces import get_space
 from latentnas.spaces.base import SearchSpace
 
 CHECKPOINT, EMBEDDINGS, METRICS = "checkpoint.safetensors", "embeddings.parquet", "metrics.json"
 
-#: the authors' settings: batch 32, Adam 1e-3 without decay, 10 epochs (8 for NB101)
-REFERENCE = dict(batch_size=32, lr=1e-3, lr_schedule="constant", epochs=10)
-#: defaults per space. NB201's fast setting was measured to keep 100 % held-out exact
-#: reconstruction at half the reference's time; on NAS-Bench-Graph the same setting lost
-#: quality (21.7 % vs 64.1 % exact), so the other spaces keep the reference's settings.
-DEFAULTS = {
-    "nb201": dict(batch_size=64, epochs=8, lr=2e-3, lr_schedule="cosine"),
-    "nb101": dict(REFERENCE, epochs=8),
-}
+#: faster settings, per space, measured to keep quality. NB201's keeps 100 % held-out
+#: exact reconstruction at half the reference's time; on NAS-Bench-Graph the same setting
+#: lost quality (21.7 % vs 64.1 % exact), so other spaces use the reference's settings.
+FAST = {"nb201": dict(batch_size=64, epochs=8, lr=2e-3, lr_schedule="cosine")}
+
+
+def reference_settings(space: str) -> dict:
+    """The authors' settings: batch 32, Adam 1e-3 without decay, 10 epochs (8 for NB101)."""
+    return dict(batch_size=32, lr=1e-3, lr_schedule="constant",
+                epochs=8 if space == "nb101" else 10)
 
 
 def _config(base: dict, overrides: dict) -> Arch2VecConfig:
@@ -51,12 +53,12 @@ def _config(base: dict, overrides: dict) -> Arch2VecConfig:
 
 def default_config(space: str, **overrides) -> Arch2VecConfig:
     """The default for ``space`` with ``overrides`` (``None`` values ignored)."""
-    return _config(DEFAULTS.get(space, REFERENCE), overrides)
+    return _config(FAST.get(space) or reference_settings(space), overrides)
 
 
 def reference_config(space: str, **overrides) -> Arch2VecConfig:
     """The authors' settings for ``space`` with ``overrides`` (``None`` values ignored)."""
-    return _config(dict(REFERENCE, epochs=8 if space == "nb101" else 10), overrides)
+    return _config(reference_settings(space), overrides)
 
 
 def resolve_device(device: str) -> str:
@@ -75,13 +77,8 @@ def config_key(space: str, config: Arch2VecConfig, num_cells: int | None) -> str
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def cache_root() -> str:
-    return os.environ.get("LATENTNAS_CACHE",
-                          os.path.join(os.path.expanduser("~"), ".cache", "latentnas"))
-
-
 def default_out_dir(space: str, config: Arch2VecConfig, num_cells: int | None = None) -> str:
-    return os.path.join(cache_root(), "pretrained", f"{space}-{config_key(space, config, num_cells)}")
+    return cache_dir("pretrained", f"{space}-{config_key(space, config, num_cells)}")
 
 
 @dataclass
@@ -193,8 +190,7 @@ def pretrain(space_name: str, config: Arch2VecConfig | None = None, out_dir: str
     os.makedirs(out_dir, exist_ok=True)
     save_encoder(ckpt, encoder, space, num_cells=num_cells)
     if space.size is not None:
-        hashes = [space.canonical_hash(c) for c in space.cells()]
-        save_embeddings(os.path.join(out_dir, EMBEDDINGS), embeddings, hashes,
+        save_embeddings(os.path.join(out_dir, EMBEDDINGS), embeddings, space.hashes(),
                         make_header(space, config.to_dict()))
     tmp = atomic_path(metrics_path)
     with open(tmp, "w") as f:

@@ -21,6 +21,7 @@ import os
 from functools import lru_cache
 
 
+from latentnas.cache import atomic_path, cache_dir
 from latentnas.errors import CorruptDataError, MissingDataError
 from latentnas.oracles.base import OracleInfo, TabularOracle
 from latentnas.oracles.tfrecord import parse_model_metrics, read_records
@@ -33,11 +34,6 @@ DOWNLOAD_HINT = (
     "download nasbench_only108.tfrecord from https://github.com/google-research/nasbench "
     f"and pass --nb101-data PATH or set {ENV_VAR}=PATH")
 CACHE_SCHEMA = 1
-
-
-def cache_dir() -> str:
-    return os.environ.get("LATENTNAS_CACHE", os.path.join(os.path.expanduser("~"), ".cache",
-                                                          "latentnas"))
 
 
 def resolve_path(path: str | None) -> str:
@@ -100,7 +96,7 @@ def load_table(path: str):
             os.remove(cached)
     table = parse_tfrecord(path)
     os.makedirs(cache_dir(), exist_ok=True)
-    tmp = f"{cached}.{os.getpid()}.tmp"
+    tmp = atomic_path(cached)
     pq.write_table(table, tmp)
     os.replace(tmp, cached)
     return table

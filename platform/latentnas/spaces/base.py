@@ -265,6 +265,10 @@ class FiniteSpace(SearchSpace):
     def cells(self) -> Sequence[Cell]:
         return self._cells
 
+    def hashes(self) -> list[str]:
+        """``canonical_hash`` of every cell, in id order."""
+        return sorted(self._ids, key=self._ids.get)
+
     def index(self, cell: Cell) -> int:
         self.validate(cell)
         try:

@@ -1,0 +1,17 @@
+"""Where latentnas keeps derived data (parsed benchmark tables, pretrained models)."""
+
+from __future__ import annotations
+
+import os
+
+
+def cache_dir(*parts: str) -> str:
+    """``$LATENTNAS_CACHE`` (default ``~/.cache/latentnas``) joined with ``parts``."""
+    root = os.environ.get("LATENTNAS_CACHE",
+                          os.path.join(os.path.expanduser("~"), ".cache", "latentnas"))
+    return os.path.join(root, *parts)
+
+
+def atomic_path(path: str) -> str:
+    """A temporary name next to ``path`` for write-then-rename (``os.replace``)."""
+    return f"{path}.{os.getpid()}.tmp"
