@@ -1,1 +1,16 @@
-"""Search strategies (pure numpy/PyTorch/BoTorch): random, REINFORCE, BO, evolution."""
+"""Search strategies over finite cell spaces: ask for ids, tell their values.
+
+Built in (registry names): ``random``, ``re`` (regularized evolution), ``ls`` (local
+search), ``reinforce`` (arch2vec-REINFORCE), ``bo`` (arch2vec-BO, DNGO) and ``gp``
+(BoTorch GP-BO). Plug-ins register through the ``latentnas.searchers`` entry-point group.
+No Ray, no files: see :class:`searchers.base.Searcher` for the protocol.
+"""
+
+from searchers.base import Domain, Searcher, SearcherError
+from searchers.registry import available, create, get_searcher, options_of, register
+
+# importing the strategies registers them
+from searchers import dngo, evolution, gp, local_search, random_search, reinforce  # noqa: E402,F401
+
+__all__ = ["Domain", "Searcher", "SearcherError", "available", "create", "get_searcher",
+           "options_of", "register"]

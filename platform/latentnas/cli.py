@@ -275,6 +275,67 @@ def bench_oracles(repeats: int = typer.Option(5, help="timed repetitions per fig
     console.print(table)
 
 
+DEFAULT_SEARCHERS = "random, re, ls, reinforce, bo, gp"
+
+
+@bench_app.command("search")
+def bench_search(
+    space: str = typer.Option("nb201", help="nb201 or nbgraph"),
+    dataset: Optional[str] = typer.Option(None, help="oracle dataset (nbgraph: cora, arxiv, ...)"),
+    searchers: str = typer.Option(DEFAULT_SEARCHERS, help="comma-separated; options in "
+                                  "parentheses, e.g. 'gp(kernel=matern,local=0.1)'"),
+    encodings: str = typer.Option("arch2vec", help="comma-separated: arch2vec, supervised, "
+                                  "adjacency, path (random, re and ls ignore it)"),
+    seeds: int = typer.Option(100, help="seeds per searcher"),
+    first_seed: int = typer.Option(0, help="first seed"),
+    budget: int = typer.Option(200, help="queries per search"),
+    at: str = typer.Option("50,100,150,200", help="budgets to tabulate"),
+    workers: int = typer.Option(2, help="processes (1 = in this process)"),
+    csv: Optional[str] = typer.Option(None, help="also write per-seed traces to this CSV"),
+) -> None:
+    """Sample efficiency of searchers: best metric and regret over seeds (no Ray)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rich.markup import escape
+
+    from latentnas.sample_efficiency import parse_searchers, plan, run_benchmark, summarise
+
+    try:
+        budgets = [int(b) for b in at.split(",") if int(b) <= budget]
+        specs = plan(parse_searchers(searchers), [e.strip() for e in encodings.split(",")],
+                     seeds, budget, first_seed)
+        with Progress(TextColumn("[bold]searches"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
+                      console=console) as progress:
+            task = progress.add_task("search", total=len(specs), last="")
+            results = run_benchmark(space, dataset, specs, workers, on_result=lambda r: progress.update(
+                task, advance=1, last=f"{escape(r.label)} seed {r.seed}: regret {r.regret[-1]:.3f}"))
+    except LatentNASError as exc:
+        fail(exc)
+    rows = summarise(results, budgets)
+    title = f"Sample efficiency on {space}{'/' + dataset if dataset else ''}: mean ± s.e. over seeds"
+    table = Table(title=title)
+    table.add_column(escape("searcher [encoding]"), no_wrap=True)
+    for b in budgets:
+        table.add_column(f"regret @{b}", justify="right")
+    table.add_column(f"best @{budgets[-1]}", justify="right")
+    table.add_column("found opt. @" + "/".join(map(str, budgets)), justify="right")
+    table.add_column("CPU s/seed", justify="right")
+    for row in sorted(rows, key=lambda r: r[f"regret@{budgets[-1]}"]):
+        table.add_row(escape(row["searcher"]),
+                      *[f"{row[f'regret@{b}']:.3f} ± {row[f'regret_se@{b}']:.3f}" for b in budgets],
+                      f"{row[f'best@{budgets[-1]}']:.3f} ± {row[f'best_se@{budgets[-1]}']:.3f}",
+                      "/".join(f"{row[f'found@{b}']:.0%}" for b in budgets), f"{row['cpu_s']:.2f}")
+    console.print(table)
+    if csv:
+        import pandas as pd
+
+        pd.DataFrame([{"searcher": r.label, "seed": r.seed, "step": k + 1,
+                       "best_search": r.best_search[k], "regret": r.regret[k]}
+                      for r in results for k in range(len(r.regret))]).to_csv(csv, index=False)
+        console.print(f"per-seed traces: {csv}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

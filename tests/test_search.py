@@ -1,0 +1,96 @@
+"""One search in process (SearchRun) and the sample-efficiency benchmark around it."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from latentnas.cli import app
+from latentnas.encodings import make_domain
+from latentnas.errors import ConfigError
+from latentnas.oracles import get_oracle
+from latentnas.sample_efficiency import parse_searchers, plan, run_benchmark, summarise
+from latentnas.search import SearchRun, SearchSpec
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    return get_oracle("nb201")
+
+
+def test_rows_record_every_query_with_incumbent_and_regret(oracle):
+    run = SearchRun(SearchSpec("re", "none", seed=1, budget=60), make_domain("nb201", "none"), oracle)
+    rows = run.run()
+    assert [r["step"] for r in rows] == list(range(1, 61))
+    assert len({r["id"] for r in rows}) == 60
+    for k, r in enumerate(rows):
+        assert r["search"] == oracle.search[r["id"]] and r["report"] == oracle.report[r["id"]]
+        assert r["best_search"] == max(x["search"] for x in rows[: k + 1])
+        assert r["regret"] == pytest.approx(oracle.optimum_report - r["best_report"])
+        assert r["sim_time"] == pytest.approx(k + 1)      # NB201's stated cost: 1 per query
+
+
+def test_a_run_resumes_from_its_checkpoint_with_identical_rows(oracle):
+    domain = make_domain("nb201", "adjacency")
+    spec = SearchSpec("reinforce", "adjacency", seed=2, budget=40)
+    full = SearchRun(spec, domain, oracle).run()
+    first = SearchRun(spec, domain, oracle)
+    while len(first.rows) < 20:
+        first.step()
+    state = pickle.loads(pickle.dumps(first.state_dict()))
+    resumed = SearchRun(spec, domain, oracle)
+    resumed.load_state_dict(state)
+    assert resumed.run() == full
+
+
+def test_search_on_the_valid_metric_reports_the_test_metric_of_the_incumbent():
+    oracle = get_oracle("nbgraph", "cora")
+    rows = SearchRun(SearchSpec("random", "none", 0, 30), make_domain("nbgraph", "none"),
+                     oracle).run()
+    best = max(rows, key=lambda r: r["search"])
+    assert rows[-1]["best_report"] == oracle.report[best["id"]]
+    assert rows[-1]["best_report"] != oracle.search[best["id"]]
+
+
+def test_searcher_lists_are_parsed_with_typed_options():
+    assert parse_searchers("random, gp(kernel=matern, local=0.1, warm_start=false)") == [
+        ("random", {}), ("gp", {"kernel": "matern", "local": 0.1, "warm_start": False})]
+    with pytest.raises(ConfigError, match="unknown searcher 'rl'"):
+        parse_searchers("random, rl")
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_searchers("gp(matern)")
+
+
+def test_plan_pairs_encodings_only_where_they_apply():
+    specs = plan(parse_searchers("random, reinforce, bo"), ["arch2vec", "supervised"], 2, 10)
+    pairs = sorted({(s.searcher, s.encoding) for s in specs})
+    assert pairs == [("bo", "arch2vec"), ("bo", "supervised"), ("random", "none"),
+                     ("reinforce", "arch2vec")]
+    assert len(specs) == 8
+
+
+def test_benchmark_summary_has_means_errors_and_found_fractions():
+    specs = plan(parse_searchers("random, ls"), ["none"], 3, 40)
+    results = run_benchmark("nb201", None, specs, workers=1)
+    rows = {r["searcher"]: r for r in summarise(results, [20, 40])}
+    assert set(rows) == {"random[none]", "ls[none]"}
+    for row in rows.values():
+        assert row["seeds"] == 3
+        assert row["regret@40"] <= row["regret@20"]
+        assert 0 <= row["found@40"] <= 1 and row["regret_se@40"] >= 0
+
+
+def test_bench_search_command_prints_the_table(monkeypatch):
+    from latentnas import cli
+
+    monkeypatch.setattr(cli.console, "width", 200)
+    result = CliRunner().invoke(app, ["bench", "search", "--searchers", "random,re",
+                                      "--seeds", "2", "--budget", "20", "--at", "10,20",
+                                      "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "Sample efficiency on nb201" in result.output and "re[none]" in result.output
+    bad = CliRunner().invoke(app, ["bench", "search", "--searchers", "nope"])
+    assert bad.exit_code == 2 and "unknown searcher 'nope'" in bad.output

@@ -1,0 +1,226 @@
+"""The searcher protocol: determinism, no re-queries, identical resumption, the registry."""
+
+import importlib.metadata
+import pickle
+import re
+
+import numpy as np
+import pytest
+
+import searchers
+from searchers import Domain, Searcher, SearcherError, available, create, register
+from searchers.registry import _REGISTRY
+
+BUILT_IN = ["bo", "gp", "ls", "random", "re", "reinforce"]
+# small settings so every strategy runs several learning rounds in well under a second
+FAST = {"bo": {"init": 8, "epochs": 5}, "gp": {"init": 8, "max_fit_iter": 20},
+        "reinforce": {"batch_size": 8}}
+
+
+def toy_domain(m: int = 240, d: int = 4, seed: int = 0) -> tuple[Domain, np.ndarray]:
+    """Ids 0..m-1 on a ring (neighbours ±1, ±2), features, and a smooth objective."""
+    rng = np.random.default_rng(seed)
+    feats = rng.normal(size=(m, d)).astype(np.float32)
+    y = -((feats - 0.7) ** 2).sum(1) + 0.05 * rng.normal(size=m)
+    return Domain(ids=np.arange(m), features=feats,
+                  neighbours=lambda i: [(i + k) % m for k in (-2, -1, 1, 2)]), y
+
+
+def drive(s: Searcher, y: np.ndarray, budget: int, chunk: int = 7, sizes: list | None = None
+          ) -> list[int]:
+    """Asks (at most ``chunk`` at a time) and tells until ``budget`` values were told."""
+    trace = []
+    while len(trace) < budget:
+        ids = s.ask(min(chunk, budget - len(trace)))
+        if len(ids) == 0:
+            break
+        s.tell(ids, y[ids])
+        trace.extend(int(i) for i in ids)
+        if sizes is not None:
+            sizes.append(len(trace))
+    return trace
+
+
+def test_all_built_in_searchers_are_registered():
+    assert set(BUILT_IN) <= set(available())
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_same_seed_gives_the_same_trace_and_another_seed_a_different_one(name):
+    domain, y = toy_domain()
+    runs = [drive(create(name, domain, np.random.default_rng(s), **FAST.get(name, {})), y, 40)
+            for s in (5, 5, 6)]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_never_proposes_a_candidate_twice_and_stops_when_the_domain_is_exhausted(name):
+    domain, y = toy_domain(m=60)
+    s = create(name, domain, np.random.default_rng(0), **FAST.get(name, {}))
+    trace = drive(s, y, budget=100)
+    assert sorted(trace) == list(range(60))
+    assert len(s.ask(5)) == 0
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_resumes_from_a_mid_search_state_exactly(name):
+    domain, y = toy_domain()
+    opts = FAST.get(name, {})
+    told_after_ask = []
+    full = drive(create(name, domain, np.random.default_rng(3), **opts), y, 45, chunk=3,
+                 sizes=told_after_ask)
+    # stop where the uninterrupted run was between two asks (ask sizes shape the proposals)
+    cut = min(told_after_ask, key=lambda k: abs(k - 21))
+
+    first = create(name, domain, np.random.default_rng(3), **opts)
+    head = drive(first, y, cut, chunk=3)         # mid-episode for reinforce
+    state = pickle.loads(pickle.dumps(first.state_dict()))
+    drive(first, y, 10, chunk=3)                 # the original going on must not alter the state
+    resumed = create(name, domain, np.random.default_rng(999), **opts)
+    resumed.load_state_dict(state)
+    tail = drive(resumed, y, 45 - len(head), chunk=3)
+    assert head + tail == full
+
+
+def test_learning_searchers_beat_random_on_a_smooth_objective():
+    domain, y = toy_domain(m=400, d=3)
+    rank = {}
+    for name in ("random", "gp", "bo"):
+        best = [y[drive(create(name, domain, np.random.default_rng(s), **FAST.get(name, {})),
+                        y, 40)].max() for s in range(4)]
+        rank[name] = np.mean(best)
+    assert rank["gp"] > rank["random"] and rank["bo"] > rank["random"]
+
+
+def test_ask_and_tell_reject_misuse():
+    domain, y = toy_domain()
+    s = create("random", domain, np.random.default_rng(0))
+    with pytest.raises(SearcherError, match="n >= 1"):
+        s.ask(0)
+    ids = s.ask(3)
+    assert len(ids) == 3
+    with pytest.raises(SearcherError, match="not proposed"):
+        s.tell([int(np.setdiff1d(np.arange(240), ids)[0])], [1.0])
+    with pytest.raises(SearcherError, match="not in the domain"):
+        s.tell([10_000], [1.0])
+    with pytest.raises(SearcherError, match="non-finite"):
+        s.tell(ids[:1], [float("nan")])
+    with pytest.raises(SearcherError, match="2 values"):
+        s.tell(ids, [1.0, 2.0])
+    s.tell(ids, y[ids])
+    with pytest.raises(SearcherError, match="already told"):
+        s.tell(ids[:1], [1.0])
+
+
+def test_domain_ids_need_not_be_positions():
+    domain, y = toy_domain(m=50)
+    sub = Domain(ids=np.arange(1000, 1050), features=domain.features)
+    s = create("gp", sub, np.random.default_rng(0), init=4, max_fit_iter=10)
+    trace = drive(s, np.concatenate([np.zeros(1000), y]), 12)
+    assert min(trace) >= 1000 and len(set(trace)) == 12
+
+
+def test_a_searcher_lacking_its_domain_part_says_what_it_needs():
+    with pytest.raises(SearcherError, match="needs domain features"):
+        create("reinforce", Domain(ids=np.arange(10)), np.random.default_rng(0))
+    with pytest.raises(SearcherError, match="needs domain neighbours"):
+        create("re", Domain(ids=np.arange(10)), np.random.default_rng(0))
+
+
+def test_unknown_names_and_options_list_the_valid_ones():
+    domain, _ = toy_domain()
+    with pytest.raises(SearcherError, match="unknown searcher 'nope'; available: bo, gp"):
+        create("nope", domain, np.random.default_rng(0))
+    with pytest.raises(SearcherError, match=r"no option 'kernal'.*kernel='rbf'"):
+        create("gp", domain, np.random.default_rng(0), kernal="matern")
+
+
+def test_state_of_another_searcher_is_refused():
+    domain, _ = toy_domain()
+    state = create("random", domain, np.random.default_rng(0)).state_dict()
+    with pytest.raises(SearcherError, match="cannot be loaded"):
+        create("re", domain, np.random.default_rng(0)).load_state_dict(state)
+
+
+def test_the_docstring_example_of_a_new_searcher_runs():
+    doc = Searcher.__doc__
+    code = re.search(r"first feature.*?::\n\n(.*?)\n\n    A separate", doc, re.S).group(1)
+    try:
+        namespace: dict = {}
+        exec(compile("\n".join(line[8:] for line in code.splitlines()), "example", "exec"),
+             namespace)
+        assert "greedy-x0" in available()
+    finally:
+        _REGISTRY.pop("greedy-x0", None)
+
+
+class Plugin(Searcher):
+    """A third-party searcher, found only through its entry point."""
+
+    def _propose(self, n):
+        return self.unvisited()[:n]
+
+
+def test_plugins_are_found_through_the_entry_point_group(monkeypatch):
+    ep = importlib.metadata.EntryPoint(name="plugin-first", value="tests.test_searchers:Plugin",
+                                       group="latentnas.searchers")
+    monkeypatch.setattr(searchers.registry, "entry_points",
+                        lambda group: [ep] if group == "latentnas.searchers" else [])
+    try:
+        assert "plugin-first" in available()
+        domain, y = toy_domain()
+        s = create("plugin-first", domain, np.random.default_rng(0))
+        assert list(s.ask(3)) == [0, 1, 2]
+    finally:
+        _REGISTRY.pop("plugin-first", None)
+
+
+def test_register_refuses_a_taken_name():
+    with pytest.raises(ValueError, match="already taken"):
+        register("random")(Plugin)
+
+
+def test_gp_fast_marginals_equal_botorch_posterior():
+    import torch
+
+    domain, y = toy_domain(m=300, d=5)
+    s = create("gp", domain, np.random.default_rng(0), init=20, max_fit_iter=30)
+    ids = s.ask(20)
+    s.tell(ids, y[ids])
+    pos = np.asarray(s.history_pos)
+    model = s._model(pos, y[pos])
+    cand = s.unvisited()
+    mean, var = s._mean_var(model, cand)
+    with torch.no_grad():
+        post = model.posterior(s.x[cand])
+    np.testing.assert_allclose(mean, post.mean.squeeze(-1).numpy(), atol=1e-8)
+    np.testing.assert_allclose(var, post.variance.squeeze(-1).numpy(), atol=1e-8)
+
+
+def test_log_expected_improvement_matches_the_closed_form_and_stays_finite():
+    from scipy.stats import norm
+
+    from searchers.acquisition import log_expected_improvement
+
+    mean, var, best = np.array([0.3, -1.0, 2.0]), np.array([0.25, 1.0, 0.04]), 0.5
+    sd = np.sqrt(var)
+    z = (mean - best) / sd
+    ei = sd * (z * norm.cdf(z) + norm.pdf(z))
+    np.testing.assert_allclose(log_expected_improvement(mean, var, best), np.log(ei), rtol=1e-9)
+    far = log_expected_improvement(np.array([-40.0, -80.0]), np.array([1.0, 1.0]), 0.0)
+    assert np.isfinite(far).all() and far[0] > far[1]
+
+
+def test_rank_targets_are_robust_to_outliers():
+    from searchers.acquisition import transform_targets
+
+    y = np.array([91.0, 92.0, 10.0, 93.0])
+    ranked, standard = transform_targets(y, "rank"), transform_targets(y, "standardize")
+    assert list(np.argsort(ranked)) == [2, 0, 1, 3]
+    assert ranked.mean() == pytest.approx(0) and standard.std() == pytest.approx(1)
+    # the outlier's gap to the next value: 81x the 91-92 gap when standardised, <2x as ranks
+    assert (standard[0] - standard[2]) / (standard[1] - standard[0]) == pytest.approx(81)
+    assert (ranked[0] - ranked[2]) / (ranked[1] - ranked[0]) < 2
+    with pytest.raises(ValueError, match="rank"):
+        transform_targets(y, "minmax")
