@@ -94,3 +94,16 @@ def test_bench_search_command_prints_the_table(monkeypatch):
     assert "Sample efficiency on nb201" in result.output and "re[none]" in result.output
     bad = CliRunner().invoke(app, ["bench", "search", "--searchers", "nope"])
     assert bad.exit_code == 2 and "unknown searcher 'nope'" in bad.output
+
+
+def test_benchmark_stores_one_row_per_query(tmp_path):
+    from latentnas.results import read_results
+
+    specs = plan(parse_searchers("random, re(population_size=10)"), ["none"], 2, 25)
+    run_benchmark("nb201", None, specs, workers=1, out=str(tmp_path), experiment="t")
+    df = read_results(str(tmp_path))
+    assert len(df) == 4 * 25
+    assert set(df["searcher"]) == {"random", "re:population_size=10"}
+    assert not df.duplicated(["experiment", "searcher", "seed", "step"]).any()
+    oracle = get_oracle("nb201")
+    assert (df["cell"] == [oracle.space.format(oracle.space.cells()[i]) for i in df["cell_id"]]).all()

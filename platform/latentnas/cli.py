@@ -292,6 +292,9 @@ def bench_search(
     at: str = typer.Option("50,100,150,200", help="budgets to tabulate"),
     workers: int = typer.Option(2, help="processes (1 = in this process)"),
     csv: Optional[str] = typer.Option(None, help="also write per-seed traces to this CSV"),
+    out: Optional[str] = typer.Option(None, help="also store every query in this results "
+                                      "directory (read it with `latentnas results`)"),
+    experiment: str = typer.Option("bench", help="experiment name in the results store"),
 ) -> None:
     """Sample efficiency of searchers: best metric and regret over seeds (no Ray)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -309,7 +312,8 @@ def bench_search(
                       console=console) as progress:
             task = progress.add_task("search", total=len(specs), last="")
             results = run_benchmark(space, dataset, specs, workers, on_result=lambda r: progress.update(
-                task, advance=1, last=f"{escape(r.label)} seed {r.seed}: regret {r.regret[-1]:.3f}"))
+                task, advance=1, last=f"{escape(r.label)} seed {r.seed}: regret {r.regret[-1]:.3f}"),
+                out=out, experiment=experiment)
     except LatentNASError as exc:
         fail(exc)
     rows = summarise(results, budgets)
@@ -334,6 +338,68 @@ def bench_search(
                        "best_search": r.best_search[k], "regret": r.regret[k]}
                       for r in results for k in range(len(r.regret))]).to_csv(csv, index=False)
         console.print(f"per-seed traces: {csv}")
+
+
+def _markdown(df) -> str:
+    """A pipe table (pandas' own needs the optional tabulate package)."""
+    fmt = (lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+@app.command("results")
+def results_cmd(
+    root: str = typer.Argument(..., help="results directory or URI (file://, s3://, gs://)"),
+    at: str = typer.Option("50,100,150", help="budgets (queries) to tabulate"),
+    experiment: Optional[str] = typer.Option(None, help="only this experiment"),
+    compare_at: Optional[int] = typer.Option(None, help="budget of the pairwise test "
+                                             "(default: the last of --at)"),
+    csv: Optional[str] = typer.Option(None, help="write the summary as CSV here"),
+    markdown: Optional[str] = typer.Option(None, help="write the summary as Markdown here"),
+    plots: Optional[str] = typer.Option(None, help="directory for the PNG plots "
+                                        "(default: ROOT/plots for local roots)"),
+) -> None:
+    """Paper-style table over seeds, pairwise significance, and regret plots."""
+    from rich.markup import escape
+
+    from latentnas.results import read_results
+    from latentnas.results.analysis import pairwise, plot, summary
+
+    try:
+        budgets = [int(b) for b in at.split(",")]
+        df = read_results(root, **({"experiment": experiment} if experiment else {}))
+    except (LatentNASError, ValueError) as exc:
+        fail(exc)
+    table_df = summary(df, budgets)
+    table = Table(title=f"{root}: {df['seed'].nunique()} seeds, {len(df):,} queries "
+                        "(mean ± s.e. [95 % CI])")
+    for col in ("searcher", "encoding", "budget", "seeds", "best report", "regret", "found"):
+        table.add_column(col, justify="left" if col in ("searcher", "encoding") else "right")
+    for _, r in table_df.sort_values(["budget", "regret"]).iterrows():
+        table.add_row(escape(r["searcher"]), r["encoding"], str(r["budget"]), str(r["seeds"]),
+                      f"{r['best_report']:.3f} ± {r['best_report_se']:.3f}",
+                      f"{r['regret']:.3f} ± {r['regret_se']:.3f} "
+                      f"[{r['regret_ci_lo']:.3f}, {r['regret_ci_hi']:.3f}]", f"{r['found']:.0%}")
+    console.print(table)
+    tests = pairwise(df, compare_at or budgets[-1])
+    if len(tests):
+        t = Table(title=f"Mann–Whitney U on regret at {compare_at or budgets[-1]} queries")
+        for col in ("a", "b", "mean regret a", "mean regret b", "p"):
+            t.add_column(col)
+        for _, r in tests.sort_values("p_value").iterrows():
+            t.add_row(escape(r["a"]), escape(r["b"]), f"{r['mean_regret_a']:.3f}",
+                      f"{r['mean_regret_b']:.3f}", f"{r['p_value']:.2g}")
+        console.print(t)
+    if csv:
+        table_df.to_csv(csv, index=False)
+    if markdown:
+        with open(markdown, "w") as f:
+            f.write(_markdown(table_df))
+    plot_dir = plots or (None if "://" in root else os.path.join(root, "plots"))
+    if plot_dir:
+        for path in plot(df, plot_dir):
+            console.print(f"plot: {path}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

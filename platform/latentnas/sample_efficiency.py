@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from latentnas.errors import ConfigError
+from latentnas.results.store import write_trial
 from latentnas.search import SearchRun, SearchSpec
 from searchers import SearcherError, available, get_searcher
 
@@ -65,6 +66,7 @@ def plan(searchers: list[tuple[str, dict]], encodings: Iterable[str], seeds: int
 @dataclass
 class SeedResult:
     label: str
+    name: str
     searcher: str
     encoding: str
     seed: int
@@ -72,6 +74,7 @@ class SeedResult:
     regret: np.ndarray          # [budget]
     found_step: int | None      # query at which the search optimum was found
     cpu_seconds: float
+    rows: list[dict]            # the SearchRun rows
 
 
 _WORKER: dict = {}
@@ -95,14 +98,16 @@ def _run_one(spec: SearchSpec) -> SeedResult:
     best = np.array([r["best_search"] for r in rows])
     optimum = oracle.optimum_search
     found = np.flatnonzero(np.isclose(best, optimum, rtol=0, atol=1e-12))
-    return SeedResult(spec.label, spec.searcher, spec.encoding, spec.seed, best,
+    return SeedResult(spec.label, spec.name, spec.searcher, spec.encoding, spec.seed, best,
                       np.array([r["regret"] for r in rows]),
-                      int(found[0]) + 1 if len(found) else None, run.cpu_seconds)
+                      int(found[0]) + 1 if len(found) else None, run.cpu_seconds, rows)
 
 
 def run_benchmark(space: str, dataset: str | None, specs: list[SearchSpec], workers: int = 2,
-                  on_result: Callable[[SeedResult], None] | None = None) -> list[SeedResult]:
-    """Runs ``specs`` in ``workers`` processes (1: in this process)."""
+                  on_result: Callable[[SeedResult], None] | None = None,
+                  out: str | None = None, experiment: str = "bench") -> list[SeedResult]:
+    """Runs ``specs`` in ``workers`` processes (1: in this process). With ``out``, every
+    search is also written to the results store there (experiment ``experiment``)."""
     from latentnas.encodings import encoding_features
     from latentnas.oracles import get_oracle
 
@@ -110,19 +115,25 @@ def run_benchmark(space: str, dataset: str | None, specs: list[SearchSpec], work
     for enc in sorted({s.encoding for s in specs}):
         encoding_features(oracle.space.name, enc)   # pretrain/cache once, before the workers
     results = []
+
+    def done(res: SeedResult) -> None:
+        results.append(res)
+        if out:
+            write_trial(out, res.rows, experiment=experiment, searcher=res.name,
+                        encoding=res.encoding, seed=res.seed, space=oracle.space.name,
+                        dataset=oracle.info.dataset, meta={"oracle": oracle.info.name})
+        if on_result:
+            on_result(res)
+
     if workers <= 1:
         _init_worker(space, dataset)
         for spec in specs:
-            results.append(_run_one(spec))
-            if on_result:
-                on_result(results[-1])
+            done(_run_one(spec))
         return results
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(space, dataset)) as pool:
         for res in pool.imap_unordered(_run_one, specs):
-            results.append(res)
-            if on_result:
-                on_result(res)
+            done(res)
     return results
 
 

@@ -28,15 +28,20 @@ class SearchSpec:
     options: dict = field(default_factory=dict)
 
     @property
-    def label(self) -> str:
+    def name(self) -> str:
+        """The searcher with its options, e.g. ``gp:kernel=matern,local=0.1``."""
         opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
-        return f"{self.searcher}{':' + opts if opts else ''}[{self.encoding}]"
+        return f"{self.searcher}{':' + opts if opts else ''}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}[{self.encoding}]"
 
 
 class SearchRun:
     """Runs ``spec`` on ``domain`` against ``oracle``; :attr:`rows` holds the trace.
 
-    Each row: ``step`` (1-based), ``id``, ``search``, ``report``, ``cost``,
+    Each row: ``step`` (1-based), ``id``, ``cell`` (the space's text form), ``search``, ``report``, ``cost``,
     ``sim_time`` (cumulative cost), ``best_search``, ``best_report`` (report metric of
     the incumbent, the best by the search metric so far) and ``regret``
     (``oracle.optimum_report - best_report``).
@@ -80,12 +85,17 @@ class SearchRun:
             if batch.search[k] > best_s:
                 best_s, best_r = float(batch.search[k]), float(batch.report[k])
             new.append({"step": len(self.rows) + len(new) + 1, "id": int(ids[k]),
+                        "cell": self._format(int(ids[k])),
                         "search": float(batch.search[k]), "report": float(batch.report[k]),
                         "cost": float(batch.cost[k]), "sim_time": sim, "best_search": best_s,
                         "best_report": best_r, "regret": self._optimum - best_r})
         self.rows.extend(new)
         self.cpu_seconds += time.process_time() - start
         return new
+
+    def _format(self, cell_id: int) -> str:
+        space = self.oracle.space
+        return space.format(space.cells()[cell_id])
 
     def run(self) -> list[dict]:
         while not self.done:

@@ -1,0 +1,124 @@
+"""Cross-seed analysis of stored searches: tables, significance tests and plots.
+
+A search's value at budget ``b`` is its row at step ``min(b, last step)``. Means come with
+the standard error and a 95 % confidence interval (Student t over seeds); "found" is the
+share of seeds whose incumbent reached the best report metric of the benchmark (regret 0).
+Searchers are compared at a budget with the Mann–Whitney U test (Wilcoxon rank-sum, two
+sided), which assumes nothing about the shape of the regret distribution.
+"""
+
+from __future__ import annotations
+
+import os
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+KEYS = ["searcher", "encoding"]
+
+
+def at_budget(df: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """One row per search: its row at step ``min(budget, last step)``."""
+    df = df[df["step"] <= budget]
+    last = df.groupby(["experiment", *KEYS, "seed"], observed=True)["step"].transform("max")
+    return df[df["step"] == last]
+
+
+def _mean_ci(values: np.ndarray) -> tuple[float, float, float, float]:
+    n = len(values)
+    mean = float(np.mean(values))
+    if n < 2:
+        return mean, float("nan"), float("nan"), float("nan")
+    se = float(np.std(values, ddof=1) / np.sqrt(n))
+    half = float(stats.t.ppf(0.975, n - 1) * se)
+    return mean, se, mean - half, mean + half
+
+
+def summary(df: pd.DataFrame, budgets: list[int]) -> pd.DataFrame:
+    """Per searcher × encoding and budget: best report metric and regret (mean, s.e., 95 % CI),
+    share of seeds at the optimum, and the number of seeds."""
+    out = []
+    for b in budgets:
+        snap = at_budget(df, b)
+        for key, group in snap.groupby(KEYS, observed=True):
+            row = dict(zip(KEYS, key), budget=b, seeds=len(group))
+            for metric in ("best_report", "regret"):
+                m, se, lo, hi = _mean_ci(group[metric].to_numpy())
+                row.update({metric: m, f"{metric}_se": se, f"{metric}_ci_lo": lo,
+                            f"{metric}_ci_hi": hi})
+            row["found"] = float((group["regret"] <= 1e-9).mean())
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def pairwise(df: pd.DataFrame, budget: int, metric: str = "regret") -> pd.DataFrame:
+    """Mann–Whitney U between every two searcher × encoding groups at ``budget``."""
+    snap = at_budget(df, budget)
+    groups = {f"{s}[{e}]" if not s.endswith("]") else s: g[metric].to_numpy()
+              for (s, e), g in snap.groupby(KEYS, observed=True)}
+    rows = []
+    for a, b in combinations(sorted(groups), 2):
+        x, y = groups[a], groups[b]
+        if len(x) < 2 or len(y) < 2:
+            continue
+        res = stats.mannwhitneyu(x, y, alternative="two-sided")
+        rows.append({"a": a, "b": b, "budget": budget, f"mean_{metric}_a": x.mean(),
+                     f"mean_{metric}_b": y.mean(), "p_value": float(res.pvalue)})
+    return pd.DataFrame(rows)
+
+
+def _bands(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean = curves.mean(0)
+    if len(curves) < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.975, len(curves) - 1) * curves.std(0, ddof=1) / np.sqrt(len(curves))
+    return mean, mean - half, mean + half
+
+
+def plot(df: pd.DataFrame, out_dir: str) -> list[str]:
+    """PNG plots of regret vs queries and vs simulated time, mean with 95 % CI bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    max_step = int(df["step"].max())
+    t_max = float(df["sim_time"].max())
+    t_grid = np.linspace(0, t_max, 200)
+    for axis in ("queries", "time"):
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+        for (s, e), group in df.groupby(KEYS, observed=True):
+            curves = []
+            for _, trace in group.groupby("seed"):
+                trace = trace.sort_values("step")
+                regret = trace["regret"].to_numpy()
+                if axis == "queries":
+                    full = np.full(max_step, regret[-1])
+                    full[: len(regret)] = regret
+                    curves.append(full)
+                else:
+                    idx = np.searchsorted(trace["sim_time"].to_numpy(), t_grid, side="right") - 1
+                    curves.append(np.where(idx >= 0, regret[np.maximum(idx, 0)], np.nan))
+            curves = np.array(curves)
+            x = np.arange(1, max_step + 1) if axis == "queries" else t_grid
+            keep = ~np.isnan(curves).any(0)
+            mean, lo, hi = _bands(curves[:, keep])
+            label = s if e == "none" else f"{s} [{e}]"
+            ax.plot(x[keep], mean, label=f"{label} (n={len(curves)})")
+            ax.fill_between(x[keep], np.maximum(lo, 0), hi, alpha=0.2)   # regret >= 0
+        ax.set_yscale("symlog", linthresh=0.01)    # linear near 0, where the optimum is
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("queries" if axis == "queries" else "simulated time (oracle cost units)")
+        ax.set_ylabel("regret of the incumbent (report metric)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"regret_vs_{axis}.png")
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -1,0 +1,121 @@
+"""The results store: one Parquet file per search (trial), one row per oracle query.
+
+Layout under a root (a local path or a pyarrow filesystem URI such as ``s3://bucket/x`` or
+``file:///abs/path``)::
+
+    root/experiment=<e>/searcher=<s>/encoding=<c>/seed-<n>.parquet
+
+Partition values are URI-encoded (searcher labels carry ``:``, ``=`` and ``,``), which is
+pyarrow's default hive segment encoding, so they read back verbatim. A file is written
+to a temporary name in its own directory and renamed into place, so readers never see a
+half file and a retried trial replaces its own file instead of adding a duplicate. Each
+file's metadata carries the schema version and the trial's description.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+from latentnas.errors import CorruptDataError, MissingDataError
+
+SCHEMA_VERSION = 1
+PARTITIONS = ("experiment", "searcher", "encoding")
+
+SCHEMA = pa.schema([
+    ("space", pa.string()), ("dataset", pa.string()), ("seed", pa.int64()),
+    ("step", pa.int64()), ("cell_id", pa.int64()), ("cell", pa.string()),
+    ("search", pa.float64()), ("report", pa.float64()), ("cost", pa.float64()),
+    ("sim_time", pa.float64()), ("best_search", pa.float64()), ("best_report", pa.float64()),
+    ("regret", pa.float64()),
+])
+
+
+def filesystem(root: str) -> tuple[pafs.FileSystem, str]:
+    """``(filesystem, path)`` for a local path or a URI pyarrow understands."""
+    if "://" in root:
+        try:
+            return pafs.FileSystem.from_uri(root)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise MissingDataError(f"cannot open results storage {root!r}: {exc}") from exc
+    return pafs.LocalFileSystem(), os.path.abspath(root)
+
+
+def trial_path(root_path: str, experiment: str, searcher: str, encoding: str, seed: int) -> str:
+    parts = [f"{k}={quote(v, safe='')}" for k, v in
+             zip(PARTITIONS, (experiment, searcher, encoding))]
+    return "/".join([root_path.rstrip("/"), *parts, f"seed-{seed:05d}.parquet"])
+
+
+def write_trial(root: str, rows: list[dict], *, experiment: str, searcher: str, encoding: str,
+                seed: int, space: str, dataset: str, meta: dict | None = None) -> str:
+    """Writes one search's rows atomically; returns the file's path in its filesystem."""
+    fs, root_path = filesystem(root)
+    path = trial_path(root_path, experiment, searcher, encoding, seed)
+    columns = {name: [r.get(name) for r in rows] for name in SCHEMA.names
+               if name not in ("space", "dataset", "seed", "cell_id")}
+    columns.update(space=[space] * len(rows), dataset=[dataset] * len(rows),
+                   seed=[seed] * len(rows), cell_id=[r["id"] for r in rows])
+    info = {"schema_version": SCHEMA_VERSION, "experiment": experiment, "searcher": searcher,
+            "encoding": encoding, "seed": seed, **(meta or {})}
+    table = pa.table(columns, schema=SCHEMA).replace_schema_metadata(
+        {"latentnas": json.dumps(info, default=str)})
+    directory = path.rsplit("/", 1)[0]
+    fs.create_dir(directory, recursive=True)
+    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet"
+    try:
+        with fs.open_output_stream(tmp) as out:
+            pq.write_table(table, out)
+        fs.move(tmp, path)
+    except BaseException:
+        try:
+            fs.delete_file(tmp)
+        except (FileNotFoundError, OSError):
+            pass
+        raise
+    return path
+
+
+def read_results(root: str, **equals) -> "pandas.DataFrame":  # noqa: F821
+    """Every row under ``root`` as a DataFrame (partition columns as strings), optionally
+    filtered by column equality, e.g. ``read_results(d, experiment="e1", searcher="gp[arch2vec]")``."""
+    import pyarrow.dataset as ds
+
+    fs, root_path = filesystem(root)
+    info = fs.get_file_info(root_path)
+    if info.type == pafs.FileType.NotFound:
+        raise MissingDataError(f"no results at {root!r}; run an experiment with "
+                               "`latentnas run` or `latentnas bench search --out` first")
+    files = [f.path for f in fs.get_file_info(pafs.FileSelector(root_path, recursive=True))
+             if f.is_file and f.base_name.startswith("seed-") and f.path.endswith(".parquet")]
+    if not files:
+        raise MissingDataError(f"no result files under {root!r}")
+    for f in files:
+        _check_version(fs, f)
+    part = ds.partitioning(pa.schema([(k, pa.string()) for k in PARTITIONS]), flavor="hive")
+    dataset = ds.dataset(files, filesystem=fs, format="parquet", partitioning=part,
+                         partition_base_dir=root_path)
+    flt = None
+    for key, value in equals.items():
+        cond = ds.field(key) == value
+        flt = cond if flt is None else flt & cond
+    return dataset.to_table(filter=flt).to_pandas()
+
+
+def _check_version(fs: pafs.FileSystem, path: str) -> None:
+    try:
+        with fs.open_input_file(path) as f:
+            meta = pq.read_schema(f).metadata or {}
+        version = json.loads(meta[b"latentnas"])["schema_version"]
+    except Exception as exc:
+        raise CorruptDataError(f"result file {path} is unreadable or not a latentnas result "
+                               f"({exc}); move it out of the results directory") from exc
+    if version != SCHEMA_VERSION:
+        raise CorruptDataError(f"result file {path} has schema version {version}; this "
+                               f"latentnas reads version {SCHEMA_VERSION}")
