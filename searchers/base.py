@@ -32,12 +32,17 @@ class Domain:
             strategies that move on the graph of cells.
         graphs: ``(adj [M, N, N], ops [M, N, K])`` arrays, for strategies that learn their
             own encoding (the supervised GIN).
+        nearest: optional ``(point [d], blocked bool [M]) -> position`` that replaces the
+            local L2 search over ``features`` (e.g. sharded embedding tables on other
+            devices); it must return the unblocked position nearest to ``point``, ties to
+            the lowest position.
     """
 
     ids: np.ndarray
     features: np.ndarray | None = None
     neighbours: Callable[[int], Sequence[int]] | None = None
     graphs: tuple[np.ndarray, np.ndarray] | None = None
+    nearest: Callable[[np.ndarray, np.ndarray], int] | None = None
     _pos: dict[int, int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -228,8 +233,10 @@ class Searcher(ABC):
 
     def nearest_unvisited(self, point: np.ndarray, exclude: Sequence[int] = ()) -> int:
         """The unproposed position whose feature vector is closest (L2) to ``point``."""
+        blocked = self.taken.copy()
+        blocked[np.asarray(exclude, dtype=np.int64)] = True
+        if self.domain.nearest is not None:
+            return int(self.domain.nearest(np.asarray(point, dtype=np.float32), blocked))
         dist = ((self.domain.features - point) ** 2).sum(axis=1)
-        dist[self.taken] = np.inf
-        if len(exclude):
-            dist[np.asarray(exclude)] = np.inf
+        dist[blocked] = np.inf
         return int(np.argmin(dist))

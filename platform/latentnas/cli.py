@@ -361,26 +361,36 @@ def results_cmd(
                                         "(default: ROOT/plots for local roots)"),
 ) -> None:
     """Paper-style table over seeds, pairwise significance, and regret plots."""
+    try:
+        budgets = [int(b) for b in at.split(",")]
+    except ValueError:
+        fail(ValueError(f"--at takes comma-separated integers, got {at!r}"))
+    _report(root, budgets, experiment, compare_at, csv, markdown, plots)
+
+
+def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=None,
+            plots=None) -> None:
     from rich.markup import escape
 
     from latentnas.results import read_results
     from latentnas.results.analysis import pairwise, plot, summary
 
     try:
-        budgets = [int(b) for b in at.split(",")]
         df = read_results(root, **({"experiment": experiment} if experiment else {}))
-    except (LatentNASError, ValueError) as exc:
+    except LatentNASError as exc:
         fail(exc)
     table_df = summary(df, budgets)
     table = Table(title=f"{root}: {df['seed'].nunique()} seeds, {len(df):,} queries "
-                        "(mean ± s.e. [95 % CI])")
-    for col in ("searcher", "encoding", "budget", "seeds", "best report", "regret", "found"):
-        table.add_column(col, justify="left" if col in ("searcher", "encoding") else "right")
+                        "(mean ± s.e.)")
+    for col in ("searcher", "encoding", "budget", "seeds", "best report", "regret", "95 % CI",
+                "found"):
+        table.add_column(col, justify="left" if col in ("searcher", "encoding") else "right",
+                         no_wrap=col == "searcher")
     for _, r in table_df.sort_values(["budget", "regret"]).iterrows():
         table.add_row(escape(r["searcher"]), r["encoding"], str(r["budget"]), str(r["seeds"]),
                       f"{r['best_report']:.3f} ± {r['best_report_se']:.3f}",
-                      f"{r['regret']:.3f} ± {r['regret_se']:.3f} "
-                      f"[{r['regret_ci_lo']:.3f}, {r['regret_ci_hi']:.3f}]", f"{r['found']:.0%}")
+                      f"{r['regret']:.3f} ± {r['regret_se']:.3f}",
+                      f"{r['regret_ci_lo']:.3f}–{r['regret_ci_hi']:.3f}", f"{r['found']:.0%}")
     console.print(table)
     tests = pairwise(df, compare_at or budgets[-1])
     if len(tests):
@@ -400,6 +410,81 @@ def results_cmd(
     if plot_dir:
         for path in plot(df, plot_dir):
             console.print(f"plot: {path}")
+
+
+@app.command("run")
+def run_cmd(
+    experiment_file: Optional[str] = typer.Argument(None, help="experiment YAML/TOML (flags "
+                                                   "override its settings)"),
+    name: Optional[str] = typer.Option(None, help="experiment name"),
+    space: Optional[str] = typer.Option(None, help="nb201 or nbgraph"),
+    dataset: Optional[str] = typer.Option(None, help="oracle dataset"),
+    searchers: Optional[str] = typer.Option(None, help="e.g. 'random, re, reinforce, gp'"),
+    encodings: Optional[str] = typer.Option(None, help="e.g. 'arch2vec,adjacency'"),
+    seeds: Optional[int] = typer.Option(None, help="seeds per searcher × encoding"),
+    budget: Optional[int] = typer.Option(None, help="queries per search"),
+    cpus_per_trial: Optional[float] = typer.Option(None, help="CPUs per trial (fractions ok)"),
+    storage: Optional[str] = typer.Option(None, help="Tune storage (path or URI)"),
+    results: Optional[str] = typer.Option(None, help="results store (default "
+                                          "STORAGE/NAME/results)"),
+    shards: Optional[int] = typer.Option(None, help="encoder shards (0: none)"),
+    oracle_mode: Optional[str] = typer.Option(None, help="table (object store) or actor"),
+    resume: bool = typer.Option(False, help="continue an interrupted experiment"),
+    address: Optional[str] = typer.Option(None, help="Ray address (default: RAY_ADDRESS or "
+                                          "a local Ray)"),
+    at: str = typer.Option("50,100,150", help="budgets to tabulate at the end"),
+) -> None:
+    """Run an experiment on Ray Tune: one trial per search, every query stored as Parquet."""
+    from latentnas.experiment import ExperimentConfig, ProgressCallback, init_ray, run_experiment
+
+    overrides = dict(name=name, space=space, dataset=dataset, seeds=seeds, budget=budget,
+                     cpus_per_trial=cpus_per_trial, storage=storage, results=results,
+                     shards=shards, oracle_mode=oracle_mode,
+                     searchers=[searchers] if searchers else None,
+                     encodings=[e.strip() for e in encodings.split(",")] if encodings else None)
+    try:
+        if experiment_file:
+            cfg = ExperimentConfig.from_file(experiment_file, **overrides)
+        else:
+            cfg = ExperimentConfig(**{k: v for k, v in overrides.items() if v is not None})
+        total = len(cfg.specs())
+        init_ray(address)
+        _announce(cfg, total)
+        result = _run_with_progress(cfg, total, resume, ProgressCallback, run_experiment)
+    except LatentNASError as exc:
+        fail(exc)
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 1)
+    busy = result.trial_cpu_seconds / max(result.wall_seconds * cpus, 1e-9)
+    console.print(f"{result.trials} trials in {result.wall_seconds:.1f} s wall on {cpus:g} CPUs; "
+                  f"search work {result.trial_cpu_seconds:.1f} CPU s ({busy:.0%} of the CPU time); "
+                  f"{result.errored} errored")
+    budgets = [int(b) for b in at.split(",") if int(b) <= cfg.budget] or [cfg.budget]
+    _report(result.results_root, budgets, experiment=cfg.name)
+
+
+def _announce(cfg, total: int) -> None:
+    console.print(f"experiment [bold]{cfg.name}[/]: {total} searches on {cfg.space}"
+                  f"{'/' + cfg.dataset if cfg.dataset else ''}, {cfg.budget} queries each, "
+                  f"{cfg.cpus_per_trial:g} CPU per trial; results -> {cfg.results_root()}")
+
+
+def _run_with_progress(cfg, total, resume, ProgressCallback, run_experiment):
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                  TextColumn("{task.fields[best]}"), console=console) as progress:
+        task = progress.add_task("run", total=total, rate="", best="")
+
+        def update(state):
+            best = "  ".join(f"{escape(k)} {v:.3f}" for k, v in sorted(state["best"].items()))
+            progress.update(task, completed=state["done"],
+                            rate=f"{state['queries']:,} queries, {state['qps']:.0f}/s", best=best)
+
+        return run_experiment(cfg, resume=resume, callbacks=[ProgressCallback(total, update)])
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,0 +1,322 @@
+"""Experiments on Ray Tune: one trial = one whole search (searcher × encoding × seed).
+
+The driver puts the oracle's table and each encoding's feature table in the object store
+once (or starts an ``OracleActor`` / ``EncoderShard`` actors when asked), then runs a Tune
+grid over search specs. A trial steps its :class:`~latentnas.search.SearchRun`, reports to
+Tune every ``report_every`` queries with a checkpoint of the searcher state and its rows
+(so a retried trial resumes, not restarts), and on completion writes its rows to the
+results store atomically — one file per (experiment, searcher, encoding, seed), so a
+retry replaces and never duplicates.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable
+
+import numpy as np
+from ray.tune import Callback
+
+from latentnas.errors import ConfigError, UnknownNameError
+from latentnas.search import SearchRun, SearchSpec
+
+ORACLE_MODES = ("table", "actor")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything an experiment needs; read from flags or a YAML/TOML file."""
+
+    name: str = "latentnas"
+    space: str = "nb201"
+    dataset: str | None = None
+    encodings: list[str] = field(default_factory=lambda: ["arch2vec"])
+    #: searchers as ``"name"`` / ``"name(key=value,...)"`` strings or ``{name: options}``
+    searchers: list[Any] = field(default_factory=lambda: ["random", "re", "reinforce", "gp"])
+    seeds: int = 10
+    first_seed: int = 0
+    budget: int = 150
+    cpus_per_trial: float = 1.0
+    storage: str = "runs"                  # Tune's experiment state (local path or URI)
+    results: str | None = None             # results store (default: <storage>/<name>/results)
+    report_every: int = 50                 # queries between Tune reports and checkpoints
+    oracle_mode: str = "table"             # "table": object-store table; "actor": OracleActor
+    shards: int = 0                        # >0: nearest-cell queries go to N EncoderShards
+    gpus_per_shard: float = 0.0
+    max_failures: int = 3
+    #: chaos testing: ``{"fail_at": n, "marker_dir": path}`` makes every trial raise once,
+    #: after ``n`` queries, to exercise retries and ``--resume``
+    fault_injection: dict | None = None
+
+    def __post_init__(self) -> None:
+        from latentnas.encodings import ENCODINGS
+
+        if self.oracle_mode not in ORACLE_MODES:
+            raise UnknownNameError("oracle_mode", self.oracle_mode, ORACLE_MODES)
+        for enc in self.encodings:
+            if enc not in ENCODINGS:
+                raise UnknownNameError("encoding", enc, ENCODINGS)
+        for key in ("seeds", "budget", "report_every"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
+        if not 0 < self.cpus_per_trial <= 64:
+            raise ConfigError(f"cpus_per_trial must be in (0, 64], got {self.cpus_per_trial}")
+
+    @classmethod
+    def from_file(cls, path: str, **overrides) -> "ExperimentConfig":
+        """Reads a ``.yaml``/``.yml`` or ``.toml`` experiment file; unknown keys are errors."""
+        if not os.path.isfile(path):
+            raise ConfigError(f"experiment file {path} does not exist")
+        try:
+            with open(path, "rb") as f:
+                if path.endswith(".toml"):
+                    import tomllib
+
+                    data = tomllib.load(f)
+                else:
+                    import yaml
+
+                    data = yaml.safe_load(f)
+        except Exception as exc:
+            raise ConfigError(f"cannot parse experiment file {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"experiment file {path} must hold a mapping of settings")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r} in {path}; known: {', '.join(sorted(known))}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+    def searcher_list(self) -> list[tuple[str, dict]]:
+        from latentnas.sample_efficiency import parse_searchers
+
+        out = []
+        for item in self.searchers:
+            if isinstance(item, dict):
+                if len(item) != 1:
+                    raise ConfigError(f"a searcher mapping needs exactly one name, got {item}")
+                (name, opts), = item.items()
+                parse_searchers(name)
+                out.append((name, dict(opts or {})))
+            else:
+                out.extend(parse_searchers(str(item)))
+        return out
+
+    def specs(self) -> list[SearchSpec]:
+        from latentnas.sample_efficiency import plan
+
+        return plan(self.searcher_list(), self.encodings, self.seeds, self.budget, self.first_seed)
+
+    def results_root(self) -> str:
+        return self.results or f"{self.storage_root()}/{self.name}/results"
+
+    def storage_root(self) -> str:
+        return self.storage if "://" in self.storage else os.path.abspath(self.storage)
+
+
+# -- the trial --------------------------------------------------------------------------
+def search_trial(config: dict, handles: dict) -> None:
+    """A Tune trainable: runs (or resumes) one search and stores its rows."""
+    from ray import tune
+
+    from latentnas.results.store import write_trial
+
+    exp = handles["experiment"]
+    spec = SearchSpec(**config["spec"])
+    run = SearchRun(spec, _trial_domain(handles, spec.encoding), _trial_oracle(handles))
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d, open(os.path.join(d, "search.pkl"), "rb") as f:
+            run.load_state_dict(pickle.load(f))
+    last_report = len(run.rows)
+    while not run.done:
+        run.step()
+        _maybe_fail(exp.get("fault_injection"), spec, len(run.rows))
+        if run.done or len(run.rows) - last_report >= exp["report_every"]:
+            last_report = len(run.rows)
+            if run.done:
+                write_trial(exp["results"], run.rows, experiment=exp["name"], searcher=spec.name,
+                            encoding=spec.encoding, seed=spec.seed, space=exp["space"],
+                            dataset=exp["dataset"], meta={"budget": spec.budget})
+            last = run.rows[-1]
+            metrics = {"queries": len(run.rows), "best_search": last["best_search"],
+                       "regret": last["regret"], "cpu_seconds": run.cpu_seconds,
+                       "label": spec.label, "done": run.done}
+            with tempfile.TemporaryDirectory() as d:
+                with open(os.path.join(d, "search.pkl"), "wb") as f:
+                    pickle.dump(run.state_dict(), f)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _maybe_fail(fault: dict | None, spec: SearchSpec, queries: int) -> None:
+    if not fault or queries < fault["fail_at"]:
+        return
+    marker = os.path.join(fault["marker_dir"], f"{spec.name}-{spec.encoding}-{spec.seed}")
+    if not os.path.exists(marker):
+        os.makedirs(fault["marker_dir"], exist_ok=True)
+        open(marker, "w").close()
+        raise RuntimeError(f"injected fault after {queries} queries ({spec.label} seed {spec.seed})")
+
+
+_CACHE: dict = {}
+
+
+def _trial_oracle(handles: dict):
+    import ray
+
+    from latentnas.actors import ActorOracle, oracle_from_table
+
+    key = ("oracle", id(handles["table"]))
+    if key not in _CACHE:            # reuse_actors: later trials in this process skip it
+        table = oracle_from_table(ray.get(handles["table"]))
+        if handles.get("oracle_actor") is not None:
+            table = ActorOracle(handles["oracle_actor"], table.space, table.info,
+                                table.optimum_search, table.optimum_report)
+        _CACHE.clear()
+        _CACHE[key] = table
+    return _CACHE[key]
+
+
+def _trial_domain(handles: dict, encoding: str):
+    import ray
+
+    from latentnas.actors import ShardedNearest
+    from latentnas.encodings import _neighbours
+    from latentnas.spaces import get_space
+    from searchers import Domain
+
+    space = get_space(handles["experiment"]["space_name"])
+    ref = handles["features"].get(encoding)
+    features = ray.get(ref) if ref is not None else None
+    shards = handles["shards"].get(encoding)
+    return Domain(ids=np.arange(space.size), features=features,
+                  neighbours=_neighbours(space.name), graphs=space.arrays(),
+                  nearest=ShardedNearest(shards) if shards else None)
+
+
+# -- the driver -------------------------------------------------------------------------
+def _handles(cfg: ExperimentConfig) -> dict:
+    import ray
+
+    from latentnas.actors import OracleActor, make_shards, put_table
+    from latentnas.encodings import encoding_features
+    from latentnas.oracles import get_oracle
+
+    oracle = get_oracle(cfg.space, cfg.dataset)
+    features, shards = {}, {}
+    for enc in cfg.encodings:
+        f = encoding_features(oracle.space.name, enc)
+        if f is not None:
+            features[enc] = ray.put(f)
+            if cfg.shards:
+                shards[enc] = make_shards(f, cfg.shards, cfg.gpus_per_shard)
+    return {
+        "experiment": {"name": cfg.name, "space": oracle.space.name, "space_name": oracle.space.name,
+                       "dataset": oracle.info.dataset, "results": cfg.results_root(),
+                       "report_every": cfg.report_every, "fault_injection": cfg.fault_injection},
+        "table": put_table(oracle),
+        "oracle_actor": (OracleActor.options(num_cpus=0, name=f"oracle-{cfg.name}",
+                                             get_if_exists=True).remote(cfg.space, cfg.dataset)
+                         if cfg.oracle_mode == "actor" else None),
+        "features": features,
+        "shards": shards,
+    }
+
+
+def _trainable(cfg: ExperimentConfig, handles: dict):
+    from ray import tune
+
+    return tune.with_resources(tune.with_parameters(search_trial, handles=handles),
+                               {"cpu": cfg.cpus_per_trial})
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connects to ``address`` (or RAY_ADDRESS), or starts a local Ray, unless connected."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = address or os.environ.get("RAY_ADDRESS")
+    kwargs = {"include_dashboard": False, "log_to_driver": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    wall_seconds: float
+    trials: int
+    errored: int
+    trial_cpu_seconds: float
+    results_root: str
+
+
+def run_experiment(cfg: ExperimentConfig, resume: bool = False,
+                   callbacks: list | None = None) -> ExperimentResult:
+    """Runs (or, with ``resume``, continues) an experiment on the connected Ray cluster."""
+    from ray import tune
+
+    init_ray()
+    start = time.perf_counter()
+    handles = _handles(cfg)
+    path = f"{cfg.storage_root()}/{cfg.name}"
+    trainable = _trainable(cfg, handles)
+    if resume:
+        if not tune.Tuner.can_restore(path):
+            raise ConfigError(f"nothing to resume at {path}; run without --resume first")
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True, restart_errored=False)
+    else:
+        specs = cfg.specs()
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"spec": tune.grid_search([asdict(s) for s in specs])},
+            tune_config=tune.TuneConfig(reuse_actors=True, num_samples=1,
+                                        trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
+            run_config=tune.RunConfig(
+                name=cfg.name, storage_path=cfg.storage_root(), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                callbacks=callbacks or []))
+    grid = tuner.fit()
+    cpu = sum(float(r.metrics.get("cpu_seconds", 0.0)) for r in grid if r.metrics)
+    errored = sum(1 for r in grid if r.error is not None)
+    return ExperimentResult(cfg, time.perf_counter() - start, len(grid), errored, cpu,
+                            cfg.results_root())
+
+
+class ProgressCallback(Callback):
+    """A Tune callback that keeps live totals (trials done, queries, queries/s, best search
+    metric per searcher) and hands them to ``on_update`` for a progress display. Tune
+    pickles callbacks with the experiment state; the display function stays out of it."""
+
+    def __init__(self, total: int, on_update: Callable[[dict], None] | None):
+        self.total, self.on_update = total, on_update
+        self.start = time.perf_counter()
+        self.queries: dict[str, int] = {}
+        self.best: dict[str, float] = {}
+        self.done = 0
+
+    def __getstate__(self):
+        return {**self.__dict__, "on_update": None}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.queries[trial.trial_id] = int(result.get("queries", 0))
+        label = result.get("label", "?")
+        self.best[label] = max(self.best.get(label, -np.inf),
+                               float(result.get("best_search", -np.inf)))
+        if result.get("done"):
+            self.done += 1
+        if self.on_update is not None:
+            q = sum(self.queries.values())
+            self.on_update({"done": self.done, "total": self.total, "queries": q,
+                            "qps": q / max(time.perf_counter() - self.start, 1e-9),
+                            "best": dict(self.best)})
