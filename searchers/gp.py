@@ -40,7 +40,7 @@ class GPSearch(Searcher):
     requires = ("features",)
 
     def __init__(self, domain: Domain, rng: np.random.Generator, init: int = 16,
-                 batch_size: int = 2, kernel: str = "rbf", acquisition: str = "logei",
+                 batch_size: int = 1, kernel: str = "rbf", acquisition: str = "logei",
                  warm_start: bool = True, local: float = 1.0, target: str = "rank",
                  max_fit_iter: int = 100):
         super().__init__(domain, rng)

@@ -31,3 +31,17 @@ def nbgraph():
 def _isolated_cache(tmp_path, monkeypatch):
     """Caches written by a test go to its own temporary directory."""
     monkeypatch.setenv("LATENTNAS_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory):
+    """One local Ray for the whole session (a cold start costs ~9 s), stopped at the end."""
+    import ray
+
+    tmp = tmp_path_factory.mktemp("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             _temp_dir=str(tmp), runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}})
+    yield ray
+    ray.shutdown()

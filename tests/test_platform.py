@@ -1,0 +1,123 @@
+"""The Ray platform with a real local Ray: experiments, resume, shards, actor faults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latentnas.experiment import ExperimentConfig, run_experiment
+from latentnas.oracles import get_oracle
+from latentnas.results import read_results
+from latentnas.search import SearchRun, SearchSpec
+
+KEY = ["experiment", "searcher", "encoding", "seed", "step"]
+
+
+def small(tmp_path, name, **kw) -> ExperimentConfig:
+    base = dict(name=name, space="nb201", encodings=["adjacency"],
+                searchers=["random", "reinforce(batch_size=8)"], seeds=2, budget=24,
+                report_every=8, cpus_per_trial=0.5, storage=str(tmp_path / "runs"),
+                results=str(tmp_path / "results"))
+    return ExperimentConfig(**{**base, **kw})
+
+
+def rows_of(root, name):
+    df = read_results(root, experiment=name)
+    return df.sort_values(KEY).reset_index(drop=True)
+
+
+def test_an_experiment_stores_every_query_once_and_matches_in_process_runs(ray_local, tmp_path):
+    cfg = small(tmp_path, "basic")
+    res = run_experiment(cfg)
+    assert res.errored == 0 and res.trials == 4
+    df = rows_of(cfg.results_root(), "basic")
+    assert len(df) == 4 * 24
+    assert not df.duplicated(KEY).any()
+    from latentnas.encodings import make_domain
+
+    oracle = get_oracle("nb201")
+    local = SearchRun(SearchSpec("reinforce", "adjacency", 1, 24, {"batch_size": 8}),
+                      make_domain("nb201", "adjacency"), oracle).run()
+    remote = df[(df.searcher == "reinforce:batch_size=8") & (df.seed == 1)]
+    assert remote["cell_id"].tolist() == [r["id"] for r in local]
+
+
+def test_interrupted_experiment_resumes_to_identical_rows(ray_local, tmp_path):
+    whole = small(tmp_path, "whole")
+    run_experiment(whole)
+    broken = small(tmp_path, "broken", max_failures=0,
+                   fault_injection={"fail_at": 13, "marker_dir": str(tmp_path / "faults")})
+    first = run_experiment(broken)
+    assert first.errored == 4                      # every trial died after 13 queries
+    assert len(rows_of(broken.results_root(), "broken")) == 0   # no partial trace stored
+    second = run_experiment(broken, resume=True)
+    assert second.errored == 0
+    a = rows_of(whole.results_root(), "whole").drop(columns="experiment")
+    b = rows_of(broken.results_root(), "broken").drop(columns="experiment")
+    assert a.equals(b)
+
+
+def test_retried_trials_end_with_one_complete_trace_each(ray_local, tmp_path):
+    cfg = small(tmp_path, "retry", max_failures=2,
+                fault_injection={"fail_at": 10, "marker_dir": str(tmp_path / "faults")})
+    assert run_experiment(cfg).errored == 0
+    df = rows_of(cfg.results_root(), "retry")
+    assert len(df) == 4 * 24 and not df.duplicated(KEY).any()
+
+
+def test_one_and_three_encoder_shards_give_identical_traces(ray_local, tmp_path):
+    runs = []
+    for shards in (1, 3):
+        cfg = small(tmp_path, f"shards{shards}", shards=shards, searchers=["reinforce(batch_size=8)"])
+        run_experiment(cfg)
+        runs.append(rows_of(cfg.results_root(), cfg.name)["cell_id"].tolist())
+    assert runs[0] == runs[1] and len(runs[0]) == 2 * 24
+
+
+def test_a_killed_oracle_actor_is_restarted_and_the_experiment_completes(ray_local, tmp_path):
+    from ray import tune
+
+    ray = ray_local
+
+    class KillOnce(tune.Callback):
+        killed_pid = None
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if KillOnce.killed_pid is None:
+                actor = ray.get_actor("oracle-kill")
+                KillOnce.killed_pid = ray.get(actor.pid.remote())
+                ray.kill(actor, no_restart=False)
+
+    cfg = small(tmp_path, "kill", oracle_mode="actor")
+    from latentnas import experiment
+
+    res = experiment.run_experiment(cfg, callbacks=[KillOnce()])
+    assert res.errored == 0 and KillOnce.killed_pid is not None
+    new_pid = ray.get(ray.get_actor("oracle-kill").pid.remote())
+    assert new_pid != KillOnce.killed_pid
+    df = rows_of(cfg.results_root(), "kill")
+    assert len(df) == 4 * 24
+    oracle = get_oracle("nb201")
+    assert np.array_equal(df["search"].to_numpy(), oracle.search[df["cell_id"].to_numpy()])
+
+
+def test_experiment_files_are_validated(tmp_path):
+    from latentnas.errors import ConfigError, UnknownNameError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nseed: 3\n")
+    with pytest.raises(ConfigError, match="unknown setting 'seed'"):
+        ExperimentConfig.from_file(str(bad))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [x\n")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        ExperimentConfig.from_file(str(broken))
+    good = tmp_path / "good.toml"
+    good.write_text('name = "t"\nsearchers = ["random", {gp = {kernel = "matern"}}]\nbudget = 30\n')
+    cfg = ExperimentConfig.from_file(str(good), seeds=4)
+    assert cfg.searcher_list() == [("random", {}), ("gp", {"kernel": "matern"})]
+    assert len(cfg.specs()) == 4 * 2 and cfg.seeds == 4
+    with pytest.raises(UnknownNameError, match="unknown oracle_mode"):
+        ExperimentConfig(oracle_mode="rpc")
+    with pytest.raises(ConfigError, match="budget must be a positive integer"):
+        ExperimentConfig(budget=0)
