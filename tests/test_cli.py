@@ -37,11 +37,19 @@ def test_spaces_lists_sizes():
     assert "15,625" in result.output and "26,206" in result.output
 
 
-def test_demo_pretrains_and_shows_a_smooth_latent_space():
+def test_demo_pretrains_shows_a_smooth_latent_space_and_races_searchers(ray_local, tmp_path,
+                                                                          monkeypatch):
     import re
 
-    result = runner.invoke(app, ["demo", "--device", "cpu"])
+    from latentnas import cli
+
+    monkeypatch.setattr(cli.console, "width", 200)
+    result = runner.invoke(app, ["demo", "--device", "cpu", "--seeds", "2", "--budget", "20",
+                                 "--storage", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
+    assert "8 searches" in result.output and "regret_vs_queries.png" in result.output
+    for label in ("random", "re", "reinforce", "gp"):
+        assert re.search(rf"│ {label}\s+│ (none|arch2vec)\s+│\s+20 │\s+2 │", result.output), label
     assert "100.00%" in result.output  # held-out exact-graph reconstruction
     nearest = float(re.search(r"nearest latent neighbour\s*│\s*([\d.]+)", result.output).group(1))
     random_ = float(re.search(r"random cells\s*│\s*([\d.]+)", result.output).group(1))

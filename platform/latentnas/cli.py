@@ -199,14 +199,24 @@ def bench_pretrain(
     console.print(_summary(result.final, "final quality"))
 
 
+DEMO_SEARCHERS = "random, re, reinforce, gp"
+
+
 @app.command()
 def demo(
-    device: str = typer.Option("auto", help="auto, cpu or cuda"),
-    seed: int = typer.Option(0, help="seed for the anchor cells"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda (pretraining)"),
+    seeds: int = typer.Option(20, help="seeds per searcher"),
+    budget: int = typer.Option(150, help="queries per search"),
+    searchers: str = typer.Option(DEMO_SEARCHERS, help="searchers to compare"),
+    storage: str = typer.Option("runs", help="where Tune state and results go"),
+    seed: int = typer.Option(0, help="seed for the smoothness anchors"),
 ) -> None:
-    """The main job on the default benchmark (NB201, CIFAR-10): pretrain arch2vec (cached
-    after the first run) and measure how smooth its latent space is against the oracle."""
+    """The main job on the default benchmark (NB201, CIFAR-10): pretrain arch2vec (cached),
+    show how smooth its latent space is, then race random search, regularized evolution,
+    arch2vec-REINFORCE and arch2vec-BO over many seeds on a local Ray, with the table and
+    the regret plots at the end."""
     from latentnas.checkpoints import load_embeddings
+    from latentnas.experiment import ExperimentConfig, ProgressCallback, init_ray, run_experiment
     from latentnas.oracles import get_oracle
 
     try:
@@ -218,6 +228,23 @@ def demo(
     if result.cached:
         console.print(f"[green]cached[/] pretrained model: {result.out_dir}")
     console.print(_summary(result.final, "arch2vec on NAS-Bench-201"))
+    _smoothness(emb, oracle, seed)
+    try:
+        cfg = ExperimentConfig(name="demo", space="nb201", encodings=["arch2vec"],
+                               searchers=[searchers], seeds=seeds, budget=budget,
+                               storage=storage, report_every=max(budget // 3, 1))
+        total = len(cfg.specs())
+        init_ray()
+        _announce(cfg, total)
+        run = _run_with_progress(cfg, total, False, ProgressCallback, run_experiment)
+    except LatentNASError as exc:
+        fail(exc)
+    console.print(f"{run.trials} searches in {run.wall_seconds:.0f} s ({run.errored} errored)")
+    _report(run.results_root, sorted({min(b, budget) for b in (50, 100, budget)}),
+            experiment=cfg.name)
+
+
+def _smoothness(emb: np.ndarray, oracle, seed: int) -> None:
     rng = np.random.default_rng(seed)
     anchors = rng.choice(len(emb), 1000, replace=False)
     dist = ((emb[anchors, None, :] - emb[None, :, :]) ** 2).sum(-1)
@@ -231,14 +258,6 @@ def demo(
     table.add_row("10 nearest latent neighbours",
                   f"{np.abs(acc[nearest] - acc[anchors, None]).mean():.2f}")
     table.add_row("random cells", f"{np.abs(acc[rng.integers(0, len(acc), 1000)] - acc[anchors]).mean():.2f}")
-    console.print(table)
-    best = int(np.argmax(acc))
-    near_best = np.argsort(((emb - emb[best]) ** 2).sum(-1))[1:6]
-    table = Table(title=f"Latent neighbours of the best cell ({acc[best]:.2f} %)")
-    table.add_column("cell", overflow="fold")
-    table.add_column("test acc. %", justify="right")
-    for i in near_best:
-        table.add_row(oracle.space.format(oracle.space.cells()[i]), f"{acc[i]:.2f}")
     console.print(table)
 
 
@@ -485,6 +504,71 @@ def _run_with_progress(cfg, total, resume, ProgressCallback, run_experiment):
                             rate=f"{state['queries']:,} queries, {state['qps']:.0f}/s", best=best)
 
         return run_experiment(cfg, resume=resume, callbacks=[ProgressCallback(total, update)])
+
+
+@bench_app.command("platform")
+def bench_platform(
+    searchers: str = typer.Option("random", help="searchers (cheap ones isolate the platform)"),
+    seeds: int = typer.Option(100, help="trials per searcher"),
+    budget: int = typer.Option(150, help="queries per trial"),
+    cpus_per_trial: float = typer.Option(1.0, help="CPUs per trial"),
+    oracle_mode: str = typer.Option("table", help="table or actor"),
+    encodings: str = typer.Option("arch2vec", help="encodings"),
+    storage: str = typer.Option("runs/bench-platform", help="Tune storage"),
+) -> None:
+    """Experiment wall time, Tune overhead per trial, queries/s and peak memory."""
+    import threading
+
+    import psutil
+
+    from latentnas.experiment import ExperimentConfig, init_ray, run_experiment
+
+    try:
+        cfg = ExperimentConfig(name=f"bench-{oracle_mode}", searchers=[searchers], seeds=seeds,
+                               budget=budget, cpus_per_trial=cpus_per_trial,
+                               oracle_mode=oracle_mode, storage=storage,
+                               encodings=[e.strip() for e in encodings.split(",")])
+        init_ray()
+    except LatentNASError as exc:
+        fail(exc)
+    import ray
+
+    peak, stop = [0], threading.Event()
+
+    def sample():   # RSS of this process and every Ray process it started
+        me = psutil.Process()
+        while not stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak[0] = max(peak[0], total)
+            stop.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        res = run_experiment(cfg)
+    finally:
+        stop.set()
+        sampler.join()
+    cpus = ray.cluster_resources().get("CPU", 1)
+    queries = res.trials * budget
+    overhead = max(res.wall_seconds * cpus - res.trial_cpu_seconds, 0.0)
+    table = Table(title=f"Platform: {res.trials} trials × {budget} queries, {cpus:g} CPUs, "
+                        f"{cpus_per_trial:g} CPU/trial, oracle via {oracle_mode}")
+    for col in ("figure", "value"):
+        table.add_column(col)
+    table.add_row("wall time", f"{res.wall_seconds:.1f} s")
+    table.add_row("search work (trial CPU)", f"{res.trial_cpu_seconds:.1f} CPU s")
+    table.add_row("platform overhead share", f"{overhead / (res.wall_seconds * cpus):.0%} of CPU time")
+    table.add_row("overhead per trial", f"{overhead / max(res.trials, 1):.2f} CPU s")
+    table.add_row("queries/s", f"{queries / res.wall_seconds:,.0f}")
+    table.add_row("peak RSS (driver + Ray processes)", f"{peak[0] / 2**20:,.0f} MiB")
+    table.add_row("errored trials", str(res.errored))
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry point
