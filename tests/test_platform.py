@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -121,3 +123,17 @@ def test_experiment_files_are_validated(tmp_path):
         ExperimentConfig(oracle_mode="rpc")
     with pytest.raises(ConfigError, match="budget must be a positive integer"):
         ExperimentConfig(budget=0)
+
+
+def test_the_readme_experiment_file_is_valid(tmp_path):
+    import re
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    block = re.search(r"```yaml\n(name: nb201-main.*?)```", readme, re.S).group(1)
+    path = tmp_path / "nb201-main.yaml"
+    path.write_text(block)
+    cfg = ExperimentConfig.from_file(str(path))
+    names = [name for name, _ in cfg.searcher_list()]
+    assert names == ["random", "re", "reinforce", "gp", "bo"]
+    # random and re once (they ignore the encoding), the other three per encoding
+    assert len(cfg.specs()) == 100 * (2 + 3 * 2)
