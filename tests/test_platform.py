@@ -137,3 +137,22 @@ def test_the_readme_experiment_file_is_valid(tmp_path):
     assert names == ["random", "re", "reinforce", "gp", "bo"]
     # random and re once (they ignore the encoding), the other three per encoding
     assert len(cfg.specs()) == 100 * (2 + 3 * 2)
+
+
+def test_losing_a_worker_node_mid_experiment_still_completes_every_trace(tmp_path):
+    """Head + 2 simulated nodes (one with a GPU resource for the encoder shard); a worker is
+    removed when the first trial reports. Runs in its own process: a driver joins one cluster."""
+    import json
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "multinode_scenario.py")
+    proc = subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["removed_at_queries"] is not None and out["alive_nodes"] == 2
+    assert out["retried_trials"] >= 1           # trials on the lost node were retried
+    assert out["errored"] == 0 and out["trials"] == 6
+    assert out["traces"] == 6 and out["rows"] == 6 * 40 and out["duplicates"] == 0
+    assert out["shard_on_gpu_node"]

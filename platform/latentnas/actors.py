@@ -119,6 +119,9 @@ class EncoderShard:
     def device_name(self) -> str:
         return str(self.device)
 
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
 
 class ShardedNearest:
     """``(point, blocked) -> position`` over N :class:`EncoderShard` actors (a
@@ -136,9 +139,11 @@ class ShardedNearest:
 
 
 def make_shards(features: np.ndarray, n: int, gpus_per_shard: float = 0.0,
-                device: str = "auto") -> list:
-    """``n`` encoder shards over contiguous slices of ``features``."""
+                device: str = "auto", name: str | None = None) -> list:
+    """``n`` encoder shards over contiguous slices of ``features``, named
+    ``<name>-<k>`` when ``name`` is given (so tools can find them)."""
     bounds = np.linspace(0, len(features), n + 1).astype(int)
     opts = {"num_gpus": gpus_per_shard} if gpus_per_shard else {"num_cpus": 0}
-    return [EncoderShard.options(**opts).remote(features[a:b], int(a), device)
-            for a, b in zip(bounds[:-1], bounds[1:])]
+    return [EncoderShard.options(**opts, **({"name": f"{name}-{k}"} if name else {}))
+            .remote(features[a:b], int(a), device)
+            for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]

@@ -214,7 +214,8 @@ def _handles(cfg: ExperimentConfig) -> dict:
         if f is not None:
             features[enc] = ray.put(f)
             if cfg.shards:
-                shards[enc] = make_shards(f, cfg.shards, cfg.gpus_per_shard)
+                shards[enc] = make_shards(f, cfg.shards, cfg.gpus_per_shard,
+                                          name=f"shard-{cfg.name}-{enc}")
     return {
         "experiment": {"name": cfg.name, "space": oracle.space.name, "space_name": oracle.space.name,
                        "dataset": oracle.info.dataset, "results": cfg.results_root(),
