@@ -59,8 +59,9 @@ def _finite(space_name: str) -> FiniteSpace:
     return space
 
 
+@lru_cache(maxsize=None)
 def neighbour_fn(space_name: str) -> Callable[[int], list[int]]:
-    """``id -> ids`` of the one-edit neighbours, memoised per id."""
+    """``id -> ids`` of the one-edit neighbours, memoised per id (one function per space)."""
     space = _finite(space_name)
     cells = space.cells()
 
@@ -71,14 +72,9 @@ def neighbour_fn(space_name: str) -> Callable[[int], list[int]]:
     return lambda i: list(neighbours(int(i)))
 
 
-@lru_cache(maxsize=None)
-def _neighbours(space_name: str) -> Callable[[int], list[int]]:
-    return neighbour_fn(space_name)
-
-
 def make_domain(space_name: str, encoding: str, device: str = "auto") -> Domain:
     """The whole finite space as a :class:`searchers.Domain` under ``encoding``."""
     space = _finite(space_name)
     return Domain(ids=np.arange(space.size),
                   features=encoding_features(space_name, encoding, device),
-                  neighbours=_neighbours(space_name), graphs=space.arrays())
+                  neighbours=neighbour_fn(space_name), graphs=space.arrays())

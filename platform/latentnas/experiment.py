@@ -163,30 +163,25 @@ def _maybe_fail(fault: dict | None, spec: SearchSpec, queries: int) -> None:
         raise RuntimeError(f"injected fault after {queries} queries ({spec.label} seed {spec.seed})")
 
 
-_CACHE: dict = {}
-
-
 def _trial_oracle(handles: dict):
+    """The oracle for a trial: the object-store table (a zero-copy read), or a proxy that
+    sends each batch to the ``OracleActor``."""
     import ray
 
     from latentnas.actors import ActorOracle, oracle_from_table
 
-    key = ("oracle", id(handles["table"]))
-    if key not in _CACHE:            # reuse_actors: later trials in this process skip it
-        table = oracle_from_table(ray.get(handles["table"]))
-        if handles.get("oracle_actor") is not None:
-            table = ActorOracle(handles["oracle_actor"], table.space, table.info,
-                                table.optimum_search, table.optimum_report)
-        _CACHE.clear()
-        _CACHE[key] = table
-    return _CACHE[key]
+    table = oracle_from_table(ray.get(handles["table"]))
+    if handles.get("oracle_actor") is None:
+        return table
+    return ActorOracle(handles["oracle_actor"], table.space, table.info, table.optimum_search,
+                       table.optimum_report)
 
 
 def _trial_domain(handles: dict, encoding: str):
     import ray
 
     from latentnas.actors import ShardedNearest
-    from latentnas.encodings import _neighbours
+    from latentnas.encodings import neighbour_fn
     from latentnas.spaces import get_space
     from searchers import Domain
 
@@ -195,7 +190,7 @@ def _trial_domain(handles: dict, encoding: str):
     features = ray.get(ref) if ref is not None else None
     shards = handles["shards"].get(encoding)
     return Domain(ids=np.arange(space.size), features=features,
-                  neighbours=_neighbours(space.name), graphs=space.arrays(),
+                  neighbours=neighbour_fn(space.name), graphs=space.arrays(),
                   nearest=ShardedNearest(shards) if shards else None)
 
 
