@@ -79,8 +79,7 @@ def test_uri_roots_work_offline(tmp_path):
     uri = f"file://{tmp_path}/store"
     store(uri, seeds=(0, 1))
     assert len(read_results(uri)) == 40
-    write_trial("mock:///results", rows(3), experiment="e", searcher="re", encoding="none",
-                seed=0, space="nb201", dataset="cifar10")   # an in-memory filesystem
+    assert set(read_results(uri)["seed"]) == {0, 1}
 
 
 def test_missing_and_foreign_files_are_reported(tmp_path):

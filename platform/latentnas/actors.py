@@ -36,11 +36,6 @@ class OracleHost:
         batch = self.oracle.query_ids(ids)
         return {"search": batch.search, "report": batch.report, "cost": batch.cost}
 
-    def table(self) -> dict:
-        o = self.oracle
-        return {"space": o.space.name, "info": o.info, "search": o.search, "report": o.report,
-                "cost": o.cost}
-
     def pid(self) -> int:
         import os
 

@@ -216,7 +216,7 @@ def demo(
     arch2vec-REINFORCE and arch2vec-BO over many seeds on a local Ray, with the table and
     the regret plots at the end."""
     from latentnas.checkpoints import load_embeddings
-    from latentnas.experiment import ExperimentConfig, ProgressCallback, init_ray, run_experiment
+    from latentnas.experiment import ExperimentConfig, init_ray
     from latentnas.oracles import get_oracle
 
     try:
@@ -236,7 +236,7 @@ def demo(
         total = len(cfg.specs())
         init_ray()
         _announce(cfg, total)
-        run = _run_with_progress(cfg, total, False, ProgressCallback, run_experiment)
+        run = _run_with_progress(cfg, total, False)
     except LatentNASError as exc:
         fail(exc)
     console.print(f"{run.trials} searches in {run.wall_seconds:.0f} s ({run.errored} errored)")
@@ -315,7 +315,7 @@ def bench_search(
                                       "directory (read it with `latentnas results`)"),
     experiment: str = typer.Option("bench", help="experiment name in the results store"),
 ) -> None:
-    """Sample efficiency of searchers: best metric and regret over seeds (no Ray)."""
+    """Sample efficiency of searchers: regret and best report metric over seeds (no Ray)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rich.markup import escape
@@ -341,7 +341,7 @@ def bench_search(
     table.add_column(escape("searcher [encoding]"), no_wrap=True)
     for b in budgets:
         table.add_column(f"regret @{b}", justify="right")
-    table.add_column(f"best @{budgets[-1]}", justify="right")
+    table.add_column(f"best report @{budgets[-1]}", justify="right")
     table.add_column("found opt. @" + "/".join(map(str, budgets)), justify="right")
     table.add_column("CPU s/seed", justify="right")
     for row in sorted(rows, key=lambda r: r[f"regret@{budgets[-1]}"]):
@@ -454,7 +454,7 @@ def run_cmd(
     at: str = typer.Option("50,100,150", help="budgets to tabulate at the end"),
 ) -> None:
     """Run an experiment on Ray Tune: one trial per search, every query stored as Parquet."""
-    from latentnas.experiment import ExperimentConfig, ProgressCallback, init_ray, run_experiment
+    from latentnas.experiment import ExperimentConfig, init_ray
 
     overrides = dict(name=name, space=space, dataset=dataset, seeds=seeds, budget=budget,
                      cpus_per_trial=cpus_per_trial, storage=storage, results=results,
@@ -469,7 +469,7 @@ def run_cmd(
         total = len(cfg.specs())
         init_ray(address)
         _announce(cfg, total)
-        result = _run_with_progress(cfg, total, resume, ProgressCallback, run_experiment)
+        result = _run_with_progress(cfg, total, resume)
     except LatentNASError as exc:
         fail(exc)
     import ray
@@ -489,9 +489,12 @@ def _announce(cfg, total: int) -> None:
                   f"{cfg.cpus_per_trial:g} CPU per trial; results -> {cfg.results_root()}")
 
 
-def _run_with_progress(cfg, total, resume, ProgressCallback, run_experiment):
+def _run_with_progress(cfg, total: int, resume: bool):
+    """Runs the experiment with a live Rich display fed by a Tune callback."""
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from latentnas.experiment import ProgressCallback, run_experiment
 
     with Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),

@@ -72,9 +72,16 @@ def neighbour_fn(space_name: str) -> Callable[[int], list[int]]:
     return lambda i: list(neighbours(int(i)))
 
 
-def make_domain(space_name: str, encoding: str, device: str = "auto") -> Domain:
-    """The whole finite space as a :class:`searchers.Domain` under ``encoding``."""
+def make_domain(space_name: str, encoding: str, device: str = "auto",
+                features: np.ndarray | None = None,
+                nearest: Callable[[np.ndarray, np.ndarray], int] | None = None) -> Domain:
+    """The whole finite space as a :class:`searchers.Domain` under ``encoding``.
+
+    ``features`` replaces the encoding's table when the caller already holds it (a Ray
+    trial reads it from the object store); ``nearest`` is the domain's nearest-cell hook.
+    """
     space = _finite(space_name)
-    return Domain(ids=np.arange(space.size),
-                  features=encoding_features(space_name, encoding, device),
-                  neighbours=neighbour_fn(space_name), graphs=space.arrays())
+    if features is None:
+        features = encoding_features(space_name, encoding, device)
+    return Domain(ids=np.arange(space.size), features=features,
+                  neighbours=neighbour_fn(space_name), graphs=space.arrays(), nearest=nearest)

@@ -181,17 +181,13 @@ def _trial_domain(handles: dict, encoding: str):
     import ray
 
     from latentnas.actors import ShardedNearest
-    from latentnas.encodings import neighbour_fn
-    from latentnas.spaces import get_space
-    from searchers import Domain
+    from latentnas.encodings import make_domain
 
-    space = get_space(handles["experiment"]["space_name"])
     ref = handles["features"].get(encoding)
-    features = ray.get(ref) if ref is not None else None
     shards = handles["shards"].get(encoding)
-    return Domain(ids=np.arange(space.size), features=features,
-                  neighbours=neighbour_fn(space.name), graphs=space.arrays(),
-                  nearest=ShardedNearest(shards) if shards else None)
+    return make_domain(handles["experiment"]["space"], encoding,
+                       features=ray.get(ref) if ref is not None else None,
+                       nearest=ShardedNearest(shards) if shards else None)
 
 
 # -- the driver -------------------------------------------------------------------------
@@ -212,7 +208,7 @@ def _handles(cfg: ExperimentConfig) -> dict:
                 shards[enc] = make_shards(f, cfg.shards, cfg.gpus_per_shard,
                                           name=f"shard-{cfg.name}-{enc}")
     return {
-        "experiment": {"name": cfg.name, "space": oracle.space.name, "space_name": oracle.space.name,
+        "experiment": {"name": cfg.name, "space": oracle.space.name,
                        "dataset": oracle.info.dataset, "results": cfg.results_root(),
                        "report_every": cfg.report_every, "fault_injection": cfg.fault_injection},
         "table": put_table(oracle),

@@ -138,23 +138,28 @@ def run_benchmark(space: str, dataset: str | None, specs: list[SearchSpec], work
 
 
 def summarise(results: list[SeedResult], budgets: Iterable[int]) -> list[dict]:
-    """One dict per searcher label: mean/s.e. of best search metric and regret per budget,
-    fraction of seeds with the optimum found by each budget, CPU s per seed."""
-    by_label: dict[str, list[SeedResult]] = {}
-    for r in results:
-        by_label.setdefault(r.label, []).append(r)
-    rows = []
-    for label, group in by_label.items():
-        n = len(group)
-        row = {"searcher": label, "seeds": n,
-               "cpu_s": float(np.mean([g.cpu_seconds for g in group]))}
-        for b in budgets:
-            best = np.array([g.best_search[min(b, len(g.best_search)) - 1] for g in group])
-            regret = np.array([g.regret[min(b, len(g.regret)) - 1] for g in group])
-            found = np.mean([g.found_step is not None and g.found_step <= b for g in group])
-            se = (lambda a: float(a.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"))
-            row.update({f"best@{b}": float(best.mean()), f"best_se@{b}": se(best),
-                        f"regret@{b}": float(regret.mean()), f"regret_se@{b}": se(regret),
-                        f"found@{b}": float(found)})
-        rows.append(row)
-    return rows
+    """One dict per searcher label: the results analysis (mean/s.e. of the incumbent's
+    report metric and regret per budget) plus the share of seeds that queried the search
+    optimum by each budget and CPU s per seed."""
+    import pandas as pd
+
+    from latentnas.results.analysis import summary
+
+    budgets = list(budgets)
+    frame = pd.DataFrame([{**row, "experiment": "bench", "searcher": r.name,
+                           "encoding": r.encoding, "seed": r.seed}
+                          for r in results for row in r.rows])
+    stats = summary(frame, budgets)
+    out = []
+    for (name, encoding), group in stats.groupby(["searcher", "encoding"], sort=False):
+        seeds = [r for r in results if r.name == name and r.encoding == encoding]
+        row = {"searcher": f"{name}[{encoding}]", "seeds": len(seeds),
+               "cpu_s": float(np.mean([r.cpu_seconds for r in seeds]))}
+        for _, at in group.iterrows():
+            b = at["budget"]
+            row.update({f"best@{b}": at["best_report"], f"best_se@{b}": at["best_report_se"],
+                        f"regret@{b}": at["regret"], f"regret_se@{b}": at["regret_se"],
+                        f"found@{b}": float(np.mean([r.found_step is not None and r.found_step <= b
+                                                     for r in seeds]))})
+        out.append(row)
+    return out
