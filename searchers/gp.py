@@ -17,7 +17,9 @@ when ``warm_start`` is on. Then either
 the domain nearest (L2, in feature space) to the incumbent, a trust region in the
 spirit of TuRBO; 1 (the default) means the whole domain. Targets are normal scores of
 their ranks by default (``target="rank"``; ``"standardize"`` is the plain alternative),
-and each fit runs at most ``max_fit_iter`` L-BFGS iterations.
+and each fit runs at most ``max_fit_iter`` L-BFGS iterations. With ``refit_every`` k > 1
+the hyperparameters are re-optimised only every k-th round; the rounds between condition
+the GP on all data seen so far with the last fitted hyperparameters (exact, no fit).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class GPSearch(Searcher):
     def __init__(self, domain: Domain, rng: np.random.Generator, init: int = 16,
                  batch_size: int = 1, kernel: str = "rbf", acquisition: str = "logei",
                  warm_start: bool = True, local: float = 1.0, target: str = "rank",
-                 max_fit_iter: int = 100):
+                 max_fit_iter: int = 100, refit_every: int = 1):
         super().__init__(domain, rng)
         if kernel not in ("rbf", "matern"):
             raise ValueError(f"kernel must be 'rbf' or 'matern', got {kernel!r}")
@@ -52,7 +54,10 @@ class GPSearch(Searcher):
             raise ValueError(f"local must be in (0, 1], got {local}")
         self.init, self.batch_size, self.kernel = init, batch_size, kernel
         self.acquisition, self.warm_start, self.local = acquisition, warm_start, local
-        self.target, self.max_fit_iter = target, max_fit_iter
+        if refit_every < 1:
+            raise ValueError(f"refit_every must be >= 1, got {refit_every}")
+        self.target, self.max_fit_iter, self.refit_every = target, max_fit_iter, refit_every
+        self.rounds = 0
         self.generator = generator_from(rng)
         f = domain.features.astype(np.float64)
         lo, hi = f.min(0), f.max(0)
@@ -74,8 +79,13 @@ class GPSearch(Searcher):
             covar = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=train_x.shape[1]))
         model = SingleTaskGP(train_x, train_y, covar_module=covar,
                              outcome_transform=Standardize(m=1))
-        if self.warm_start and self.hyper is not None:
+        reuse = self.hyper is not None and self.rounds % self.refit_every != 0
+        self.rounds += 1
+        if (self.warm_start or reuse) and self.hyper is not None:
             model.load_state_dict(self.hyper, strict=False)
+        if reuse:
+            model.eval()
+            return model
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         seed = int(torch.randint(2**31, (1,), generator=self.generator))
         with torch.random.fork_rng(), warnings.catch_warnings():
@@ -154,10 +164,11 @@ class GPSearch(Searcher):
         return mean.numpy(), var.numpy()
 
     def _state(self) -> dict:
-        return {"generator": self.generator.get_state().numpy(),
+        return {"generator": self.generator.get_state().numpy(), "rounds": self.rounds,
                 "hyper": None if self.hyper is None else {k: v.numpy() for k, v in self.hyper.items()}}
 
     def _load_state(self, state: dict) -> None:
         self.generator.set_state(torch.as_tensor(state["generator"]))
+        self.rounds = int(state.get("rounds", 0))
         self.hyper = None if state["hyper"] is None else \
             {k: torch.as_tensor(v) for k, v in state["hyper"].items()}

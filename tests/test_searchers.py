@@ -5,6 +5,7 @@ import pickle
 import re
 
 import numpy as np
+import torch
 import pytest
 
 import searchers
@@ -224,3 +225,26 @@ def test_rank_targets_are_robust_to_outliers():
     assert (ranked[0] - ranked[2]) / (ranked[1] - ranked[0]) < 2
     with pytest.raises(ValueError, match="rank"):
         transform_targets(y, "minmax")
+
+
+def test_gp_refits_hyperparameters_only_on_schedule_and_resumes_exactly():
+    domain, y = toy_domain()
+    opts = {"init": 8, "max_fit_iter": 20, "refit_every": 3}
+    s = create("gp", domain, np.random.default_rng(5), **opts)
+    drive(s, y, 8, chunk=8)
+    seen = []
+    for _ in range(6):                      # six rounds of one proposal each
+        drive(s, y, 1, chunk=1)
+        seen.append({k: v.clone() for k, v in s.hyper.items()})
+    same = [all(torch.equal(a[k], b[k]) for k in a) for a, b in zip(seen, seen[1:])]
+    # fits in rounds 0 and 3: hyperparameters change entering round 3 only
+    assert same == [True, True, False, True, True]
+
+    full = drive(create("gp", domain, np.random.default_rng(5), **opts), y, 30, chunk=1)
+    first = create("gp", domain, np.random.default_rng(5), **opts)
+    head = drive(first, y, 13, chunk=1)     # between two fits
+    resumed = create("gp", domain, np.random.default_rng(0), **opts)
+    resumed.load_state_dict(pickle.loads(pickle.dumps(first.state_dict())))
+    assert head + drive(resumed, y, 17, chunk=1) == full
+    with pytest.raises(ValueError, match="refit_every"):
+        create("gp", domain, np.random.default_rng(0), refit_every=0)
