@@ -19,6 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Neural architecture search in a learned latent space (arch2vec).")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
 app.add_typer(bench_app, name="bench")
+cluster_app = typer.Typer(no_args_is_help=True, help="Cluster files (see cluster/README.md).")
+app.add_typer(cluster_app, name="cluster")
 console = Console()
 
 
@@ -572,6 +574,26 @@ def bench_platform(
     table.add_row("peak RSS (driver + Ray processes)", f"{peak[0] / 2**20:,.0f} MiB")
     table.add_row("errored trials", str(res.errored))
     console.print(table)
+
+
+@cluster_app.command("validate")
+def cluster_validate(
+    files: Optional[list[str]] = typer.Argument(
+        None, help="cluster YAMLs (default: every *.yaml in ./cluster)"),
+) -> None:
+    """Check cluster files offline with Ray's own checks (schema, prepare_config,
+    validate_config; KubeRay manifests through the autoscaler's translation), plus the
+    project's: latentnas installed on every node, shared LATENTNAS_STORAGE."""
+    from latentnas.cluster import cluster_files, summary_lines, validate_cluster_file
+
+    try:
+        paths = files or cluster_files("cluster")
+        infos = [validate_cluster_file(p) for p in paths]
+    except LatentNASError as exc:
+        fail(exc)
+    for info in infos:
+        for line in summary_lines(info):
+            console.print(line, highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point
