@@ -115,3 +115,17 @@ def test_unparsable_yaml(tmp_path):
         "  - ray stop\n", "  - ray start --resources={\"a\": 1}\n", 1))
     with pytest.raises(ConfigError, match="head_start_ray_commands.0.*is not of type 'string'"):
         validate_cluster_file(str(path))
+
+
+def test_storage_defaults_to_the_environment_and_resources_are_checked(monkeypatch):
+    monkeypatch.setenv("LATENTNAS_STORAGE", "s3://bucket/latentnas")
+    cfg = ExperimentConfig()
+    assert cfg.storage_root() == "s3://bucket/latentnas"
+    assert cfg.results_root() == "s3://bucket/latentnas/latentnas/results"
+    monkeypatch.delenv("LATENTNAS_STORAGE")
+    assert ExperimentConfig().storage == "runs"
+    assert ExperimentConfig(shard_resources={"latentnas_gpu": 0.25}).shard_resources
+    with pytest.raises(ConfigError, match="oracle_resources must map resource names"):
+        ExperimentConfig(oracle_resources={"latentnas_oracle": -1})
+    with pytest.raises(ConfigError, match="shard_resources"):
+        ExperimentConfig(shard_resources=["latentnas_gpu"])

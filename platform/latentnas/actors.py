@@ -134,11 +134,15 @@ class ShardedNearest:
 
 
 def make_shards(features: np.ndarray, n: int, gpus_per_shard: float = 0.0,
-                device: str = "auto", name: str | None = None) -> list:
+                device: str = "auto", name: str | None = None,
+                resources: dict | None = None) -> list:
     """``n`` encoder shards over contiguous slices of ``features``, named
-    ``<name>-<k>`` when ``name`` is given (so tools can find them)."""
+    ``<name>-<k>`` when ``name`` is given (so tools can find them); ``resources`` are Ray
+    custom resources each shard requests (to pin shards to node types)."""
     bounds = np.linspace(0, len(features), n + 1).astype(int)
     opts = {"num_gpus": gpus_per_shard} if gpus_per_shard else {"num_cpus": 0}
+    if resources:
+        opts["resources"] = dict(resources)
     return [EncoderShard.options(**opts, **({"name": f"{name}-{k}"} if name else {}))
             .remote(features[a:b], int(a), device)
             for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]

@@ -41,12 +41,17 @@ class ExperimentConfig:
     first_seed: int = 0
     budget: int = 150
     cpus_per_trial: float = 1.0
-    storage: str = "runs"                  # Tune's experiment state (local path or URI)
+    #: Tune's experiment state (local path or URI); default $LATENTNAS_STORAGE, else ./runs
+    storage: str = field(default_factory=lambda: os.environ.get("LATENTNAS_STORAGE") or "runs")
     results: str | None = None             # results store (default: <storage>/<name>/results)
     report_every: int = 50                 # queries between Tune reports and checkpoints
     oracle_mode: str = "table"             # "table": object-store table; "actor": OracleActor
     shards: int = 0                        # >0: nearest-cell queries go to N EncoderShards
     gpus_per_shard: float = 0.0
+    #: Ray custom resources for the actors, e.g. ``{"latentnas_gpu": 0.25}`` so shards land
+    #: on the GPU nodes the cluster files declare (cluster/README.md)
+    shard_resources: dict = field(default_factory=dict)
+    oracle_resources: dict = field(default_factory=dict)
     max_failures: int = 3
     #: chaos testing: ``{"fail_at": n, "marker_dir": path}`` makes every trial raise once,
     #: after ``n`` queries, to exercise retries and ``--resume``
@@ -63,6 +68,13 @@ class ExperimentConfig:
         for key in ("seeds", "budget", "report_every"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
+        for key in ("shard_resources", "oracle_resources"):
+            value = getattr(self, key)
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, (int, float)) and v > 0
+                    for k, v in value.items()):
+                raise ConfigError(f"{key} must map resource names to positive amounts, "
+                                  f"e.g. {{latentnas_gpu: 0.25}}; got {value!r}")
         if not 0 < self.cpus_per_trial <= 64:
             raise ConfigError(f"cpus_per_trial must be in (0, 64], got {self.cpus_per_trial}")
 
@@ -200,19 +212,21 @@ def _handles(cfg: ExperimentConfig) -> dict:
 
     oracle = get_oracle(cfg.space, cfg.dataset)
     features, shards = {}, {}
-    for enc in cfg.encodings:
+    for enc in sorted({s.encoding for s in cfg.specs()}):   # only encodings a search uses
         f = encoding_features(oracle.space.name, enc)
         if f is not None:
             features[enc] = ray.put(f)
             if cfg.shards:
                 shards[enc] = make_shards(f, cfg.shards, cfg.gpus_per_shard,
-                                          name=f"shard-{cfg.name}-{enc}")
+                                          name=f"shard-{cfg.name}-{enc}",
+                                          resources=cfg.shard_resources)
     return {
         "experiment": {"name": cfg.name, "space": oracle.space.name,
                        "dataset": oracle.info.dataset, "results": cfg.results_root(),
                        "report_every": cfg.report_every, "fault_injection": cfg.fault_injection},
         "table": put_table(oracle),
         "oracle_actor": (OracleActor.options(num_cpus=0, name=f"oracle-{cfg.name}",
+                                             resources=cfg.oracle_resources or None,
                                              get_if_exists=True).remote(cfg.space, cfg.dataset)
                          if cfg.oracle_mode == "actor" else None),
         "features": features,
