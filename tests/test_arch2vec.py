@@ -179,3 +179,24 @@ def test_pretrain_writes_checkpoint_embeddings_and_reuses_its_cache(tmp_path):
     assert again.cached and again.final == first.final
     with pytest.raises(CheckpointError, match="made for space 'nbgraph-proteins'"):
         load_embeddings(first.embeddings, get_space("nbgraph"))
+
+
+def test_pretrain_into_a_filesystem_uri_uploads_and_reuses(tmp_path):
+    from latentnas.checkpoints import load_embeddings
+    from latentnas.pretrain import pretrain
+    from latentnas.spaces import get_space
+
+    cfg = Arch2VecConfig(hidden_dim=16, latent_dim=4, epochs=1, batch_size=512, seed=0)
+    uri = f"file://{tmp_path}/bucket/arch2vec"
+    first = pretrain("nbgraph-proteins", cfg, out_dir=uri, device="cpu", final_samples=200,
+                     epoch_samples=0)
+    assert not first.cached and first.uri == uri
+    stored = sorted(p.name for p in (tmp_path / "bucket" / "arch2vec").iterdir())
+    assert stored == ["checkpoint.safetensors", "embeddings.parquet", "metrics.json"]
+    # another machine (an empty local cache) finds it there and does not retrain
+    import shutil
+    shutil.rmtree(first.out_dir)
+    again = pretrain("nbgraph-proteins", cfg, out_dir=uri, device="cpu")
+    assert again.cached and again.final == first.final
+    emb, _ = load_embeddings(again.embeddings, get_space("nbgraph-proteins"))
+    assert emb.shape == (2_021, 4)

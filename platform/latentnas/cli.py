@@ -149,8 +149,9 @@ def pretrain_cmd(
     lr: Optional[float] = typer.Option(None, help="Adam learning rate"),
     seed: Optional[int] = typer.Option(None, help="random seed (default 3, as the reference)"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
-    out: Optional[str] = typer.Option(None, help="output directory (default: a cache "
-                                      "directory keyed by the configuration)"),
+    out: Optional[str] = typer.Option(None, help="output directory or URI (file://, s3://, "
+                                      "gs://; default: a cache directory keyed by the "
+                                      "configuration)"),
     cells: Optional[int] = typer.Option(None, help="NB101 only: number of sampled cells"),
     reference: bool = typer.Option(False, help="the authors' defaults (batch 32, constant lr)"),
     force: bool = typer.Option(False, help="retrain even if a matching checkpoint exists"),
@@ -166,9 +167,10 @@ def pretrain_cmd(
     else:
         console.print(_epoch_table(result.epochs, f"arch2vec on {space}: held-out metrics per epoch"))
     console.print(_summary(result.final, f"arch2vec on {space}"))
-    console.print(f"checkpoint: {result.checkpoint}")
+    where = result.uri.rstrip("/") if result.uri else result.out_dir
+    console.print(f"checkpoint: {where}/{os.path.basename(result.checkpoint)}")
     if os.path.exists(result.embeddings):
-        console.print(f"embeddings: {result.embeddings}")
+        console.print(f"embeddings: {where}/{os.path.basename(result.embeddings)}")
 
 
 @bench_app.command("pretrain")

@@ -28,6 +28,7 @@ from latentnas.checkpoints import (load_encoder, make_header, read_header, save_
 from latentnas.errors import CheckpointError, ConfigError
 from latentnas.spaces import get_space
 from latentnas.spaces.base import SearchSpace
+from latentnas.storage import is_uri
 
 CHECKPOINT, EMBEDDINGS, METRICS = "checkpoint.safetensors", "embeddings.parquet", "metrics.json"
 
@@ -87,6 +88,7 @@ class PretrainResult:
     epochs: list[dict] = field(default_factory=list)
     final: dict = field(default_factory=dict)
     cached: bool = False
+    uri: str | None = None           # where the files were uploaded, for a URI ``out_dir``
 
     @property
     def checkpoint(self) -> str:
@@ -132,7 +134,12 @@ def pretrain(space_name: str, config: Arch2VecConfig | None = None, out_dir: str
              device: str = "auto", num_cells: int | None = None, force: bool = False,
              final_samples: int = 10_000, epoch_samples: int = 1_000,
              on_epoch: Callable[[dict], None] | None = None) -> PretrainResult:
-    """Pretrains (or finds cached) arch2vec for ``space_name``; see the module docstring."""
+    """Pretrains (or finds cached) arch2vec for ``space_name``; see the module docstring.
+    ``out_dir`` may be a URI (``s3://``, ``gs://``, ``file://``): see :func:`_pretrain_remote`."""
+    if out_dir and is_uri(out_dir):
+        return _pretrain_remote(space_name, config, out_dir, device=device, num_cells=num_cells,
+                                force=force, final_samples=final_samples,
+                                epoch_samples=epoch_samples, on_epoch=on_epoch)
     space = get_space(space_name)
     config = config or default_config(space_name)
     device = resolve_device(device)
@@ -197,6 +204,33 @@ def pretrain(space_name: str, config: Arch2VecConfig | None = None, out_dir: str
         json.dump({"space": space.name, "config": config.to_dict(), "epochs": result.epochs,
                    "final": final}, f, indent=1)
     os.replace(tmp, metrics_path)
+    return result
+
+
+def _pretrain_remote(space_name: str, config, uri: str, **kwargs) -> PretrainResult:
+    """Pretraining into a URI: files already there are fetched into a local mirror and
+    reused when they match the configuration (the same checks as a local directory);
+    otherwise the model is trained in the mirror and its files uploaded, each atomically.
+    The result points at the mirror (for reading) and names the URI in ``uri``."""
+    from latentnas import storage
+
+    local = storage.mirror_dir(uri)
+    names = (CHECKPOINT, METRICS, EMBEDDINGS)
+    remote = {n: f"{uri.rstrip('/')}/{n}" for n in names}
+    if not kwargs.get("force") and all(storage.exists(remote[n]) for n in names[:2]):
+        for n in names:
+            if storage.exists(remote[n]):
+                storage.download(remote[n], os.path.join(local, n))
+    else:
+        for n in names:                   # never reuse a stale mirror of another upload
+            if os.path.exists(os.path.join(local, n)):
+                os.remove(os.path.join(local, n))
+    result = pretrain(space_name, config, out_dir=local, **kwargs)
+    if not result.cached:
+        for n in names:
+            if os.path.exists(os.path.join(local, n)):
+                storage.upload(os.path.join(local, n), remote[n])
+    result.uri = uri
     return result
 
 

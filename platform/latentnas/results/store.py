@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from latentnas.errors import CorruptDataError, MissingDataError
+from latentnas.storage import filesystem
 
 SCHEMA_VERSION = 1
 PARTITIONS = ("experiment", "searcher", "encoding")
@@ -35,16 +36,6 @@ SCHEMA = pa.schema([
     ("sim_time", pa.float64()), ("best_search", pa.float64()), ("best_report", pa.float64()),
     ("regret", pa.float64()),
 ])
-
-
-def filesystem(root: str) -> tuple[pafs.FileSystem, str]:
-    """``(filesystem, path)`` for a local path or a URI pyarrow understands."""
-    if "://" in root:
-        try:
-            return pafs.FileSystem.from_uri(root)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-            raise MissingDataError(f"cannot open results storage {root!r}: {exc}") from exc
-    return pafs.LocalFileSystem(), os.path.abspath(root)
 
 
 def trial_path(root_path: str, experiment: str, searcher: str, encoding: str, seed: int) -> str:

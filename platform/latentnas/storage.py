@@ -1,0 +1,73 @@
+"""Local paths and pyarrow-filesystem URIs (``file://``, ``s3://``, ``gs://``, ...) behind
+one interface, for everything the platform stores: results, Tune state (Tune itself takes
+the URI), pretrained checkpoints. Writes are atomic: a temporary name in the same
+directory, then a move."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+
+import pyarrow as pa
+from pyarrow import fs as pafs
+
+from latentnas.errors import MissingDataError
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    """``(filesystem, path)`` for a local path or a URI pyarrow understands."""
+    if is_uri(location):
+        try:
+            return pafs.FileSystem.from_uri(location)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise MissingDataError(f"cannot open storage {location!r}: {exc}; use a local "
+                                   "path or a URI pyarrow supports (file://, s3://, gs://)") \
+                from exc
+    return pafs.LocalFileSystem(), os.path.abspath(location)
+
+
+def exists(location: str) -> bool:
+    fs, path = filesystem(location)
+    return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def upload(local_file: str, location: str) -> None:
+    """Copies ``local_file`` to ``location`` (a file path or URI), atomically."""
+    fs, path = filesystem(location)
+    directory = path.rsplit("/", 1)[0]
+    fs.create_dir(directory, recursive=True)
+    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
+    try:
+        with open(local_file, "rb") as src, fs.open_output_stream(tmp) as out:
+            while chunk := src.read(1 << 22):
+                out.write(chunk)
+        fs.move(tmp, path)
+    except BaseException:
+        try:
+            fs.delete_file(tmp)
+        except (FileNotFoundError, OSError):
+            pass
+        raise
+
+
+def download(location: str, local_file: str) -> None:
+    """Copies ``location`` to ``local_file`` (write to a temporary name, then rename)."""
+    fs, path = filesystem(location)
+    os.makedirs(os.path.dirname(os.path.abspath(local_file)), exist_ok=True)
+    tmp = f"{local_file}.{os.getpid()}.tmp"
+    with fs.open_input_stream(path) as src, open(tmp, "wb") as out:
+        while chunk := src.read(1 << 22):
+            out.write(chunk)
+    os.replace(tmp, local_file)
+
+
+def mirror_dir(location: str) -> str:
+    """A local cache directory standing for the remote directory ``location``."""
+    from latentnas.cache import cache_dir
+
+    return cache_dir("remote", hashlib.sha256(location.encode()).hexdigest()[:16])
