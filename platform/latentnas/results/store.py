@@ -15,7 +15,6 @@ file's metadata carries the schema version and the trial's description.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from urllib.parse import quote
 
