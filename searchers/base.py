@@ -36,6 +36,12 @@ class Domain:
             local L2 search over ``features`` (e.g. sharded embedding tables on other
             devices); it must return the unblocked position nearest to ``point``, ties to
             the lowest position.
+        top_k: optional ``(scorer, blocked bool [M], k) -> positions`` that replaces local
+            scoring of every candidate by an acquisition function (e.g. encoder shards that
+            hold the features on other devices). ``scorer`` is a picklable object with
+            ``scores(features [c, d] float64) -> [c]`` (see ``searchers.gp.GPScorer``); the
+            answer must be the ``k`` unblocked positions with the highest scores, ties to
+            the lowest position, as :func:`searchers.acquisition.top_k`.
     """
 
     ids: np.ndarray
@@ -43,6 +49,7 @@ class Domain:
     neighbours: Callable[[int], Sequence[int]] | None = None
     graphs: tuple[np.ndarray, np.ndarray] | None = None
     nearest: Callable[[np.ndarray, np.ndarray], int] | None = None
+    top_k: Callable[[object, np.ndarray, int], Sequence[int]] | None = None
     _pos: dict[int, int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -18,7 +18,8 @@ KEY = ["experiment", "searcher", "encoding", "seed", "step"]
 def small(tmp_path, name, **kw) -> ExperimentConfig:
     base = dict(name=name, space="nb201", encodings=["adjacency"],
                 searchers=["random", "reinforce(batch_size=8)"], seeds=2, budget=24,
-                report_every=8, cpus_per_trial=0.5, storage=str(tmp_path / "runs"),
+                report_every=8, checkpoint_seconds=0, cpus_per_trial=0.5,
+                storage=str(tmp_path / "runs"),
                 results=str(tmp_path / "results"))
     return ExperimentConfig(**{**base, **kw})
 
@@ -68,12 +69,65 @@ def test_retried_trials_end_with_one_complete_trace_each(ray_local, tmp_path):
 
 
 def test_one_and_three_encoder_shards_give_identical_traces(ray_local, tmp_path):
+    # reinforce asks the shards for nearest cells; gp ships its GP to them and merges their
+    # LogEI top-k; without shards both run locally
     runs = []
-    for shards in (1, 3):
-        cfg = small(tmp_path, f"shards{shards}", shards=shards, searchers=["reinforce(batch_size=8)"])
+    for shards in (0, 1, 3):
+        cfg = small(tmp_path, f"shards{shards}", shards=shards,
+                    searchers=["reinforce(batch_size=8)", "gp(init=8)"])
         run_experiment(cfg)
-        runs.append(rows_of(cfg.results_root(), cfg.name)["cell_id"].tolist())
-    assert runs[0] == runs[1] and len(runs[0]) == 2 * 24
+        df = rows_of(cfg.results_root(), cfg.name)
+        runs.append({s: g["cell_id"].tolist() for s, g in df.groupby("searcher")})
+    assert runs[0] == runs[1] == runs[2]
+    assert sorted(runs[0]) == ["gp:init=8", "reinforce:batch_size=8"]
+    assert all(len(v) == 2 * 24 for v in runs[0].values())
+
+
+def test_encoder_shards_encode_decode_and_score_like_the_local_encoder(ray_local, tmp_path):
+    import ray
+    import torch
+
+    from encoders.arch2vec import Arch2VecConfig
+    from latentnas.actors import ShardedTopK, make_shards
+    from latentnas.checkpoints import load_embeddings
+    from latentnas.pretrain import load_pretrained, pretrain
+    from latentnas.spaces import get_space
+    from searchers import create
+
+    cfg = Arch2VecConfig(hidden_dim=16, latent_dim=4, epochs=1, batch_size=512, seed=0)
+    out = str(tmp_path / "p")
+    result = pretrain("nbgraph-proteins", cfg, out_dir=out, device="cpu", final_samples=100,
+                      epoch_samples=0)
+    space = get_space("nbgraph-proteins")
+    emb, _ = load_embeddings(result.embeddings, space)
+    with open(result.checkpoint, "rb") as f:
+        shards = make_shards(emb, 2, checkpoint=f.read(), space="nbgraph-proteins")
+    local = load_pretrained(out, "nbgraph-proteins")
+    adj, ops = space.to_tensors(space.cells()[:5])
+    np.testing.assert_array_equal(ray.get(shards[1].encode.remote(adj.numpy(), ops.numpy())),
+                                  local.encode(adj, ops).numpy())
+    z = local.node_latents(adj, ops).detach().numpy()
+    ops_p, adj_p = ray.get(shards[0].decode.remote(z))
+    ops_l, adj_l = local.decode(torch.as_tensor(z))
+    np.testing.assert_array_equal(ops_p, ops_l.numpy())
+    np.testing.assert_array_equal(adj_p, adj_l.numpy())
+
+    # a GP's LogEI top-k over two shards equals scoring every row locally
+    from searchers import Domain
+
+    y = -((emb - emb.mean(0)) ** 2).sum(1)
+    gp = create("gp", Domain(ids=np.arange(len(emb)), features=emb), np.random.default_rng(0),
+                init=12)
+    ids = gp.ask(12)
+    gp.tell(ids, y[ids])
+    pos = np.asarray(gp.history_pos)
+    scorer = gp._scorer(gp._model(pos, y[pos]), float(y[pos].max()))
+    blocked = gp.taken.copy()
+    free = np.flatnonzero(~blocked)
+    want = free[np.lexsort((free, -scorer.scores(gp.x[free])))[:7]].tolist()
+    assert ShardedTopK(shards)(scorer, blocked, 7) == want
+    for s in shards:
+        ray.kill(s)
 
 
 def test_a_killed_oracle_actor_is_restarted_and_the_experiment_completes(ray_local, tmp_path):
@@ -153,6 +207,6 @@ def test_losing_a_worker_node_mid_experiment_still_completes_every_trace(tmp_pat
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["removed_at_queries"] is not None and out["alive_nodes"] == 2
     assert out["retried_trials"] >= 1           # trials on the lost node were retried
-    assert out["errored"] == 0 and out["trials"] == 6
+    assert out["errored"] == 0 and out["trials"] == 6, out["errors"]
     assert out["traces"] == 6 and out["rows"] == 6 * 40 and out["duplicates"] == 0
     assert out["shard_on_gpu_node"]

@@ -8,9 +8,11 @@ both, and experiments default to the table (STACK_NOTES: one actor call costs ~1
 local lookup ~0.2 µs).
 
 ``EncoderShard`` holds one contiguous slice of a space's embedding table on its device
-(a GPU when the actor was given one) and answers nearest-unvisited queries for it;
-:class:`ShardedNearest` fans a query out to every shard and merges their answers, ties to
-the lowest id, so 1 and N shards give the same answer.
+(a GPU when the actor was given one), and optionally the encoder. It answers
+nearest-unvisited queries for its slice, the top-k of an acquisition function over its
+slice for a surrogate a searcher ships to it (``GPScorer``), and encode/decode batches.
+:class:`ShardedNearest` and :class:`ShardedTopK` fan a query out to every shard and merge
+the answers, ties to the lowest position, so 1 and N shards give the same answer.
 """
 
 from __future__ import annotations
@@ -85,16 +87,25 @@ class ActorOracle(Oracle):
 
 @ray.remote(max_restarts=-1, max_task_retries=-1)
 class EncoderShard:
-    """Rows ``[start, start + len(features))`` of an embedding table, on ``device``."""
+    """Rows ``[start, start + len(features))`` of an embedding table, on ``device``, and
+    optionally the encoder that made it (``checkpoint``: the bytes of an arch2vec
+    checkpoint for ``space``, header-checked on load)."""
 
-    def __init__(self, features: np.ndarray, start: int, device: str = "auto"):
+    def __init__(self, features: np.ndarray, start: int, device: str = "auto",
+                 checkpoint: bytes | None = None, space: str | None = None):
         import torch
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.start = start
-        self.features = torch.as_tensor(np.array(features, dtype=np.float32), device=self.device)
+        self.raw = np.array(features, dtype=np.float32)
+        self.features = torch.as_tensor(self.raw, device=self.device)
+        self.encoder = _load_encoder(checkpoint, space, str(self.device)) if checkpoint else None
+
+    def _blocked(self, blocked_bits: np.ndarray) -> np.ndarray:
+        n = len(self.raw)
+        return np.unpackbits(blocked_bits, count=self.start + n)[self.start:].astype(bool)
 
     def nearest(self, point: np.ndarray, blocked_bits: np.ndarray) -> tuple[float, int]:
         """``(squared distance, global position)`` of the nearest unblocked row, or
@@ -102,8 +113,7 @@ class EncoderShard:
         whole domain's blocked mask packed with ``np.packbits``."""
         import torch
 
-        n = len(self.features)
-        blocked = np.unpackbits(blocked_bits, count=self.start + n)[self.start:].astype(bool)
+        blocked = self._blocked(blocked_bits)
         p = torch.as_tensor(point, dtype=torch.float32, device=self.device)
         dist = ((self.features - p) ** 2).sum(dim=1)
         dist[torch.as_tensor(blocked, device=self.device)] = float("inf")
@@ -111,11 +121,62 @@ class EncoderShard:
         d = float(dist[k])
         return (d, self.start + k) if d != float("inf") else (d, -1)
 
+    def top_k(self, scorer, blocked_bits: np.ndarray, k: int) -> list[tuple[float, int]]:
+        """``(score, global position)`` of the shard's ``k`` best unblocked rows under
+        ``scorer`` (e.g. a GP's LogEI shipped by the searcher), best first, ties to the
+        lowest position."""
+        free = np.flatnonzero(~self._blocked(blocked_bits))
+        if len(free) == 0:
+            return []
+        if hasattr(scorer, "to"):
+            scorer = scorer.to(self.device)
+        scores = np.asarray(scorer.scores_raw(self.raw[free]))
+        order = np.lexsort((free, -scores))[:k]
+        return [(float(scores[i]), self.start + int(free[i])) for i in order]
+
+    def encode(self, adj: np.ndarray, ops: np.ndarray) -> np.ndarray:
+        """Graph embeddings ``[B, d]`` of a batch of cells (needs ``checkpoint``)."""
+        import torch
+
+        enc = self._need_encoder()
+        with torch.no_grad():
+            return enc.encode(torch.as_tensor(adj), torch.as_tensor(ops)).cpu().numpy()
+
+    def decode(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(op probabilities [B, N, K], edge probabilities [B, N, N])`` of per-node
+        latents ``z [B, N, d]`` (needs ``checkpoint``)."""
+        import torch
+
+        ops, adj = self._need_encoder().decode(torch.as_tensor(z))
+        return ops.cpu().numpy(), adj.cpu().numpy()
+
+    def _need_encoder(self):
+        if self.encoder is None:
+            raise RuntimeError("this encoder shard holds embeddings only; create it with the "
+                               "encoder's checkpoint (make_shards(..., checkpoint=...))")
+        return self.encoder
+
     def device_name(self) -> str:
         return str(self.device)
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
+
+
+def _load_encoder(checkpoint: bytes, space: str, device: str):
+    """An arch2vec encoder from checkpoint bytes (through a file, so every header check of
+    :func:`latentnas.checkpoints.load_encoder` applies)."""
+    import os
+    import tempfile
+
+    from latentnas.checkpoints import load_encoder
+    from latentnas.spaces import get_space
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "checkpoint.safetensors")
+        with open(path, "wb") as f:
+            f.write(checkpoint)
+        return load_encoder(path, get_space(space), device=device)
 
 
 class ShardedNearest:
@@ -133,9 +194,26 @@ class ShardedNearest:
         return int(best[1])
 
 
+class ShardedTopK:
+    """``(scorer, blocked, k) -> positions`` over N :class:`EncoderShard` actors (a
+    :attr:`searchers.Domain.top_k`): every shard scores its rows and returns its own
+    top ``k``; the merge keeps the ``k`` best overall, ties to the lowest position."""
+
+    def __init__(self, shards: list):
+        self.shards = shards
+
+    def __call__(self, scorer, blocked: np.ndarray, k: int) -> list[int]:
+        bits = np.packbits(blocked)
+        ref = ray.put(scorer)
+        answers = ray.get([s.top_k.remote(ref, bits, k) for s in self.shards])
+        merged = sorted((a for shard in answers for a in shard), key=lambda a: (-a[0], a[1]))
+        return [pos for _, pos in merged[:k]]
+
+
 def make_shards(features: np.ndarray, n: int, gpus_per_shard: float = 0.0,
                 device: str = "auto", name: str | None = None,
-                resources: dict | None = None) -> list:
+                resources: dict | None = None, checkpoint: bytes | None = None,
+                space: str | None = None) -> list:
     """``n`` encoder shards over contiguous slices of ``features``, named
     ``<name>-<k>`` when ``name`` is given (so tools can find them); ``resources`` are Ray
     custom resources each shard requests (to pin shards to node types)."""
@@ -144,5 +222,5 @@ def make_shards(features: np.ndarray, n: int, gpus_per_shard: float = 0.0,
     if resources:
         opts["resources"] = dict(resources)
     return [EncoderShard.options(**opts, **({"name": f"{name}-{k}"} if name else {}))
-            .remote(features[a:b], int(a), device)
+            .remote(features[a:b], int(a), device, checkpoint, space)
             for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]

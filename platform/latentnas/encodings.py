@@ -74,14 +74,17 @@ def neighbour_fn(space_name: str) -> Callable[[int], list[int]]:
 
 def make_domain(space_name: str, encoding: str, device: str = "auto",
                 features: np.ndarray | None = None,
-                nearest: Callable[[np.ndarray, np.ndarray], int] | None = None) -> Domain:
+                nearest: Callable[[np.ndarray, np.ndarray], int] | None = None,
+                top_k: Callable | None = None) -> Domain:
     """The whole finite space as a :class:`searchers.Domain` under ``encoding``.
 
     ``features`` replaces the encoding's table when the caller already holds it (a Ray
-    trial reads it from the object store); ``nearest`` is the domain's nearest-cell hook.
+    trial reads it from the object store); ``nearest`` and ``top_k`` are the domain's
+    hooks for nearest-cell and acquisition top-k queries (encoder shards).
     """
     space = _finite(space_name)
     if features is None:
         features = encoding_features(space_name, encoding, device)
     return Domain(ids=np.arange(space.size), features=features,
-                  neighbours=neighbour_fn(space_name), graphs=space.arrays(), nearest=nearest)
+                  neighbours=neighbour_fn(space_name), graphs=space.arrays(), nearest=nearest,
+                  top_k=top_k)
