@@ -54,7 +54,8 @@ def main(tmp: str) -> None:
 
     cfg = ExperimentConfig(name="multinode", space="nb201", encodings=["adjacency"],
                            searchers=["reinforce(batch_size=8)", "random"], seeds=3, budget=40,
-                           report_every=8, cpus_per_trial=1, shards=1, gpus_per_shard=1,
+                           report_every=8, checkpoint_seconds=0, cpus_per_trial=1, shards=1,
+                           gpus_per_shard=1,
                            max_failures=5, storage=os.path.join(tmp, "runs"))
     try:
         res = run_experiment(cfg, callbacks=[RemoveWorkerOnce(lambda: cluster.remove_node(doomed))])
@@ -70,6 +71,7 @@ def main(tmp: str) -> None:
             "alive_nodes": sum(n["Alive"] for n in ray.nodes()),
             "shard_on_gpu_node": shard_node == gpu_node.node_id,
             "shard_device": ray.get(shard.device_name.remote()),
+            "errors": res.errors,
         }))
     finally:
         ray.shutdown()

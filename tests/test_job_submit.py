@@ -99,7 +99,8 @@ def test_ray_job_submit_runs_an_experiment(ray_head):
 
     job = subprocess.run(
         [os.path.join(BIN, "ray"), "job", "submit", "--address", ray_head["url"],
-         "--working-dir", ROOT, "--", "latentnas", "run", "cluster/experiments/smoke.yaml"],
+         "--working-dir", os.path.join(ROOT, "cluster", "experiments"), "--",
+         "latentnas", "run", "smoke.yaml"],
         env=ray_head["env"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     output = job.stdout + job.stderr
     assert job.returncode == 0, output[-4000:]

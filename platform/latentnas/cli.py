@@ -152,7 +152,8 @@ def pretrain_cmd(
     out: Optional[str] = typer.Option(None, help="output directory or URI (file://, s3://, "
                                       "gs://; default: a cache directory keyed by the "
                                       "configuration)"),
-    cells: Optional[int] = typer.Option(None, help="NB101 only: number of sampled cells"),
+    cells: Optional[int] = typer.Option(None, help="NB101 only: number of sampled cells "
+                                        "(default: all 423,624, enumerated and cached)"),
     reference: bool = typer.Option(False, help="the authors' defaults (batch 32, constant lr)"),
     force: bool = typer.Option(False, help="retrain even if a matching checkpoint exists"),
 ) -> None:
@@ -179,7 +180,8 @@ def bench_pretrain(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     epochs: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),
-    cells: Optional[int] = typer.Option(None, help="NB101 only: number of sampled cells"),
+    cells: Optional[int] = typer.Option(None, help="NB101 only: number of sampled cells "
+                                        "(default: all 423,624, enumerated and cached)"),
     reference: bool = typer.Option(False, help="the authors' defaults (batch 32, constant lr)"),
 ) -> None:
     """Graphs/s, seconds per epoch, peak memory and final quality of one fresh pretraining."""
@@ -374,7 +376,9 @@ def _markdown(df) -> str:
 @app.command("results")
 def results_cmd(
     root: str = typer.Argument(..., help="results directory or URI (file://, s3://, gs://)"),
-    at: str = typer.Option("50,100,150", help="budgets (queries) to tabulate"),
+    at: Optional[str] = typer.Option(None, help="budgets (queries) to tabulate, e.g. "
+                                     "50,100,150 (default: a third, two thirds and all of the "
+                                     "longest search)"),
     experiment: Optional[str] = typer.Option(None, help="only this experiment"),
     compare_at: Optional[int] = typer.Option(None, help="budget of the pairwise test "
                                              "(default: the last of --at)"),
@@ -385,7 +389,7 @@ def results_cmd(
 ) -> None:
     """Paper-style table over seeds, pairwise significance, and regret plots."""
     try:
-        budgets = [int(b) for b in at.split(",")]
+        budgets = [int(b) for b in at.split(",")] if at else None
     except ValueError:
         fail(ValueError(f"--at takes comma-separated integers, got {at!r}"))
     _report(root, budgets, experiment, compare_at, csv, markdown, plots)
@@ -402,6 +406,9 @@ def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=
         df = read_results(root, **({"experiment": experiment} if experiment else {}))
     except LatentNASError as exc:
         fail(exc)
+    if not budgets:
+        longest = int(df["step"].max())
+        budgets = sorted({max(1, round(longest * k / 3)) for k in (1, 2, 3)})
     table_df = summary(df, budgets)
     table = Table(title=f"{root}: {df['seed'].nunique()} seeds, {len(df):,} queries "
                         "(mean ± s.e.)")
@@ -572,10 +579,54 @@ def bench_platform(
     table.add_row("search work (trial CPU)", f"{res.trial_cpu_seconds:.1f} CPU s")
     table.add_row("platform overhead share", f"{overhead / (res.wall_seconds * cpus):.0%} of CPU time")
     table.add_row("overhead per trial", f"{overhead / max(res.trials, 1):.2f} CPU s")
+    n = max(res.trials, 1)
+    table.add_row("  of which trial setup", f"{res.setup_cpu_seconds / n:.2f} CPU s")
+    table.add_row("  of which rows, checkpoints, reports", f"{res.io_cpu_seconds / n:.2f} CPU s")
+    table.add_row("  the rest (Tune, Ray, idle cores)",
+                  f"{max(overhead - res.setup_cpu_seconds - res.io_cpu_seconds, 0) / n:.2f} CPU s")
     table.add_row("queries/s", f"{queries / res.wall_seconds:,.0f}")
     table.add_row("peak RSS (driver + Ray processes)", f"{peak[0] / 2**20:,.0f} MiB")
     table.add_row("errored trials", str(res.errored))
     console.print(table)
+
+
+@bench_app.command("enumerate")
+def bench_enumerate(
+    workers: int = typer.Option(0, help="hashing processes (0: one per CPU)"),
+    save: bool = typer.Option(True, help="store the result as the cache pretraining uses"),
+) -> None:
+    """Enumerate every unique NAS-Bench-101 cell: time, memory, count check."""
+    import resource
+
+    from latentnas.cache import cache_dir
+    from latentnas.spaces import nb101_enum
+
+    start = time.perf_counter()
+
+    def on_stage(name, seconds):
+        console.print(f"  {name} ({seconds:.1f} s)", highlight=False)
+
+    enum = nb101_enum.enumerate_nb101(workers=workers or None, on_stage=on_stage)
+    wall = time.perf_counter() - start
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    table = Table(title="NAS-Bench-101 enumeration")
+    for col in ("figure", "value"):
+        table.add_column(col)
+    counts = np.bincount(enum.nodes, minlength=8)
+    table.add_row("cells", f"{len(enum):,} (expected {nb101_enum.EXPECTED:,}: "
+                           f"{'match' if len(enum) == nb101_enum.EXPECTED else 'MISMATCH'})")
+    table.add_row("distinct official hashes", f"{len(set(enum.hashes)):,}")
+    table.add_row("cells by node count", ", ".join(f"{n}: {counts[n]:,}" for n in range(2, 8)))
+    table.add_row("graphs and labellings", f"{enum.seconds['graphs']:.1f} s")
+    table.add_row("hashes", f"{enum.seconds['hashes']:.1f} s")
+    table.add_row("total", f"{wall:.1f} s")
+    table.add_row("peak RSS", f"{own:,.0f} MiB (driver), {kids:,.0f} MiB (largest worker)")
+    console.print(table)
+    if save:
+        path = cache_dir("nb101", "cells.npz")
+        nb101_enum.save(enum, path)
+        console.print(f"cache: {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")
 
 
 @cluster_app.command("validate")

@@ -44,7 +44,9 @@ class ExperimentConfig:
     #: Tune's experiment state (local path or URI); default $LATENTNAS_STORAGE, else ./runs
     storage: str = field(default_factory=lambda: os.environ.get("LATENTNAS_STORAGE") or "runs")
     results: str | None = None             # results store (default: <storage>/<name>/results)
-    report_every: int = 50                 # queries between Tune reports and checkpoints
+    report_every: int = 50                 # queries between Tune reports
+    #: a report carries a checkpoint when this much search CPU went by since the last one
+    checkpoint_seconds: float = 2.0
     oracle_mode: str = "table"             # "table": object-store table; "actor": OracleActor
     shards: int = 0                        # >0: nearest-cell queries go to N EncoderShards
     gpus_per_shard: float = 0.0
@@ -75,6 +77,8 @@ class ExperimentConfig:
                     for k, v in value.items()):
                 raise ConfigError(f"{key} must map resource names to positive amounts, "
                                   f"e.g. {{latentnas_gpu: 0.25}}; got {value!r}")
+        if not isinstance(self.checkpoint_seconds, (int, float)) or self.checkpoint_seconds < 0:
+            raise ConfigError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds!r}")
         if not 0 < self.cpus_per_trial <= 64:
             raise ConfigError(f"cpus_per_trial must be in (0, 64], got {self.cpus_per_trial}")
 
@@ -133,11 +137,18 @@ class ExperimentConfig:
 
 # -- the trial --------------------------------------------------------------------------
 def search_trial(config: dict, handles: dict) -> None:
-    """A Tune trainable: runs (or resumes) one search and stores its rows."""
+    """A Tune trainable: runs (or resumes) one search and stores its rows.
+
+    Reports go to Tune every ``report_every`` queries; a report carries a checkpoint only
+    when at least ``checkpoint_seconds`` of search CPU went by since the last one (a cheap
+    search is cheaper to redo than to checkpoint), and the final one none (its rows are in
+    the results store by then). ``setup_cpu`` and ``io_cpu`` in the reports measure what a
+    trial costs besides its search."""
     from ray import tune
 
     from latentnas.results.store import write_trial
 
+    t0 = time.process_time()
     exp = handles["experiment"]
     spec = SearchSpec(**config["spec"])
     run = SearchRun(spec, _trial_domain(handles, spec.encoding), _trial_oracle(handles))
@@ -145,24 +156,34 @@ def search_trial(config: dict, handles: dict) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as d, open(os.path.join(d, "search.pkl"), "rb") as f:
             run.load_state_dict(pickle.load(f))
-    last_report = len(run.rows)
+    last_report, last_checkpoint_cpu = len(run.rows), run.cpu_seconds
+    setup_cpu, io_cpu = time.process_time() - t0, 0.0
     while not run.done:
         run.step()
         _maybe_fail(exp.get("fault_injection"), spec, len(run.rows))
-        if run.done or len(run.rows) - last_report >= exp["report_every"]:
-            last_report = len(run.rows)
-            if run.done:
-                write_trial(exp["results"], run.rows, experiment=exp["name"], searcher=spec.name,
-                            encoding=spec.encoding, seed=spec.seed, space=exp["space"],
-                            dataset=exp["dataset"], meta={"budget": spec.budget})
-            last = run.rows[-1]
-            metrics = {"queries": len(run.rows), "best_search": last["best_search"],
-                       "regret": last["regret"], "cpu_seconds": run.cpu_seconds,
-                       "label": spec.label, "done": run.done}
-            with tempfile.TemporaryDirectory() as d:
-                with open(os.path.join(d, "search.pkl"), "wb") as f:
-                    pickle.dump(run.state_dict(), f)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        if not (run.done or len(run.rows) - last_report >= exp["report_every"]):
+            continue
+        t1 = time.process_time()
+        last_report = len(run.rows)
+        if run.done:
+            write_trial(exp["results"], run.rows, experiment=exp["name"], searcher=spec.name,
+                        encoding=spec.encoding, seed=spec.seed, space=exp["space"],
+                        dataset=exp["dataset"], meta={"budget": spec.budget})
+        last = run.rows[-1]
+        metrics = {"queries": len(run.rows), "best_search": last["best_search"],
+                   "regret": last["regret"], "cpu_seconds": run.cpu_seconds,
+                   "label": spec.label, "done": run.done, "setup_cpu": setup_cpu}
+        if run.done or run.cpu_seconds - last_checkpoint_cpu < exp["checkpoint_seconds"]:
+            io_cpu += time.process_time() - t1
+            tune.report({**metrics, "io_cpu": io_cpu})
+            continue
+        last_checkpoint_cpu = run.cpu_seconds
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "search.pkl"), "wb") as f:
+                pickle.dump(run.state_dict(), f)
+            io_cpu += time.process_time() - t1
+            tune.report({**metrics, "io_cpu": io_cpu},
+                        checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def _maybe_fail(fault: dict | None, spec: SearchSpec, queries: int) -> None:
@@ -192,14 +213,15 @@ def _trial_oracle(handles: dict):
 def _trial_domain(handles: dict, encoding: str):
     import ray
 
-    from latentnas.actors import ShardedNearest
+    from latentnas.actors import ShardedNearest, ShardedTopK
     from latentnas.encodings import make_domain
 
     ref = handles["features"].get(encoding)
     shards = handles["shards"].get(encoding)
     return make_domain(handles["experiment"]["space"], encoding,
                        features=ray.get(ref) if ref is not None else None,
-                       nearest=ShardedNearest(shards) if shards else None)
+                       nearest=ShardedNearest(shards) if shards else None,
+                       top_k=ShardedTopK(shards) if shards else None)
 
 
 # -- the driver -------------------------------------------------------------------------
@@ -219,11 +241,14 @@ def _handles(cfg: ExperimentConfig) -> dict:
             if cfg.shards:
                 shards[enc] = make_shards(f, cfg.shards, cfg.gpus_per_shard,
                                           name=f"shard-{cfg.name}-{enc}",
-                                          resources=cfg.shard_resources)
+                                          resources=cfg.shard_resources,
+                                          checkpoint=_checkpoint_bytes(oracle.space.name, enc),
+                                          space=oracle.space.name)
     return {
         "experiment": {"name": cfg.name, "space": oracle.space.name,
                        "dataset": oracle.info.dataset, "results": cfg.results_root(),
-                       "report_every": cfg.report_every, "fault_injection": cfg.fault_injection},
+                       "report_every": cfg.report_every, "fault_injection": cfg.fault_injection,
+                       "checkpoint_seconds": cfg.checkpoint_seconds},
         "table": put_table(oracle),
         "oracle_actor": (OracleActor.options(num_cpus=0, name=f"oracle-{cfg.name}",
                                              resources=cfg.oracle_resources or None,
@@ -232,6 +257,17 @@ def _handles(cfg: ExperimentConfig) -> dict:
         "features": features,
         "shards": shards,
     }
+
+
+def _checkpoint_bytes(space: str, encoding: str) -> bytes | None:
+    """The arch2vec checkpoint behind ``encoding``'s table (shards can then encode and
+    decode), ``None`` for encodings without a model."""
+    if encoding != "arch2vec":
+        return None
+    from latentnas.pretrain import pretrain
+
+    with open(pretrain(space).checkpoint, "rb") as f:
+        return f.read()
 
 
 def _trainable(cfg: ExperimentConfig, handles: dict):
@@ -264,6 +300,9 @@ class ExperimentResult:
     errored: int
     trial_cpu_seconds: float
     results_root: str
+    setup_cpu_seconds: float = 0.0     # trials building their domain, oracle, searcher
+    io_cpu_seconds: float = 0.0        # trials writing rows, checkpoints, reports
+    errors: list[str] = field(default_factory=list)   # "<label> seed <n>: <error>" per errored trial
 
 
 def run_experiment(cfg: ExperimentConfig, resume: bool = False,
@@ -293,10 +332,15 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False,
                 failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
                 callbacks=callbacks or []))
     grid = tuner.fit()
-    cpu = sum(float(r.metrics.get("cpu_seconds", 0.0)) for r in grid if r.metrics)
-    errored = sum(1 for r in grid if r.error is not None)
-    return ExperimentResult(cfg, time.perf_counter() - start, len(grid), errored, cpu,
-                            cfg.results_root())
+    def total(key: str) -> float:
+        return sum(float(r.metrics.get(key, 0.0)) for r in grid if r.metrics)
+
+    errors = [f"{r.config['spec']['searcher']} {r.config['spec']['encoding']} seed "
+              f"{r.config['spec']['seed']}: {' '.join(str(r.error).split())[-300:]}"
+              for r in grid if r.error is not None]
+    return ExperimentResult(cfg, time.perf_counter() - start, len(grid), len(errors),
+                            total("cpu_seconds"), cfg.results_root(), total("setup_cpu"),
+                            total("io_cpu"), errors)
 
 
 class ProgressCallback(Callback):

@@ -46,6 +46,8 @@ def summary(df: pd.DataFrame, budgets: list[int]) -> pd.DataFrame:
             row = dict(zip(KEYS, key), budget=b, seeds=len(group))
             for metric in ("best_report", "regret"):
                 m, se, lo, hi = _mean_ci(group[metric].to_numpy())
+                if metric == "regret":           # regret is never negative
+                    lo = max(lo, 0.0) if lo == lo else lo
                 row.update({metric: m, f"{metric}_se": se, f"{metric}_ci_lo": lo,
                             f"{metric}_ci_hi": hi})
             row["found"] = float((group["regret"] <= 1e-9).mean())
