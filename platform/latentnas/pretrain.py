@@ -117,10 +117,16 @@ def sample_quality(encoder: Arch2Vec, space: SearchSpace, n: int, seed: int) -> 
 
 
 def space_tensors(space: SearchSpace, num_cells: int | None, seed: int):
-    """All cells of a finite space, or ``num_cells`` sampled ones (NB101), as tensors."""
+    """All cells of a finite space, ``num_cells`` sampled ones, or for NB101 without
+    ``num_cells`` its full enumeration, as tensors."""
     if space.size is not None:
         adj, ops = space.arrays()
         cells = None
+    elif space.name == "nb101" and not num_cells:
+        from latentnas.spaces.nb101_enum import cached_enumeration
+
+        enum = cached_enumeration()          # all 423,624 cells, built once and cached
+        adj, ops, cells = enum.adj, enum.one_hot(), None
     else:
         if not num_cells:
             raise ConfigError(f"space {space.name} is sampled: give the number of cells to "
