@@ -44,8 +44,8 @@ class ExperimentConfig:
     #: Tune's experiment state (local path or URI); default $LATENTNAS_STORAGE, else ./runs
     storage: str = field(default_factory=lambda: os.environ.get("LATENTNAS_STORAGE") or "runs")
     results: str | None = None             # results store (default: <storage>/<name>/results)
-    report_every: int = 50                 # queries between Tune reports
-    #: a report carries a checkpoint when this much search CPU went by since the last one
+    report_every: int = 50                 # queries between Tune reports (with checkpoints)
+    #: ... and at least this much search CPU since the last report (0: every report_every)
     checkpoint_seconds: float = 2.0
     oracle_mode: str = "table"             # "table": object-store table; "actor": OracleActor
     shards: int = 0                        # >0: nearest-cell queries go to N EncoderShards
@@ -139,10 +139,10 @@ class ExperimentConfig:
 def search_trial(config: dict, handles: dict) -> None:
     """A Tune trainable: runs (or resumes) one search and stores its rows.
 
-    Reports go to Tune every ``report_every`` queries; a report carries a checkpoint only
-    when at least ``checkpoint_seconds`` of search CPU went by since the last one (a cheap
-    search is cheaper to redo than to checkpoint), and the final one none (its rows are in
-    the results store by then). ``setup_cpu`` and ``io_cpu`` in the reports measure what a
+    A trial reports to Tune, with a checkpoint, every ``report_every`` queries once at
+    least ``checkpoint_seconds`` of search CPU went by since its last report, and at the
+    end without one (its rows are in the results store by then). A cheap search reports
+    once: redoing it is cheaper than Tune's handling of reports and checkpoints. ``setup_cpu`` and ``io_cpu`` in the reports measure what a
     trial costs besides its search."""
     from ray import tune
 
@@ -161,7 +161,9 @@ def search_trial(config: dict, handles: dict) -> None:
     while not run.done:
         run.step()
         _maybe_fail(exp.get("fault_injection"), spec, len(run.rows))
-        if not (run.done or len(run.rows) - last_report >= exp["report_every"]):
+        due = len(run.rows) - last_report >= exp["report_every"] and \
+            run.cpu_seconds - last_checkpoint_cpu >= exp["checkpoint_seconds"]
+        if not (run.done or due):
             continue
         t1 = time.process_time()
         last_report = len(run.rows)
@@ -173,7 +175,7 @@ def search_trial(config: dict, handles: dict) -> None:
         metrics = {"queries": len(run.rows), "best_search": last["best_search"],
                    "regret": last["regret"], "cpu_seconds": run.cpu_seconds,
                    "label": spec.label, "done": run.done, "setup_cpu": setup_cpu}
-        if run.done or run.cpu_seconds - last_checkpoint_cpu < exp["checkpoint_seconds"]:
+        if run.done:
             io_cpu += time.process_time() - t1
             tune.report({**metrics, "io_cpu": io_cpu})
             continue
