@@ -1,0 +1,82 @@
+"""The training oracle trains real NB101 networks (nasbench-pytorch) on a dataset that
+ships offline, caches by canonical hash, and reads the user's CIFAR-10 pickles."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from latentnas.errors import ConfigError, MissingDataError
+from latentnas.oracles.training import TrainingOracle, TrainingSettings, load_dataset
+from latentnas.spaces.base import Cell
+
+CHAIN = Cell.make([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]],
+                  ["input", "conv3x3-bn-relu", "maxpool3x3", "output"])
+SKIP = Cell.make([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "conv1x1-bn-relu", "output"])
+# CHAIN with an extra dangling node: the same cell after pruning
+CHAIN_DANGLING = Cell.make(
+    [[0, 1, 0, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+    ["input", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu", "output"])
+
+
+def test_trains_real_networks_and_caches_by_canonical_hash(nb101):
+    from nasbench_pytorch.model import ModelSpec, Network
+
+    settings = TrainingSettings.short()
+    oracle = TrainingOracle(nb101, [CHAIN, SKIP], settings)
+    batch = oracle.query_ids([0, 1])
+    assert ((batch.search > 0) & (batch.search <= 100)).all()
+    assert ((batch.report > 0) & (batch.report <= 100)).all()
+    assert (batch.cost > 0).all()
+    net = Network(ModelSpec(np.array(CHAIN.matrix), list(CHAIN.ops)), num_labels=10,
+                  in_channels=1, stem_out_channels=8, num_stacks=3, num_modules_per_stack=1)
+    assert batch.extras["params"][0] == sum(p.numel() for p in net.parameters())
+    assert batch.extras["params"][0] != batch.extras["params"][1]
+    assert oracle.trained == 2
+    # a repeat and an isomorphic-after-pruning cell are answered from the cache
+    again = oracle.query_ids([0])
+    assert again.search[0] == batch.search[0] and again.cost[0] == batch.cost[0]
+    assert oracle.train(CHAIN_DANGLING) == oracle.train(CHAIN)
+    assert oracle.trained == 2
+    # training is reproducible: a fresh oracle measures the same accuracy
+    fresh = TrainingOracle(nb101, [CHAIN], settings).query_ids([0])
+    assert fresh.search[0] == batch.search[0] and fresh.report[0] == batch.report[0]
+    assert np.isnan(oracle.optimum_report)
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    x_tr, y_tr, x_va, y_va, x_te, y_te = load_dataset(TrainingSettings())
+    assert (len(x_tr), len(x_va), len(x_te)) == (1197, 300, 300)
+    assert x_tr.shape[1:] == (1, 8, 8)
+    assert set(np.unique(y_va)) == set(range(10)) == set(np.unique(y_te))
+
+
+def _write_cifar(directory, n=40):
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+        data = {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+                b"labels": rng.integers(0, 10, size=n).tolist(), b"batch_label": name.encode()}
+        with open(directory / name, "wb") as f:
+            pickle.dump(data, f, protocol=2)
+
+
+def test_cifar10_is_read_from_the_users_pickles(tmp_path):
+    _write_cifar(tmp_path)
+    x_tr, y_tr, x_va, y_va, x_te, y_te = load_dataset(
+        TrainingSettings(dataset="cifar10", data_dir=str(tmp_path)))
+    assert x_tr.shape == (180, 3, 32, 32) and x_va.shape == (20, 3, 32, 32)
+    assert x_te.shape == (40, 3, 32, 32) and len(y_te) == 40
+    assert abs(float(x_tr.mean())) < 0.2          # normalised per channel
+
+
+def test_missing_or_bad_training_settings_say_what_to_do(tmp_path):
+    with pytest.raises(MissingDataError, match="cifar-10-batches-py"):
+        load_dataset(TrainingSettings(dataset="cifar10"))
+    with pytest.raises(MissingDataError, match="no CIFAR-10 batch data_batch_1"):
+        load_dataset(TrainingSettings(dataset="cifar10", data_dir=str(tmp_path)))
+    with pytest.raises(ConfigError, match="unknown training dataset 'mnist'"):
+        TrainingSettings(dataset="mnist")
+    with pytest.raises(ConfigError, match="epochs must be a positive integer"):
+        TrainingSettings(epochs=0)
