@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from typing import Any, Callable
 
 import pyarrow as pa
 from pyarrow import fs as pafs
@@ -36,16 +37,15 @@ def exists(location: str) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
-def upload(local_file: str, location: str) -> None:
-    """Copies ``local_file`` to ``location`` (a file path or URI), atomically."""
-    fs, path = filesystem(location)
+def write_atomic(fs: pafs.FileSystem, path: str, write: Callable[[Any], None]) -> None:
+    """Calls ``write(stream)`` on a temporary file next to ``path`` in ``fs``, then moves it
+    into place; a failure leaves ``path`` as it was and removes the temporary file."""
     directory = path.rsplit("/", 1)[0]
     fs.create_dir(directory, recursive=True)
     tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
     try:
-        with open(local_file, "rb") as src, fs.open_output_stream(tmp) as out:
-            while chunk := src.read(1 << 22):
-                out.write(chunk)
+        with fs.open_output_stream(tmp) as out:
+            write(out)
         fs.move(tmp, path)
     except BaseException:
         try:
@@ -53,6 +53,18 @@ def upload(local_file: str, location: str) -> None:
         except (FileNotFoundError, OSError):
             pass
         raise
+
+
+def upload(local_file: str, location: str) -> None:
+    """Copies ``local_file`` to ``location`` (a file path or URI), atomically."""
+    fs, path = filesystem(location)
+
+    def copy(out) -> None:
+        with open(local_file, "rb") as src:
+            while chunk := src.read(1 << 22):
+                out.write(chunk)
+
+    write_atomic(fs, path, copy)
 
 
 def download(location: str, local_file: str) -> None:

@@ -15,7 +15,6 @@ file's metadata carries the schema version and the trial's description.
 from __future__ import annotations
 
 import json
-import uuid
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -23,7 +22,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from latentnas.errors import CorruptDataError, MissingDataError
-from latentnas.storage import filesystem
+from latentnas.storage import filesystem, write_atomic
 
 SCHEMA_VERSION = 1
 PARTITIONS = ("experiment", "searcher", "encoding")
@@ -56,19 +55,7 @@ def write_trial(root: str, rows: list[dict], *, experiment: str, searcher: str, 
             "encoding": encoding, "seed": seed, **(meta or {})}
     table = pa.table(columns, schema=SCHEMA).replace_schema_metadata(
         {"latentnas": json.dumps(info, default=str)})
-    directory = path.rsplit("/", 1)[0]
-    fs.create_dir(directory, recursive=True)
-    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet"
-    try:
-        with fs.open_output_stream(tmp) as out:
-            pq.write_table(table, out)
-        fs.move(tmp, path)
-    except BaseException:
-        try:
-            fs.delete_file(tmp)
-        except (FileNotFoundError, OSError):
-            pass
-        raise
+    write_atomic(fs, path, lambda out: pq.write_table(table, out))
     return path
 
 
