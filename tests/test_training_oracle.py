@@ -80,3 +80,29 @@ def test_missing_or_bad_training_settings_say_what_to_do(tmp_path):
         TrainingSettings(dataset="mnist")
     with pytest.raises(ConfigError, match="epochs must be a positive integer"):
         TrainingSettings(epochs=0)
+
+
+def test_a_search_with_the_training_oracle_writes_measured_rows(ray_local, tmp_path):
+    """2 seeds x 10 queries of random search over all 423,624 NB101 cells on Ray, each
+    query a real (short) training run in the experiment's OracleActor."""
+    import ray
+
+    from latentnas.experiment import ExperimentConfig, run_experiment
+    from latentnas.results import read_results
+
+    cfg = ExperimentConfig(name="train101", space="nb101-full", searchers=["random"],
+                           seeds=2, budget=10, cpus_per_trial=0.5,
+                           training={"epochs": 1, "stem_channels": 8, "max_train": 300},
+                           storage=str(tmp_path / "runs"), results=str(tmp_path / "results"))
+    res = run_experiment(cfg)
+    assert res.errored == 0, res.errors
+    df = read_results(cfg.results_root())
+    assert len(df) == 2 * 10 and not df.duplicated(["seed", "step"]).any()
+    assert ((df["search"] > 0) & (df["search"] <= 100)).all()   # validation accuracy, %
+    assert ((df["report"] > 0) & (df["report"] <= 100)).all()   # test accuracy, %
+    assert (df["cost"] > 0).all() and df["regret"].isna().all()  # seconds; no known optimum
+    assert df.sort_values("step").groupby("seed")["sim_time"].apply(
+        lambda t: t.is_monotonic_increasing).all()
+    actor = ray.get_actor("oracle-train101")
+    assert ray.get(actor.trained.remote()) == df["cell"].nunique()   # none trained twice
+    ray.kill(actor)

@@ -26,10 +26,15 @@ from latentnas.oracles.base import Oracle, OracleInfo, QueryBatch, TabularOracle
 class OracleHost:
     """An oracle behind batched calls (the body of :data:`OracleActor`)."""
 
-    def __init__(self, space: str, dataset: str | None = None, nb101_data: str | None = None):
+    def __init__(self, space: str, dataset: str | None = None, nb101_data: str | None = None,
+                 training: dict | None = None):
         from latentnas.oracles import get_oracle
 
-        self.oracle = get_oracle(space, dataset, nb101_data=nb101_data)
+        self.oracle = get_oracle(space, dataset, nb101_data=nb101_data, training=training)
+
+    def trained(self) -> int:
+        """Cells a training oracle actually trained (cache misses); 0 for tables."""
+        return int(getattr(self.oracle, "trained", 0))
 
     def info(self) -> OracleInfo:
         return self.oracle.info

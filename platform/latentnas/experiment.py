@@ -22,6 +22,7 @@ import numpy as np
 from ray.tune import Callback
 
 from latentnas.errors import ConfigError, UnknownNameError
+from latentnas.oracles.base import TabularOracle
 from latentnas.search import SearchRun, SearchSpec
 
 ORACLE_MODES = ("table", "actor")
@@ -55,6 +56,10 @@ class ExperimentConfig:
     shard_resources: dict = field(default_factory=dict)
     oracle_resources: dict = field(default_factory=dict)
     max_failures: int = 3
+    #: training-oracle settings (space nb101-full), e.g. ``{epochs: 12}``; see
+    #: ``latentnas.oracles.training.TrainingSettings``
+    training: dict = field(default_factory=dict)
+    gpus_per_oracle: float = 0.0           # the OracleActor's GPUs (training oracles)
     #: chaos testing: ``{"fail_at": n, "marker_dir": path}`` makes every trial raise once,
     #: after ``n`` queries, to exercise retries and ``--resume``
     fault_injection: dict | None = None
@@ -205,6 +210,11 @@ def _trial_oracle(handles: dict):
 
     from latentnas.actors import ActorOracle, oracle_from_table
 
+    if handles["table"] is None:               # a training oracle: no known optimum
+        from latentnas.spaces import get_space
+
+        return ActorOracle(handles["oracle_actor"], get_space(handles["experiment"]["space"]),
+                           handles["oracle_info"], float("nan"), float("nan"))
     table = oracle_from_table(ray.get(handles["table"]))
     if handles.get("oracle_actor") is None:
         return table
@@ -234,7 +244,8 @@ def _handles(cfg: ExperimentConfig) -> dict:
     from latentnas.encodings import encoding_features
     from latentnas.oracles import get_oracle
 
-    oracle = get_oracle(cfg.space, cfg.dataset)
+    oracle = get_oracle(cfg.space, cfg.dataset, training=cfg.training)
+    tabular = isinstance(oracle, TabularOracle)   # others (training) live in an actor
     features, shards = {}, {}
     for enc in sorted({s.encoding for s in cfg.specs()}):   # only encodings a search uses
         f = encoding_features(oracle.space.name, enc)
@@ -246,16 +257,23 @@ def _handles(cfg: ExperimentConfig) -> dict:
                                           resources=cfg.shard_resources,
                                           checkpoint=_checkpoint_bytes(oracle.space.name, enc),
                                           space=oracle.space.name)
+    actor = None
+    if cfg.oracle_mode == "actor" or not tabular:
+        opts = {"num_cpus": 0, "name": f"oracle-{cfg.name}", "get_if_exists": True}
+        if cfg.gpus_per_oracle:
+            opts["num_gpus"] = cfg.gpus_per_oracle
+        if cfg.oracle_resources:
+            opts["resources"] = dict(cfg.oracle_resources)
+        actor = OracleActor.options(**opts).remote(cfg.space, cfg.dataset,
+                                                   training=cfg.training)
     return {
         "experiment": {"name": cfg.name, "space": oracle.space.name,
                        "dataset": oracle.info.dataset, "results": cfg.results_root(),
                        "report_every": cfg.report_every, "fault_injection": cfg.fault_injection,
                        "checkpoint_seconds": cfg.checkpoint_seconds},
-        "table": put_table(oracle),
-        "oracle_actor": (OracleActor.options(num_cpus=0, name=f"oracle-{cfg.name}",
-                                             resources=cfg.oracle_resources or None,
-                                             get_if_exists=True).remote(cfg.space, cfg.dataset)
-                         if cfg.oracle_mode == "actor" else None),
+        "table": put_table(oracle) if tabular else None,
+        "oracle_info": oracle.info,
+        "oracle_actor": actor,
         "features": features,
         "shards": shards,
     }

@@ -10,12 +10,14 @@ from latentnas.oracles.nbgraph import DATASETS as NBGRAPH_DATASETS
 DATASETS = {
     "nb201": ("cifar10", ("cifar10",)),
     "nb101": ("cifar10", ("cifar10",)),
+    # the enumerated NB101 space, answered by training (latentnas.oracles.training)
+    "nb101-full": ("digits", ("digits", "cifar10")),
     "nbgraph": ("cora", NBGRAPH_DATASETS),
 }
 
 
 def get_oracle(space: str, dataset: str | None = None, *, nb101_data: str | None = None,
-               epochs: int = 108) -> Oracle:
+               epochs: int = 108, training: dict | None = None) -> Oracle:
     """The shared oracle for ``space`` on ``dataset`` (its default when ``None``)."""
     if space == "nbgraph-proteins":
         space, dataset = "nbgraph", dataset or "proteins"
@@ -31,6 +33,13 @@ def get_oracle(space: str, dataset: str | None = None, *, nb101_data: str | None
     if space == "nbgraph":
         from latentnas.oracles.nbgraph import load_nbgraph
         return load_nbgraph(dataset)
+    if space == "nb101-full":
+        from latentnas.oracles.training import TrainingOracle, TrainingSettings
+        from latentnas.spaces import get_space
+
+        full = get_space("nb101-full")
+        settings = TrainingSettings(**{**(training or {}), "dataset": dataset})
+        return TrainingOracle(full, full.cells(), settings)
     from latentnas.oracles.nb101 import load_nb101
     if epochs not in (4, 12, 36, 108):
         raise ConfigError(f"NB101 epochs must be 4, 12, 36 or 108, got {epochs}")

@@ -7,12 +7,14 @@ from functools import lru_cache
 from latentnas.errors import UnknownNameError
 from latentnas.spaces.base import Cell, FiniteSpace, SearchSpace
 from latentnas.spaces.nb101 import NB101Space
+from latentnas.spaces.nb101_full import NB101FullSpace
 from latentnas.spaces.nb201 import NB201Space
 from latentnas.spaces.nbgraph import NBGraphSpace
 
 _FACTORIES = {
     "nb201": NB201Space,
     "nb101": NB101Space,
+    "nb101-full": NB101FullSpace,
     "nbgraph": NBGraphSpace,
     "nbgraph-proteins": lambda: NBGraphSpace(proteins=True),
 }
