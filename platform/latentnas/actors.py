@@ -55,14 +55,15 @@ OracleActor = ray.remote(max_restarts=-1, max_task_retries=-1)(OracleHost)
 def put_table(oracle) -> ray.ObjectRef:
     """The oracle's arrays in the object store (read back zero-copy by every trial)."""
     return ray.put({"space": oracle.space.name, "info": oracle.info, "search": oracle.search,
-                    "report": oracle.report, "cost": oracle.cost})
+                    "report": oracle.report, "cost": oracle.cost,
+                    "available": getattr(oracle, "available", None)})
 
 
 def oracle_from_table(table: dict) -> TabularOracle:
     from latentnas.spaces import get_space
 
     return TabularOracle(get_space(table["space"]), table["info"], table["search"],
-                         table["report"], table["cost"])
+                         table["report"], table["cost"], available=table.get("available"))
 
 
 class ActorOracle(Oracle):

@@ -447,8 +447,10 @@ def run_cmd(
     experiment_file: Optional[str] = typer.Argument(None, help="experiment YAML/TOML (flags "
                                                    "override its settings)"),
     name: Optional[str] = typer.Option(None, help="experiment name"),
-    space: Optional[str] = typer.Option(None, help="nb201 or nbgraph"),
-    dataset: Optional[str] = typer.Option(None, help="oracle dataset"),
+    space: Optional[str] = typer.Option(None, help="nb201, nbgraph or nb101-full"),
+    dataset: Optional[str] = typer.Option(None, help="oracle dataset (nb101-full: digits or "
+                                          "cifar10 to train each cell, tfrecord for your table)"),
+    nb101_data: Optional[str] = typer.Option(None, help="NB101 tfrecord (--dataset tfrecord)"),
     searchers: Optional[str] = typer.Option(None, help="e.g. 'random, re, reinforce, gp'"),
     encodings: Optional[str] = typer.Option(None, help="e.g. 'arch2vec,adjacency'"),
     seeds: Optional[int] = typer.Option(None, help="seeds per searcher × encoding"),
@@ -467,7 +469,8 @@ def run_cmd(
     """Run an experiment on Ray Tune: one trial per search, every query stored as Parquet."""
     from latentnas.experiment import ExperimentConfig, init_ray
 
-    overrides = dict(name=name, space=space, dataset=dataset, seeds=seeds, budget=budget,
+    overrides = dict(name=name, space=space, dataset=dataset, nb101_data=nb101_data,
+                     seeds=seeds, budget=budget,
                      cpus_per_trial=cpus_per_trial, storage=storage, results=results,
                      shards=shards, oracle_mode=oracle_mode,
                      searchers=[searchers] if searchers else None,

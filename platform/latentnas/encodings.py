@@ -75,16 +75,23 @@ def neighbour_fn(space_name: str) -> Callable[[int], list[int]]:
 def make_domain(space_name: str, encoding: str, device: str = "auto",
                 features: np.ndarray | None = None,
                 nearest: Callable[[np.ndarray, np.ndarray], int] | None = None,
-                top_k: Callable | None = None) -> Domain:
+                top_k: Callable | None = None, ids: np.ndarray | None = None) -> Domain:
     """The whole finite space as a :class:`searchers.Domain` under ``encoding``.
 
     ``features`` replaces the encoding's table when the caller already holds it (a Ray
     trial reads it from the object store); ``nearest`` and ``top_k`` are the domain's
-    hooks for nearest-cell and acquisition top-k queries (encoder shards).
+    hooks for nearest-cell and acquisition top-k queries (encoder shards). ``ids``
+    restricts the domain to those cells (an oracle that covers part of the space).
     """
     space = _finite(space_name)
     if features is None:
         features = encoding_features(space_name, encoding, device)
-    return Domain(ids=np.arange(space.size), features=features,
-                  neighbours=neighbour_fn(space_name), graphs=space.arrays(), nearest=nearest,
-                  top_k=top_k)
+    graphs = space.arrays()
+    if ids is None:
+        ids = np.arange(space.size)
+    else:
+        ids = np.asarray(ids, dtype=np.int64)
+        features = None if features is None else features[ids]
+        graphs = (graphs[0][ids], graphs[1][ids])
+    return Domain(ids=ids, features=features, neighbours=neighbour_fn(space_name),
+                  graphs=graphs, nearest=nearest, top_k=top_k)

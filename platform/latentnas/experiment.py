@@ -60,6 +60,7 @@ class ExperimentConfig:
     #: ``latentnas.oracles.training.TrainingSettings``
     training: dict = field(default_factory=dict)
     gpus_per_oracle: float = 0.0           # the OracleActor's GPUs (training oracles)
+    nb101_data: str | None = None          # the NB101 tfrecord (dataset tfrecord)
     #: chaos testing: ``{"fail_at": n, "marker_dir": path}`` makes every trial raise once,
     #: after ``n`` queries, to exercise retries and ``--resume``
     fault_injection: dict | None = None
@@ -233,7 +234,8 @@ def _trial_domain(handles: dict, encoding: str):
     return make_domain(handles["experiment"]["space"], encoding,
                        features=ray.get(ref) if ref is not None else None,
                        nearest=ShardedNearest(shards) if shards else None,
-                       top_k=ShardedTopK(shards) if shards else None)
+                       top_k=ShardedTopK(shards) if shards else None,
+                       ids=handles.get("available"))
 
 
 # -- the driver -------------------------------------------------------------------------
@@ -244,8 +246,12 @@ def _handles(cfg: ExperimentConfig) -> dict:
     from latentnas.encodings import encoding_features
     from latentnas.oracles import get_oracle
 
-    oracle = get_oracle(cfg.space, cfg.dataset, training=cfg.training)
+    oracle = get_oracle(cfg.space, cfg.dataset, training=cfg.training,
+                        nb101_data=cfg.nb101_data)
     tabular = isinstance(oracle, TabularOracle)   # others (training) live in an actor
+    if cfg.shards and getattr(oracle, "available", None) is not None:
+        raise ConfigError(f"{oracle.info.name} covers only part of {cfg.space}; encoder "
+                          "shards need the whole space: set shards: 0")
     features, shards = {}, {}
     for enc in sorted({s.encoding for s in cfg.specs()}):   # only encodings a search uses
         f = encoding_features(oracle.space.name, enc)
@@ -264,8 +270,8 @@ def _handles(cfg: ExperimentConfig) -> dict:
             opts["num_gpus"] = cfg.gpus_per_oracle
         if cfg.oracle_resources:
             opts["resources"] = dict(cfg.oracle_resources)
-        actor = OracleActor.options(**opts).remote(cfg.space, cfg.dataset,
-                                                   training=cfg.training)
+        actor = OracleActor.options(**opts).remote(cfg.space, cfg.dataset, cfg.nb101_data,
+                                                   cfg.training)
     return {
         "experiment": {"name": cfg.name, "space": oracle.space.name,
                        "dataset": oracle.info.dataset, "results": cfg.results_root(),
@@ -273,6 +279,7 @@ def _handles(cfg: ExperimentConfig) -> dict:
                        "checkpoint_seconds": cfg.checkpoint_seconds},
         "table": put_table(oracle) if tabular else None,
         "oracle_info": oracle.info,
+        "available": getattr(oracle, "available", None),
         "oracle_actor": actor,
         "features": features,
         "shards": shards,

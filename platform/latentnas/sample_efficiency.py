@@ -92,7 +92,8 @@ def _run_one(spec: SearchSpec) -> SeedResult:
     from latentnas.oracles import get_oracle
 
     oracle = get_oracle(_WORKER["space"], _WORKER["dataset"])
-    domain = make_domain(oracle.space.name, spec.encoding)
+    domain = make_domain(oracle.space.name, spec.encoding,
+                         ids=getattr(oracle, "available", None))
     run = SearchRun(spec, domain, oracle)
     rows = run.run()
     best = np.array([r["best_search"] for r in rows])

@@ -11,7 +11,8 @@ DATASETS = {
     "nb201": ("cifar10", ("cifar10",)),
     "nb101": ("cifar10", ("cifar10",)),
     # the enumerated NB101 space, answered by training (latentnas.oracles.training)
-    "nb101-full": ("digits", ("digits", "cifar10")),
+    # "tfrecord": the official table (your file), mapped onto the enumeration's ids
+    "nb101-full": ("digits", ("digits", "cifar10", "tfrecord")),
     "nbgraph": ("cora", NBGRAPH_DATASETS),
 }
 
@@ -33,6 +34,9 @@ def get_oracle(space: str, dataset: str | None = None, *, nb101_data: str | None
     if space == "nbgraph":
         from latentnas.oracles.nbgraph import load_nbgraph
         return load_nbgraph(dataset)
+    if space == "nb101-full" and dataset == "tfrecord":
+        from latentnas.oracles.nb101 import load_nb101_full
+        return load_nb101_full(nb101_data, epochs)
     if space == "nb101-full":
         from latentnas.oracles.training import TrainingOracle, TrainingSettings
         from latentnas.spaces import get_space

@@ -86,8 +86,12 @@ class TabularOracle(Oracle):
 
     def __init__(self, space: SearchSpace, info: OracleInfo, search: np.ndarray,
                  report: np.ndarray, cost: np.ndarray, extras: dict[str, np.ndarray] | None = None,
-                 hashes: Sequence[str] | None = None, cells: Sequence[Cell] | None = None):
+                 hashes: Sequence[str] | None = None, cells: Sequence[Cell] | None = None,
+                 available: np.ndarray | None = None):
         self.space, self.info = space, info
+        #: the ids that have data, ascending, when the table covers only part of the space
+        #: (its other rows are NaN and never queried; searches run on these ids only)
+        self.available = None if available is None else np.sort(np.asarray(available, np.int64))
         #: the cells behind the ids (only for tables over a space that is not enumerated)
         self.cells = list(cells) if cells is not None else None
         self.search = np.ascontiguousarray(search, dtype=np.float64)
@@ -118,16 +122,22 @@ class TabularOracle(Oracle):
         if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
             bad = ids[(ids < 0) | (ids >= len(self))][0]
             raise NotInBenchmarkError(f"id {bad} is outside 0..{len(self) - 1} of {self.info.name}")
+        if self.available is not None and ids.size:
+            missing = ids[np.isnan(self.search[ids])]
+            if missing.size:
+                raise NotInBenchmarkError(
+                    f"id {int(missing[0])} has no entry in {self.info.name} (it covers "
+                    f"{len(self.available):,} of the space's cells); search its available ids")
         return QueryBatch(ids, self.search[ids], self.report[ids], self.cost[ids],
                           {k: v[ids] for k, v in self.extras.items()})
 
     @property
     def optimum_search(self) -> float:
-        return float(self.search.max())
+        return float(np.nanmax(self.search))
 
     @property
     def optimum_report(self) -> float:
-        return float(self.report.max())
+        return float(np.nanmax(self.report))
 
     def table(self):
         """The whole table as a pandas DataFrame indexed by id."""

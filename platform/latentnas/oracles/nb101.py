@@ -135,4 +135,32 @@ def load_nb101(path: str | None = None, epochs: int = 108) -> TabularOracle:
         hashes=list(agg.index), cells=cells)
 
 
-__all__ = ["load_nb101", "parse_tfrecord", "resolve_path", "ENV_VAR"]
+@lru_cache(maxsize=None)
+def load_nb101_full(path: str | None = None, epochs: int = 108) -> TabularOracle:
+    """The tfrecord's results on the ids of ``nb101-full`` (the enumeration), so the same
+    searches run on tables and on the training oracle. Cells the file lacks are NaN and
+    left out of searches (``available``); the official file has all 423,624."""
+    import numpy as np
+
+    table = load_nb101(path, epochs)
+    full = get_space("nb101-full")
+    hashes = sorted(table._hash_to_id, key=table._hash_to_id.get)
+    ids = np.array([full._ids.get(h, -1) for h in hashes], dtype=np.int64)
+    if (ids < 0).any():
+        bad = hashes[int(np.flatnonzero(ids < 0)[0])]
+        raise CorruptDataError(f"{table.info.name}: hash {bad} is not a NAS-Bench-101 cell of "
+                               "the enumeration; is this the official file?")
+
+    def spread(values):
+        out = np.full(full.size, np.nan)
+        out[ids] = values
+        return out
+
+    info = OracleInfo(**{**table.info.__dict__, "space": "nb101-full",
+                         "name": table.info.name.replace("nb101", "nb101-full", 1)})
+    return TabularOracle(full, info, spread(table.search), spread(table.report),
+                         spread(table.cost), {k: spread(v) for k, v in table.extras.items()},
+                         available=ids)
+
+
+__all__ = ["load_nb101", "load_nb101_full", "parse_tfrecord", "resolve_path", "ENV_VAR"]
