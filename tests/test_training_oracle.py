@@ -84,14 +84,14 @@ def test_missing_or_bad_training_settings_say_what_to_do(tmp_path):
 
 def test_a_search_with_the_training_oracle_writes_measured_rows(ray_local, tmp_path):
     """2 seeds x 10 queries of random search over all 423,624 NB101 cells on Ray, each
-    query a real (short) training run in the experiment's OracleActor."""
+    query a real (short) training run in a pool of two OracleActors."""
     import ray
 
     from latentnas.experiment import ExperimentConfig, run_experiment
     from latentnas.results import read_results
 
     cfg = ExperimentConfig(name="train101", space="nb101-full", searchers=["random"],
-                           seeds=2, budget=10, cpus_per_trial=0.5,
+                           seeds=2, budget=10, cpus_per_trial=0.5, oracle_actors=2,
                            training={"epochs": 1, "stem_channels": 8, "max_train": 300},
                            storage=str(tmp_path / "runs"), results=str(tmp_path / "results"))
     res = run_experiment(cfg)
@@ -103,9 +103,12 @@ def test_a_search_with_the_training_oracle_writes_measured_rows(ray_local, tmp_p
     assert (df["cost"] > 0).all() and df["regret"].isna().all()  # seconds; no known optimum
     assert df.sort_values("step").groupby("seed")["sim_time"].apply(
         lambda t: t.is_monotonic_increasing).all()
-    actor = ray.get_actor("oracle-train101")
-    assert ray.get(actor.trained.remote()) == df["cell"].nunique()   # none trained twice
-    ray.kill(actor)
+    actors = [ray.get_actor("oracle-train101"), ray.get_actor("oracle-train101-1")]
+    trained = ray.get([a.trained.remote() for a in actors])
+    assert sum(trained) == df["cell"].nunique()       # none trained twice, in either actor
+    assert all(t > 0 for t in trained)                # cells spread over the pool
+    for a in actors:
+        ray.kill(a)
 
 
 def test_the_users_tfrecord_is_searched_on_the_same_ids(ray_local, nb101, tmp_path,

@@ -67,19 +67,36 @@ def oracle_from_table(table: dict) -> TabularOracle:
 
 
 class ActorOracle(Oracle):
-    """An :class:`~latentnas.oracles.base.Oracle` whose queries go to an ``OracleActor``."""
+    """An :class:`~latentnas.oracles.base.Oracle` whose queries go to ``OracleActor``s.
 
-    def __init__(self, actor, space, info: OracleInfo, optimum_search: float,
+    With several actors (a pool, e.g. one per GPU for a training oracle) a cell id always
+    goes to the same actor (``id mod N``), so each actor's cache sees every repeat of its
+    cells and no cell is trained twice; a batch is split, sent to its actors at once, and
+    reassembled in order."""
+
+    def __init__(self, actors, space, info: OracleInfo, optimum_search: float,
                  optimum_report: float):
-        self.actor, self.space, self.info = actor, space, info
+        self.actors = list(actors) if isinstance(actors, (list, tuple)) else [actors]
+        self.space, self.info = space, info
         self._opt = (optimum_search, optimum_report)
+
+    @property
+    def actor(self):
+        return self.actors[0]
 
     def index(self, cell):
         return self.space.index(cell)
 
     def query_ids(self, ids):
         ids = np.asarray(ids, dtype=np.int64)
-        out = ray.get(self.actor.query.remote(ids))
+        owner = ids % len(self.actors)
+        parts = [np.flatnonzero(owner == k) for k in range(len(self.actors))]
+        refs = {k: self.actors[k].query.remote(ids[p]) for k, p in enumerate(parts) if len(p)}
+        answers = dict(zip(refs, ray.get(list(refs.values()))))
+        out = {key: np.empty(len(ids)) for key in ("search", "report", "cost")}
+        for k, ans in answers.items():
+            for key in out:
+                out[key][parts[k]] = ans[key]
         return QueryBatch(ids, out["search"], out["report"], out["cost"])
 
     @property

@@ -419,17 +419,21 @@ def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=
     for _, r in table_df.sort_values(["budget", "regret"]).iterrows():
         table.add_row(escape(r["searcher"]), r["encoding"], str(r["budget"]), str(r["seeds"]),
                       f"{r['best_report']:.3f} ± {r['best_report_se']:.3f}",
-                      f"{r['regret']:.3f} ± {r['regret_se']:.3f}",
-                      f"{r['regret_ci_lo']:.3f}–{r['regret_ci_hi']:.3f}", f"{r['found']:.0%}")
+                      *((f"{r['regret']:.3f} ± {r['regret_se']:.3f}",
+                         f"{r['regret_ci_lo']:.3f}–{r['regret_ci_hi']:.3f}", f"{r['found']:.0%}")
+                        if r["regret"] == r["regret"] else ("–", "–", "–")))
     console.print(table)
-    tests = pairwise(df, compare_at or budgets[-1])
+    # no known optimum (a training oracle): compare the incumbents' report metric instead
+    metric = "regret" if df["regret"].notna().any() else "best_report"
+    tests = pairwise(df, compare_at or budgets[-1], metric=metric)
     if len(tests):
-        t = Table(title=f"Mann–Whitney U on regret at {compare_at or budgets[-1]} queries")
-        for col in ("a", "b", "mean regret a", "mean regret b", "p"):
+        name = metric.replace("_", " ")
+        t = Table(title=f"Mann–Whitney U on {name} at {compare_at or budgets[-1]} queries")
+        for col in ("a", "b", f"mean {name} a", f"mean {name} b", "p"):
             t.add_column(col)
         for _, r in tests.sort_values("p_value").iterrows():
-            t.add_row(escape(r["a"]), escape(r["b"]), f"{r['mean_regret_a']:.3f}",
-                      f"{r['mean_regret_b']:.3f}", f"{r['p_value']:.2g}")
+            t.add_row(escape(r["a"]), escape(r["b"]), f"{r[f'mean_{metric}_a']:.3f}",
+                      f"{r[f'mean_{metric}_b']:.3f}", f"{r['p_value']:.2g}")
         console.print(t)
     if csv:
         table_df.to_csv(csv, index=False)

@@ -59,7 +59,9 @@ class ExperimentConfig:
     #: training-oracle settings (space nb101-full), e.g. ``{epochs: 12}``; see
     #: ``latentnas.oracles.training.TrainingSettings``
     training: dict = field(default_factory=dict)
-    gpus_per_oracle: float = 0.0           # the OracleActor's GPUs (training oracles)
+    gpus_per_oracle: float = 0.0           # each OracleActor's GPUs (training oracles)
+    #: OracleActors in the pool (e.g. one per GPU); a cell always goes to the same one
+    oracle_actors: int = 1
     nb101_data: str | None = None          # the NB101 tfrecord (dataset tfrecord)
     #: chaos testing: ``{"fail_at": n, "marker_dir": path}`` makes every trial raise once,
     #: after ``n`` queries, to exercise retries and ``--resume``
@@ -73,7 +75,7 @@ class ExperimentConfig:
         for enc in self.encodings:
             if enc not in ENCODINGS:
                 raise UnknownNameError("encoding", enc, ENCODINGS)
-        for key in ("seeds", "budget", "report_every"):
+        for key in ("seeds", "budget", "report_every", "oracle_actors"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
         for key in ("shard_resources", "oracle_resources"):
@@ -265,13 +267,16 @@ def _handles(cfg: ExperimentConfig) -> dict:
                                           space=oracle.space.name)
     actor = None
     if cfg.oracle_mode == "actor" or not tabular:
-        opts = {"num_cpus": 0, "name": f"oracle-{cfg.name}", "get_if_exists": True}
-        if cfg.gpus_per_oracle:
-            opts["num_gpus"] = cfg.gpus_per_oracle
-        if cfg.oracle_resources:
-            opts["resources"] = dict(cfg.oracle_resources)
-        actor = OracleActor.options(**opts).remote(cfg.space, cfg.dataset, cfg.nb101_data,
-                                                   cfg.training)
+        actor = []
+        for k in range(cfg.oracle_actors):
+            opts = {"num_cpus": 0, "name": f"oracle-{cfg.name}" + (f"-{k}" if k else ""),
+                    "get_if_exists": True}
+            if cfg.gpus_per_oracle:
+                opts["num_gpus"] = cfg.gpus_per_oracle
+            if cfg.oracle_resources:
+                opts["resources"] = dict(cfg.oracle_resources)
+            actor.append(OracleActor.options(**opts).remote(cfg.space, cfg.dataset,
+                                                            cfg.nb101_data, cfg.training))
     return {
         "experiment": {"name": cfg.name, "space": oracle.space.name,
                        "dataset": oracle.info.dataset, "results": cfg.results_root(),

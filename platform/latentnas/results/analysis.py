@@ -80,7 +80,9 @@ def _bands(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def plot(df: pd.DataFrame, out_dir: str) -> list[str]:
-    """PNG plots of regret vs queries and vs simulated time, mean with 95 % CI bands."""
+    """PNG plots of regret vs queries and vs simulated time, mean with 95 % CI bands. An
+    oracle without a known optimum (a training oracle) has no regret: the plots then show
+    the incumbent's report metric (``best_vs_*.png``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,13 +93,14 @@ def plot(df: pd.DataFrame, out_dir: str) -> list[str]:
     max_step = int(df["step"].max())
     t_max = float(df["sim_time"].max())
     t_grid = np.linspace(0, t_max, 200)
+    column = "regret" if df["regret"].notna().any() else "best_report"
     for axis in ("queries", "time"):
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
         for (s, e), group in df.groupby(KEYS, observed=True):
             curves = []
             for _, trace in group.groupby("seed"):
                 trace = trace.sort_values("step")
-                regret = trace["regret"].to_numpy()
+                regret = trace[column].to_numpy()
                 if axis == "queries":
                     full = np.full(max_step, regret[-1])
                     full[: len(regret)] = regret
@@ -111,15 +114,20 @@ def plot(df: pd.DataFrame, out_dir: str) -> list[str]:
             mean, lo, hi = _bands(curves[:, keep])
             label = s if e == "none" else f"{s} [{e}]"
             ax.plot(x[keep], mean, label=f"{label} (n={len(curves)})")
-            ax.fill_between(x[keep], np.maximum(lo, 0), hi, alpha=0.2)   # regret >= 0
-        ax.set_yscale("symlog", linthresh=0.01)    # linear near 0, where the optimum is
-        ax.set_ylim(bottom=0)
+            if column == "regret":
+                ax.fill_between(x[keep], np.maximum(lo, 0), hi, alpha=0.2)   # regret >= 0
+            else:
+                ax.fill_between(x[keep], lo, hi, alpha=0.2)
+        if column == "regret":
+            ax.set_yscale("symlog", linthresh=0.01)    # linear near 0, where the optimum is
+            ax.set_ylim(bottom=0)
         ax.set_xlabel("queries" if axis == "queries" else "simulated time (oracle cost units)")
-        ax.set_ylabel("regret of the incumbent (report metric)")
+        ax.set_ylabel("regret of the incumbent (report metric)" if column == "regret"
+                      else "report metric of the incumbent")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = os.path.join(out_dir, f"regret_vs_{axis}.png")
+        path = os.path.join(out_dir, f"{'regret' if column == 'regret' else 'best'}_vs_{axis}.png")
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)
