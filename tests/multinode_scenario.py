@@ -71,7 +71,7 @@ def main(tmp: str) -> None:
             "alive_nodes": sum(n["Alive"] for n in ray.nodes()),
             "shard_on_gpu_node": shard_node == gpu_node.node_id,
             "shard_device": ray.get(shard.device_name.remote()),
-            "errors": res.errors,
+            "errors": res.errors, "infra_restores": res.infra_restores,
         }))
     finally:
         ray.shutdown()

@@ -56,6 +56,8 @@ class ExperimentConfig:
     shard_resources: dict = field(default_factory=dict)
     oracle_resources: dict = field(default_factory=dict)
     max_failures: int = 3
+    #: times an experiment continues trials Tune gave up on after losing their worker
+    infra_retries: int = 2
     #: training-oracle settings (space nb101-full), e.g. ``{epochs: 12}``; see
     #: ``latentnas.oracles.training.TrainingSettings``
     training: dict = field(default_factory=dict)
@@ -335,6 +337,7 @@ class ExperimentResult:
     setup_cpu_seconds: float = 0.0     # trials building their domain, oracle, searcher
     io_cpu_seconds: float = 0.0        # trials writing rows, checkpoints, reports
     errors: list[str] = field(default_factory=list)   # "<label> seed <n>: <error>" per errored trial
+    infra_restores: int = 0            # rounds that continued trials lost with their worker
 
 
 def run_experiment(cfg: ExperimentConfig, resume: bool = False,
@@ -364,15 +367,40 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False,
                 failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
                 callbacks=callbacks or []))
     grid = tuner.fit()
+    restores = 0
+    for _ in range(cfg.infra_retries):
+        # Tune occasionally gives up on a trial whose worker died with its node (e.g. while
+        # the trial was being moved onto a reused actor) instead of retrying it: continue
+        # such trials from their last checkpoint. Errors of the search itself are final.
+        lost = [r for r in grid if r.error is not None]
+        if not lost or not all(_lost_worker(r.error) for r in lost):
+            break
+        grid = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                  resume_errored=True, restart_errored=False).fit()
+        restores += 1
+
     def total(key: str) -> float:
         return sum(float(r.metrics.get(key, 0.0)) for r in grid if r.metrics)
 
-    errors = [f"{r.config['spec']['searcher']} {r.config['spec']['encoding']} seed "
-              f"{r.config['spec']['seed']}: {' '.join(str(r.error).split())[-300:]}"
+    errors = [f"{_trial_label(r)}: {' '.join(str(r.error).split())[-300:]}"
               for r in grid if r.error is not None]
     return ExperimentResult(cfg, time.perf_counter() - start, len(grid), len(errors),
                             total("cpu_seconds"), cfg.results_root(), total("setup_cpu"),
-                            total("io_cpu"), errors)
+                            total("io_cpu"), errors, restores)
+
+
+def _lost_worker(error: BaseException) -> bool:
+    """Whether a trial died with its worker or node rather than by an error of its own."""
+    from ray.exceptions import ActorDiedError, NodeDiedError, RayActorError
+
+    return isinstance(error, (ActorDiedError, NodeDiedError, RayActorError))
+
+
+def _trial_label(result) -> str:
+    spec = (result.config or {}).get("spec")
+    if spec:
+        return f"{spec['searcher']} {spec['encoding']} seed {spec['seed']}"
+    return os.path.basename(str(result.path or "a trial"))
 
 
 class ProgressCallback(Callback):
