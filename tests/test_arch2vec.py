@@ -169,6 +169,7 @@ def test_pretrain_writes_checkpoint_embeddings_and_reuses_its_cache(tmp_path):
     assert not first.cached and len(epochs_seen) == 1
     for key in ("exact_acc", "validity", "uniqueness", "ref_validity", "extract_seconds"):
         assert key in first.final
+
     space = get_space("nbgraph-proteins")
     emb, hashes = load_embeddings(first.embeddings, space)
     assert emb.shape == (2_021, 8) and len(set(hashes)) == 2_021
@@ -200,3 +201,14 @@ def test_pretrain_into_a_filesystem_uri_uploads_and_reuses(tmp_path):
     assert again.cached and again.final == first.final
     emb, _ = load_embeddings(again.embeddings, get_space("nbgraph-proteins"))
     assert emb.shape == (2_021, 4)
+
+
+def test_uniform_uniqueness_is_the_expected_share_of_distinct_draws():
+    from latentnas.pretrain import uniform_uniqueness
+
+    rng = np.random.default_rng(0)
+    draws = rng.integers(0, 15_625, size=(20, 5_110))
+    simulated = np.mean([len(np.unique(d)) / 5_110 for d in draws])
+    assert uniform_uniqueness(15_625, 5_110) == pytest.approx(simulated, abs=0.003)
+    assert uniform_uniqueness(15_625, 5_110) == pytest.approx(0.853, abs=0.001)
+    assert uniform_uniqueness(10**9, 100) == pytest.approx(1.0)

@@ -106,6 +106,8 @@ def _summary(final: dict, title: str) -> Table:
              f"{final['validity']:.1%} / {final['uniqueness']:.1%}"),
             ("validity / uniqueness (reference's rule)",
              f"{final['ref_validity']:.1%} / {final['ref_uniqueness']:.1%}"),
+            *([("uniqueness if the valid samples were spread evenly over the space",
+                f"{final['uniqueness_uniform']:.1%}")] if "uniqueness_uniform" in final else []),
             ("training seconds", f"{final['train_seconds']:.1f}"),
             ("embedding extraction seconds", f"{final['extract_seconds']:.2f} ({final['cells']:,} cells)"),
             ("wall seconds (train + metrics + extraction)", f"{final['wall_seconds']:.1f}"),

@@ -99,6 +99,14 @@ class PretrainResult:
         return os.path.join(self.out_dir, EMBEDDINGS)
 
 
+def uniform_uniqueness(size: int, draws: int) -> float:
+    """Expected share of distinct cells among ``draws`` uniform draws from ``size`` cells,
+    ``size (1 - e^(-draws/size)) / draws``: the uniqueness of a sampler that covers the
+    space evenly. Collisions are unavoidable once the sample is not much smaller than the
+    space (NB201: 5,000 valid samples of 15,625 cells give at most ~85 %)."""
+    return size * -np.expm1(-draws / size) / draws
+
+
 def sample_quality(encoder: Arch2Vec, space: SearchSpace, n: int, seed: int) -> dict[str, float]:
     """Validity and uniqueness of ``n`` decoded prior samples, strict and reference-style."""
     adj, op_idx = encoder.sample(n, torch.Generator().manual_seed(seed))
@@ -111,7 +119,10 @@ def sample_quality(encoder: Arch2Vec, space: SearchSpace, n: int, seed: int) -> 
     ref_ok = (op_idx[:, 0] == first) & (op_idx[:, -1] == last) & \
         ~np.isin(op_idx[:, 1:-1], [first, last]).any(axis=1)
     ref_pairs = {(adj[k].tobytes(), op_idx[k].tobytes()) for k in np.flatnonzero(ref_ok)}
-    return {"validity": valid / n, "uniqueness": len(hashes) / max(valid, 1),
+    out = {}
+    if space.size is not None and valid:
+        out["uniqueness_uniform"] = uniform_uniqueness(space.size, valid)
+    return {**out, "validity": valid / n, "uniqueness": len(hashes) / max(valid, 1),
             "ref_validity": float(ref_ok.mean()),
             "ref_uniqueness": len(ref_pairs) / max(int(ref_ok.sum()), 1)}
 
