@@ -152,8 +152,9 @@ def search_trial(config: dict, handles: dict) -> None:
     A trial reports to Tune, with a checkpoint, every ``report_every`` queries once at
     least ``checkpoint_seconds`` of search CPU went by since its last report, and at the
     end without one (its rows are in the results store by then). A cheap search reports
-    once: redoing it is cheaper than Tune's handling of reports and checkpoints. ``setup_cpu`` and ``io_cpu`` in the reports measure what a
-    trial costs besides its search."""
+    once: redoing it is cheaper than Tune's handling of reports and checkpoints.
+    ``setup_cpu`` and ``io_cpu`` in the reports measure what a trial costs besides its
+    search."""
     from ray import tune
 
     from latentnas.results.store import write_trial
@@ -218,12 +219,12 @@ def _trial_oracle(handles: dict):
     if handles["table"] is None:               # a training oracle: no known optimum
         from latentnas.spaces import get_space
 
-        return ActorOracle(handles["oracle_actor"], get_space(handles["experiment"]["space"]),
+        return ActorOracle(handles["oracle_actors"], get_space(handles["experiment"]["space"]),
                            handles["oracle_info"], float("nan"), float("nan"))
     table = oracle_from_table(ray.get(handles["table"]))
-    if handles.get("oracle_actor") is None:
+    if handles.get("oracle_actors") is None:
         return table
-    return ActorOracle(handles["oracle_actor"], table.space, table.info, table.optimum_search,
+    return ActorOracle(handles["oracle_actors"], table.space, table.info, table.optimum_search,
                        table.optimum_report)
 
 
@@ -267,9 +268,9 @@ def _handles(cfg: ExperimentConfig) -> dict:
                                           resources=cfg.shard_resources,
                                           checkpoint=_checkpoint_bytes(oracle.space.name, enc),
                                           space=oracle.space.name)
-    actor = None
+    actors = None
     if cfg.oracle_mode == "actor" or not tabular:
-        actor = []
+        actors = []
         for k in range(cfg.oracle_actors):
             opts = {"num_cpus": 0, "name": f"oracle-{cfg.name}" + (f"-{k}" if k else ""),
                     "get_if_exists": True}
@@ -277,8 +278,8 @@ def _handles(cfg: ExperimentConfig) -> dict:
                 opts["num_gpus"] = cfg.gpus_per_oracle
             if cfg.oracle_resources:
                 opts["resources"] = dict(cfg.oracle_resources)
-            actor.append(OracleActor.options(**opts).remote(cfg.space, cfg.dataset,
-                                                            cfg.nb101_data, cfg.training))
+            actors.append(OracleActor.options(**opts).remote(cfg.space, cfg.dataset,
+                                                             cfg.nb101_data, cfg.training))
     return {
         "experiment": {"name": cfg.name, "space": oracle.space.name,
                        "dataset": oracle.info.dataset, "results": cfg.results_root(),
@@ -287,7 +288,7 @@ def _handles(cfg: ExperimentConfig) -> dict:
         "table": put_table(oracle) if tabular else None,
         "oracle_info": oracle.info,
         "available": getattr(oracle, "available", None),
-        "oracle_actor": actor,
+        "oracle_actors": actors,
         "features": features,
         "shards": shards,
     }
