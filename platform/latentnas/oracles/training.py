@@ -19,7 +19,8 @@ Datasets:
   training images are the validation set, as NAS-Bench-101 does. It is never downloaded.
 
 Answers are cached per canonical hash for the oracle's lifetime, so no cell is trained
-twice in an experiment (the experiment hosts one oracle in an ``OracleActor``). The search
+twice in an experiment (the experiment hosts the oracle in a pool of ``OracleActor``s
+and sends each cell id always to the same one). The search
 metric is deterministic on CPU for a given cell and seed; the cost is measured wall time.
 There is no known optimum, so regret is not defined (``optimum_*`` are NaN).
 """
@@ -40,9 +41,9 @@ from latentnas.oracles.base import Oracle, OracleInfo, QueryBatch
 from latentnas.spaces.base import Cell
 
 DATASETS = ("digits", "cifar10")
-CIFAR_HINT = ("point --data-dir at the directory `cifar-10-batches-py` of the python "
-              "version of CIFAR-10 (https://www.cs.toronto.edu/~kriz/cifar.html); it is never "
-              "downloaded at run time")
+CIFAR_HINT = ("set `training: {data_dir: DIR}` (TrainingSettings.data_dir) to the directory "
+              "`cifar-10-batches-py` of the python version of CIFAR-10 "
+              "(https://www.cs.toronto.edu/~kriz/cifar.html); it is never downloaded at run time")
 
 
 @dataclass(frozen=True)

@@ -128,9 +128,12 @@ def _labellings(reps: np.ndarray, auts: list[np.ndarray]) -> list[tuple[int, np.
     return out
 
 
-def _hash_chunk(chunk: tuple[np.ndarray, np.ndarray, int]) -> list[str]:
-    adj, labels, n = chunk
-    return [hash_module(a, [-1, *lab.tolist(), -2]) for a, lab in zip(adj, labels)]
+def _hash_chunk(chunk: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[str]:
+    """Official hashes of padded cells ``(adj [c, 7, 7], ops [c, 7], nodes [c])``."""
+    adj, ops, nodes = chunk
+    label = {VOCABULARY.index(op): k for k, op in enumerate(HASH_OPS)}
+    return [hash_module(a[:n, :n], [-1, *(label[int(o)] for o in row[1:n - 1]), -2])
+            for a, row, n in zip(adj, ops, nodes.tolist())]
 
 
 def enumerate_nb101(workers: int | None = None, on_stage=None, hashes: bool = True,
@@ -139,7 +142,7 @@ def enumerate_nb101(workers: int | None = None, on_stage=None, hashes: bool = Tr
     ``on_stage(name, seconds)`` reports progress; ``hashes=False`` skips the fingerprints
     (``hashes`` is then empty)."""
     seconds: dict[str, float] = {}
-    adj_out, ops_out, nodes_out, hash_jobs = [], [], [], []
+    adj_out, ops_out, nodes_out = [], [], []
     start = time.perf_counter()
     # vocabulary indices of the hash labels 0, 1, 2 (conv3x3, conv1x1, maxpool)
     label_to_vocab = np.array([VOCABULARY.index(op) for op in HASH_OPS], dtype=np.int8)
@@ -159,28 +162,24 @@ def enumerate_nb101(workers: int | None = None, on_stage=None, hashes: bool = Tr
             adj_out.append(padded)
             ops_out.append(ops)
             nodes_out.append(np.full(k, n, dtype=np.int8))
-            hash_jobs.append((np.repeat(reps[r][None], k, axis=0), labels, n))
         seconds[f"classes n={n}"] = time.perf_counter() - t
         if on_stage:
             on_stage(f"{n} nodes: {len(reps):,} graphs", seconds[f"classes n={n}"])
+    adj, ops, nodes = np.concatenate(adj_out), np.concatenate(ops_out), np.concatenate(nodes_out)
     seconds["graphs"] = time.perf_counter() - start
     t = time.perf_counter()
-    fingerprints = _hash_all(hash_jobs, workers) if hashes else []
+    fingerprints = _hash_all(adj, ops, nodes, workers) if hashes else []
     seconds["hashes"] = time.perf_counter() - t
     if on_stage and hashes:
         on_stage(f"{len(fingerprints):,} hashes", seconds["hashes"])
-    return Enumeration(np.concatenate(adj_out), np.concatenate(ops_out),
-                       np.concatenate(nodes_out), fingerprints, seconds)
+    return Enumeration(adj, ops, nodes, fingerprints, seconds)
 
 
-def _hash_all(jobs: list, workers: int | None) -> list[str]:
-    # regroup the per-class jobs into ~64 chunks of similar size for the pool
-    adj = [a for a, _, _ in jobs]
-    lab = [lab for _, lab, _ in jobs]
-    flat = [(a[i], lab_[i]) for a, lab_ in zip(adj, lab) for i in range(len(a))]
-    size = max(1, len(flat) // 64)
-    chunks = [([a for a, _ in flat[i:i + size]], [b for _, b in flat[i:i + size]], 0)
-              for i in range(0, len(flat), size)]
+def _hash_all(adj: np.ndarray, ops: np.ndarray, nodes: np.ndarray,
+              workers: int | None) -> list[str]:
+    """Official hashes of every cell, in ~64 chunks over a process pool."""
+    bounds = np.linspace(0, len(nodes), 65).astype(int)
+    chunks = [(adj[a:b], ops[a:b], nodes[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     workers = workers or os.cpu_count() or 1
     if workers <= 1:
         return [h for c in chunks for h in _hash_chunk(c)]
