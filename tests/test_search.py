@@ -106,3 +106,21 @@ def test_benchmark_stores_one_row_per_query(tmp_path):
     assert not df.duplicated(["experiment", "searcher", "seed", "step"]).any()
     oracle = get_oracle("nb201")
     assert (df["cell"] == [oracle.space.format(oracle.space.cells()[i]) for i in df["cell_id"]]).all()
+
+
+def test_reinforce_rewards_are_scaled_to_fractions_for_percent_oracles(oracle):
+    """The reference's constant baseline 0.95 assumes accuracies in [0, 1]: percent oracles
+    (NB201, the training oracle) get reward_scale 0.01, fraction oracles (NAS-Bench-Graph)
+    none, whatever their optimum."""
+    from latentnas.oracles.training import TrainingOracle
+
+    spec = SearchSpec("reinforce", "adjacency", 0, 5)
+    nb201 = SearchRun(spec, make_domain("nb201", "adjacency"), oracle)
+    assert oracle.info.percent and nb201.searcher.reward_scale == 0.01
+    graph = get_oracle("nbgraph-proteins")
+    run = SearchRun(spec, make_domain("nbgraph-proteins", "adjacency"), graph)
+    assert not graph.info.percent and run.searcher.reward_scale == 1.0
+    from latentnas.spaces import get_space
+
+    training = TrainingOracle(get_space("nb101"), [])
+    assert training.info.percent and training.optimum_search != training.optimum_search  # NaN

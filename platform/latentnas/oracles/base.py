@@ -29,6 +29,8 @@ class OracleInfo:
     cost_unit: str
     notes: str = ""
     extras: tuple[str, ...] = ()
+    #: metrics are percentages (0-100) rather than fractions (0-1)
+    percent: bool = False
 
 
 @dataclass(frozen=True)

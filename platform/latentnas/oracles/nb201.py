@@ -75,6 +75,7 @@ def load_nb201_cifar10() -> TabularOracle:
     if np.isnan(acc).any():
         raise CorruptDataError(f"{path} covers {int((~np.isnan(acc)).sum())} of {n} NB201 cells")
     info = OracleInfo(
+        percent=True,
         name="nb201-cifar10", space="nb201", dataset="cifar10",
         search_metric="baseline_accuracy (test)", report_metric="baseline_accuracy (test)",
         cost_unit="query",

@@ -188,6 +188,7 @@ class TrainingOracle(Oracle):
         self.space, self.cells = space, cells
         self.settings = settings or TrainingSettings()
         self.info = OracleInfo(
+            percent=True,
             name=f"nb101-train-{self.settings.dataset}", space=space.name,
             dataset=self.settings.dataset, search_metric="validation accuracy (%)",
             report_metric="test accuracy (%)", cost_unit="training seconds (measured)",
