@@ -12,7 +12,17 @@ the upper-triangular adjacency ``[B, N, N]``:
 * ``Z = μ + σ ⊙ ε`` in training, ``Z = μ`` at inference; the graph embedding is the mean
   of ``μ`` over nodes;
 * decoder on ``Z' = Dropout₀.₃(Z)``: ``X̂ = softmax(Z' W_o)``, ``Â = sigmoid(Z' Z'ᵀ)``,
-  upper triangle kept;
+  upper triangle kept. The paper writes softmax for the ops; the authors' code applies
+  a sigmoid (``ops_activation="sigmoid"``, what the reference settings use). Two nodes
+  with the same ``μ`` (any pair that 1-WL cannot tell apart, e.g. two automorphic
+  layers) get ``Â_ij = sigmoid(|μ|²) > ½``: an edge, whether or not there is one. The
+  option ``adj_bias`` adds a learnable ``b`` to the logits, ``sigmoid(Z' Z'ᵀ + b)``, so
+  such pairs can decode as "no edge". Neither removes the bound for nodes that 1-WL
+  cannot tell apart (:func:`inner_product_ambiguous` finds them: 10.6 % of
+  NAS-Bench-Graph and 6.8 % of NAS-Bench-101 cells, none of NB201). The option
+  ``node_positions`` appends a one-hot node position to ``X``: it breaks those ties, at
+  the price that the embedding depends on the node order, so cells must be encoded in
+  one canonical order (the finite spaces' stored cells are);
 * loss ``BCE(X̂, X) + BCE(triu Â, A) + KL``, with the reference's per-node KL
   ``-1/(2·b·N) · mean_{b,n} Σ_d (1 + 2 log σ - μ² - σ²)``; ``b`` is fixed to the reference's
   batch size (32) so the KL weight does not change when the batch size does.
@@ -52,6 +62,9 @@ class Arch2VecConfig:
     kl_batch: int = REFERENCE_BATCH
     lr_schedule: str = "constant"  # reference: constant; "cosine" decays to 0 by the end
     bf16: bool = False             # bfloat16 autocast for the forward pass (not in reference)
+    ops_activation: str = "softmax"  # the paper's; the authors' code applies "sigmoid"
+    adj_bias: bool = False         # learnable bias b in sigmoid(z·zᵀ + b) (not in reference)
+    node_positions: int = 0        # >0: one-hot node position appended to X (not in reference)
     seed: int = 3                  # reference default seed
 
     def to_dict(self) -> dict:
@@ -97,16 +110,27 @@ class Arch2VecModel(nn.Module):
     def __init__(self, num_ops: int, cfg: Arch2VecConfig):
         super().__init__()
         self.cfg = cfg
-        dims = [num_ops] + [cfg.hidden_dim] * cfg.num_layers
+        dims = [num_ops + cfg.node_positions] + [cfg.hidden_dim] * cfg.num_layers
         self.layers = nn.ModuleList(GINLayer(i, o) for i, o in zip(dims[:-1], dims[1:]))
         self.mu_head = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
         self.log_sigma_head = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
         self.ops_head = nn.Linear(cfg.latent_dim, num_ops)
+        if cfg.ops_activation not in ("softmax", "sigmoid"):
+            raise ValueError(f"ops_activation must be 'softmax' or 'sigmoid', "
+                             f"got {cfg.ops_activation!r}")
+        self.adj_bias = nn.Parameter(torch.zeros(())) if cfg.adj_bias else None
 
     def encode(self, adj: torch.Tensor, ops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-node ``(μ, log σ)``, each ``[B, N, latent_dim]``."""
         bidirectional = adj + adj.transpose(1, 2)       # Ã = A + Aᵀ
         h = ops
+        if self.cfg.node_positions:                     # H⁽⁰⁾ = [X | one-hot position]
+            b, n, _ = ops.shape
+            if n > self.cfg.node_positions:
+                raise ValueError(f"graphs of {n} nodes, but the model was built for "
+                                 f"node_positions={self.cfg.node_positions}")
+            eye = torch.eye(n, self.cfg.node_positions, device=ops.device, dtype=ops.dtype)
+            h = torch.cat([ops, eye.expand(b, n, -1)], dim=-1)
         for layer in self.layers:
             h = layer(h, bidirectional)
         return self.mu_head(h), self.log_sigma_head(h)
@@ -116,9 +140,13 @@ class Arch2VecModel(nn.Module):
         """``(X̂ [B, N, K], Â [B, N, N])`` from per-node latents ``z [B, N, d]``."""
         if dropout_mask is not None:
             z = z * dropout_mask
-        ops = torch.softmax(self.ops_head(z), dim=-1)
-        adj = torch.sigmoid(torch.bmm(z, z.transpose(1, 2))).triu(1)
-        return ops, adj
+        logits = self.ops_head(z)
+        ops = torch.softmax(logits, dim=-1) if self.cfg.ops_activation == "softmax" \
+            else torch.sigmoid(logits)
+        scores = torch.bmm(z, z.transpose(1, 2))                 # z_i · z_j
+        if self.adj_bias is not None:
+            scores = scores + self.adj_bias
+        return ops, torch.sigmoid(scores).triu(1)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Re-initialises every layer from ``generator`` (PyTorch's default scheme)."""
@@ -133,6 +161,8 @@ class Arch2VecModel(nn.Module):
                 module.reset_parameters()
             elif isinstance(module, GINLayer):
                 nn.init.zeros_(module.eps)
+        if self.adj_bias is not None:
+            nn.init.zeros_(self.adj_bias)
 
 
 def vae_loss(ops_hat, adj_hat, ops, adj, mu, log_sigma, kl_batch: int = REFERENCE_BATCH):
@@ -297,3 +327,34 @@ def reconstruction_accuracy(adj: torch.Tensor, ops: torch.Tensor, adj_rec: torch
         "adj_acc": float(adj_ok[:, upper].float().mean()),
         "exact_acc": float((op_ok.all(-1) & adj_ok.flatten(1).all(-1)).float().mean()),
     }
+
+
+def wl_colours(adj: torch.Tensor, ops: torch.Tensor, rounds: int) -> torch.Tensor:
+    """1-WL colours ``[B, N]`` after ``rounds`` refinements on the bidirectional graph,
+    starting from the op labels. Equal colours within a graph mean equal GIN outputs after
+    that many layers, for any weights. Padding nodes (all-zero op rows) get colour -1."""
+    adj = torch.as_tensor(adj).bool().cpu()
+    ops = torch.as_tensor(ops).cpu()
+    b, n = adj.shape[:2]
+    real = ops.sum(-1) > 0
+    colour = torch.where(real, ops.argmax(-1), -1)
+    both = adj | adj.transpose(1, 2)
+    for _ in range(rounds):
+        neighbours = torch.where(both, colour[:, None, :], torch.iinfo(torch.int64).max)
+        signature = torch.cat([colour[..., None], neighbours.sort(-1).values], dim=-1)
+        _, colour = torch.unique(signature.reshape(b * n, -1), dim=0, return_inverse=True)
+        colour = torch.where(real, colour.reshape(b, n), -1)
+    return colour
+
+
+def inner_product_ambiguous(adj: torch.Tensor, ops: torch.Tensor, rounds: int) -> torch.Tensor:
+    """``[B]`` bool: graphs with two real nodes ``i < j`` that ``rounds`` GIN layers cannot
+    tell apart (equal 1-WL colours) and that are *not* joined. Such nodes get the same
+    ``μ``, so ``sigmoid(μ_i · μ_j) = sigmoid(|μ|²) > ½`` decodes an edge between them: no
+    GIN encoder with the inner-product decoder reconstructs these graphs exactly, and
+    ``1 - mean`` is the exact-reconstruction ceiling of the model on a set of graphs."""
+    colour = wl_colours(adj, ops, rounds)
+    n = colour.shape[1]
+    same = (colour[:, :, None] == colour[:, None, :]) & (colour[:, :, None] >= 0)
+    upper = torch.ones(n, n, dtype=torch.bool).triu(1)
+    return (same & ~torch.as_tensor(adj).bool().cpu() & upper).flatten(1).any(-1)

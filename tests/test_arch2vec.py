@@ -212,3 +212,89 @@ def test_uniform_uniqueness_is_the_expected_share_of_distinct_draws():
     assert uniform_uniqueness(15_625, 5_110) == pytest.approx(simulated, abs=0.003)
     assert uniform_uniqueness(15_625, 5_110) == pytest.approx(0.853, abs=0.001)
     assert uniform_uniqueness(10**9, 100) == pytest.approx(1.0)
+
+
+# -- what the inner-product decoder can reconstruct ------------------------------------
+
+def test_twin_layers_get_one_latent_and_decode_an_edge_unless_positions_break_the_tie(nbgraph):
+    from encoders.arch2vec import inner_product_ambiguous, wl_colours
+
+    # layers 1 and 2 both read the input, run gcn and feed the output: no GIN tells them apart
+    twins = nbgraph.parse("0,0,0,0|gcn,gcn,sage,gat")
+    chain = nbgraph.parse("0,1,2,3|gcn,gcn,sage,gat")
+    adj, ops = nbgraph.to_tensors([twins, chain])
+    colours = wl_colours(adj, ops, rounds=4)
+    assert colours[0, 1] == colours[0, 2] and len(set(colours[1].tolist())) == 6
+    assert inner_product_ambiguous(adj, ops, rounds=4).tolist() == [True, False]
+
+    for seed in (0, 1):                  # any weights: the tie is structural
+        enc = Arch2Vec(len(nbgraph.ops), Arch2VecConfig(**{**TINY.to_dict(), "seed": seed}))
+        mu = enc.node_latents(adj, ops)
+        assert torch.allclose(mu[0, 1], mu[0, 2])
+        rec_adj, _ = enc.reconstruct(adj, ops)
+        assert rec_adj[0, 1, 2] == 1 and adj[0, 1, 2] == 0  # a wrong edge, always
+        positional = Arch2Vec(len(nbgraph.ops), Arch2VecConfig(
+            **{**TINY.to_dict(), "seed": seed, "node_positions": 6}))
+        mu = positional.node_latents(adj, ops)
+        assert not torch.allclose(mu[0, 1], mu[0, 2])
+
+
+def test_nb201_cells_have_no_ambiguous_pairs_but_nbgraph_cells_do(nb201, nbgraph):
+    from encoders.arch2vec import inner_product_ambiguous
+
+    adj, ops = nb201.arrays()
+    assert not inner_product_ambiguous(torch.as_tensor(adj), torch.as_tensor(ops), 4).any()
+    adj, ops = nbgraph.arrays()
+    share = inner_product_ambiguous(torch.as_tensor(adj), torch.as_tensor(ops), 4).float().mean()
+    assert 0.10 < share < 0.11           # 2,780 of 26,206
+
+
+def test_node_positions_survive_a_checkpoint_and_refuse_larger_graphs(nbgraph, tmp_path):
+    from latentnas.checkpoints import load_encoder, save_encoder
+
+    adj, ops = nbgraph.arrays()
+    adj, ops = torch.as_tensor(adj[:300], dtype=torch.float32), torch.as_tensor(ops[:300])
+    cfg = Arch2VecConfig(**{**TINY.to_dict(), "epochs": 1, "node_positions": 6})
+    enc = Arch2Vec(len(nbgraph.ops), cfg).fit(adj, ops)
+    path = str(tmp_path / "ckpt.safetensors")
+    save_encoder(path, enc, nbgraph)
+    assert torch.equal(load_encoder(path, nbgraph).encode(adj, ops), enc.encode(adj, ops))
+    with pytest.raises(ValueError, match="node_positions=6"):
+        enc.encode(torch.zeros(1, 7, 7), torch.zeros(1, 7, len(nbgraph.ops)))
+
+
+def test_sigmoid_ops_follow_the_authors_code_and_unknown_activations_are_refused(nb201_subset):
+    adj, ops = nb201_subset
+    enc = Arch2Vec(7, Arch2VecConfig(**{**TINY.to_dict(), "ops_activation": "sigmoid"}))
+    mu, _ = enc.model.encode(adj[:4], ops[:4])
+    ops_hat, _ = enc.model.decode(mu)
+    assert torch.allclose(ops_hat, torch.sigmoid(enc.model.ops_head(mu)))
+    assert not torch.allclose(ops_hat.sum(-1), torch.ones(4, 8))
+    with pytest.raises(ValueError, match="ops_activation must be"):
+        Arch2Vec(7, Arch2VecConfig(ops_activation="tanh"))
+
+
+def test_adj_bias_shifts_every_adjacency_logit(nb201_subset):
+    adj, ops = nb201_subset
+    enc = Arch2Vec(7, Arch2VecConfig(**{**TINY.to_dict(), "adj_bias": True}))
+    mu, _ = enc.model.encode(adj[:2], ops[:2])
+    with torch.no_grad():
+        enc.model.adj_bias.fill_(-3.0)
+    _, adj_hat = enc.model.decode(mu)
+    assert torch.allclose(adj_hat, torch.sigmoid(mu @ mu.transpose(1, 2) - 3.0).triu(1))
+
+
+def test_reference_rule_skips_nb201s_first_op_node_as_the_authors_code_does(nb201, nbgraph):
+    from latentnas.pretrain import reference_valid
+
+    i, o = nb201.ops.index("input"), nb201.ops.index("output")
+    conv = nb201.ops.index("nor_conv_3x3")
+    ok = [i, conv, conv, conv, conv, conv, conv, o]
+    node1 = [i, o, conv, conv, conv, conv, conv, o]      # unchecked by the reference
+    node2 = [i, conv, o, conv, conv, conv, conv, o]
+    last = [i, conv, conv, conv, conv, conv, conv, conv]
+    got = reference_valid(nb201, np.array([ok, node1, node2, last]))
+    assert got.tolist() == [True, True, False, False]
+    gi, go = nbgraph.ops.index("input"), nbgraph.ops.index("output")
+    gcn = nbgraph.ops.index("gcn")
+    assert reference_valid(nbgraph, np.array([[gi, go, gcn, gcn, gcn, go]])).tolist() == [False]
