@@ -34,17 +34,25 @@ from latentnas.storage import is_uri
 
 CHECKPOINT, EMBEDDINGS, METRICS = "checkpoint.safetensors", "embeddings.parquet", "metrics.json"
 
-#: faster settings, per space, measured to keep quality. NB201's keeps 100 % held-out
-#: exact reconstruction at half the reference's time; on NAS-Bench-Graph the same setting
-#: lost quality (21.7 % vs 64.1 % exact), so other spaces use the reference's settings.
-FAST = {"nb201": dict(batch_size=64, epochs=8, lr=2e-3, lr_schedule="cosine")}
+#: the default settings per space, each measured (closing notes of issue 3).
+#: NB201: 100 % held-out exact reconstruction at half the reference's time.
+#: NAS-Bench-Graph: 10.6 % of its cells have twin layers that no GIN tells apart, which
+#: the inner-product decoder always joins (see encoders.arch2vec), so the paper's model
+#: tops out at 89 % exact (it reached 64-76 %); node positions lift that bound and reach
+#: 99.7 % (32 epochs; 24 gave 99.0 %), with a latent space at least as smooth.
+#: NB101: the paper's model with the reference's batch, epochs and learning rate.
+GRAPH = dict(batch_size=64, epochs=32, lr=5e-3, lr_schedule="cosine", node_positions=6)
+FAST = {"nb201": dict(batch_size=64, epochs=8, lr=2e-3, lr_schedule="cosine"),
+        "nbgraph": GRAPH, "nbgraph-proteins": GRAPH,
+        "nb101": dict(batch_size=32, epochs=8, lr=1e-3, lr_schedule="constant")}
+FAST["nb101-full"] = FAST["nb101"]
 
 
 def reference_settings(space: str) -> dict:
     """The authors' settings: batch 32, Adam 1e-3 without decay, 10 epochs (8 for NB101),
     and the sigmoid their code applies to the decoded ops."""
     return dict(batch_size=32, lr=1e-3, lr_schedule="constant", ops_activation="sigmoid",
-                epochs=8 if space == "nb101" else 10)
+                epochs=8 if space.startswith("nb101") else 10)
 
 
 def _config(base: dict, overrides: dict) -> Arch2VecConfig:
