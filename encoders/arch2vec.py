@@ -14,15 +14,13 @@ the upper-triangular adjacency ``[B, N, N]``:
 * decoder on ``Z' = Dropout₀.₃(Z)``: ``X̂ = softmax(Z' W_o)``, ``Â = sigmoid(Z' Z'ᵀ)``,
   upper triangle kept. The paper writes softmax for the ops; the authors' code applies
   a sigmoid (``ops_activation="sigmoid"``, what the reference settings use). Two nodes
-  with the same ``μ`` (any pair that 1-WL cannot tell apart, e.g. two automorphic
-  layers) get ``Â_ij = sigmoid(|μ|²) > ½``: an edge, whether or not there is one. The
-  option ``adj_bias`` adds a learnable ``b`` to the logits, ``sigmoid(Z' Z'ᵀ + b)``, so
-  such pairs can decode as "no edge". Neither removes the bound for nodes that 1-WL
-  cannot tell apart (:func:`inner_product_ambiguous` finds them: 10.6 % of
-  NAS-Bench-Graph and 6.8 % of NAS-Bench-101 cells, none of NB201). The option
-  ``node_positions`` appends a one-hot node position to ``X``: it breaks those ties, at
-  the price that the embedding depends on the node order, so cells must be encoded in
-  one canonical order (the finite spaces' stored cells are);
+  that 1-WL cannot tell apart (e.g. two automorphic layers) get the same ``μ``, hence
+  ``Â_ij = sigmoid(|μ|²) > ½``: an edge, whether or not there is one
+  (:func:`inner_product_ambiguous` finds such graphs: 10.6 % of NAS-Bench-Graph and
+  6.8 % of NAS-Bench-101 cells, none of NB201). The option ``node_positions`` (not in
+  the paper) appends a one-hot node position to ``X``: it breaks those ties, at the price
+  that the embedding depends on the node order, so cells must be encoded in one
+  canonical order (the finite spaces' stored cells are);
 * loss ``BCE(X̂, X) + BCE(triu Â, A) + KL``, with the reference's per-node KL
   ``-1/(2·b·N) · mean_{b,n} Σ_d (1 + 2 log σ - μ² - σ²)``; ``b`` is fixed to the reference's
   batch size (32) so the KL weight does not change when the batch size does.
@@ -63,7 +61,6 @@ class Arch2VecConfig:
     lr_schedule: str = "constant"  # reference: constant; "cosine" decays to 0 by the end
     bf16: bool = False             # bfloat16 autocast for the forward pass (not in reference)
     ops_activation: str = "softmax"  # the paper's; the authors' code applies "sigmoid"
-    adj_bias: bool = False         # learnable bias b in sigmoid(z·zᵀ + b) (not in reference)
     node_positions: int = 0        # >0: one-hot node position appended to X (not in reference)
     seed: int = 3                  # reference default seed
 
@@ -118,7 +115,6 @@ class Arch2VecModel(nn.Module):
         if cfg.ops_activation not in ("softmax", "sigmoid"):
             raise ValueError(f"ops_activation must be 'softmax' or 'sigmoid', "
                              f"got {cfg.ops_activation!r}")
-        self.adj_bias = nn.Parameter(torch.zeros(())) if cfg.adj_bias else None
 
     def encode(self, adj: torch.Tensor, ops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-node ``(μ, log σ)``, each ``[B, N, latent_dim]``."""
@@ -143,10 +139,7 @@ class Arch2VecModel(nn.Module):
         logits = self.ops_head(z)
         ops = torch.softmax(logits, dim=-1) if self.cfg.ops_activation == "softmax" \
             else torch.sigmoid(logits)
-        scores = torch.bmm(z, z.transpose(1, 2))                 # z_i · z_j
-        if self.adj_bias is not None:
-            scores = scores + self.adj_bias
-        return ops, torch.sigmoid(scores).triu(1)
+        return ops, torch.sigmoid(torch.bmm(z, z.transpose(1, 2))).triu(1)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Re-initialises every layer from ``generator`` (PyTorch's default scheme)."""
@@ -161,8 +154,6 @@ class Arch2VecModel(nn.Module):
                 module.reset_parameters()
             elif isinstance(module, GINLayer):
                 nn.init.zeros_(module.eps)
-        if self.adj_bias is not None:
-            nn.init.zeros_(self.adj_bias)
 
 
 def vae_loss(ops_hat, adj_hat, ops, adj, mu, log_sigma, kl_batch: int = REFERENCE_BATCH):

@@ -122,12 +122,18 @@ def _summary(final: dict, title: str) -> Table:
     return table
 
 
+NODE_POSITIONS = typer.Option(
+    None, "--node-positions/--no-node-positions",
+    help="append each node's position to its features (not in the reference): lets the "
+         "decoder reconstruct graphs with nodes the GIN cannot tell apart; embeddings then "
+         "follow the node order (default: the space's default)")
+
+
 def _run_pretrain(space: str, epochs, batch_size, lr, device, out, cells, force, seed, reference,
                   epoch_samples: int = 1000, node_positions: bool | None = None):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from latentnas.pretrain import default_config, pretrain, reference_config
-
     from latentnas.spaces import get_space
 
     make = reference_config if reference else default_config
@@ -165,11 +171,7 @@ def pretrain_cmd(
     cells: Optional[int] = typer.Option(None, help="NB101 only: number of sampled cells "
                                         "(default: all 423,624, enumerated and cached)"),
     reference: bool = typer.Option(False, help="the authors' defaults (batch 32, constant lr)"),
-    node_positions: Optional[bool] = typer.Option(
-        None, "--node-positions/--no-node-positions",
-        help="append each node's position to its features (not in the reference): lets the "
-             "decoder reconstruct graphs with nodes the GIN cannot tell apart; embeddings "
-             "then follow the node order (default: the space's default)"),
+    node_positions: Optional[bool] = NODE_POSITIONS,
     force: bool = typer.Option(False, help="retrain even if a matching checkpoint exists"),
 ) -> None:
     """Pretrain arch2vec on a space (no accuracies used); write checkpoint and embeddings."""
@@ -198,11 +200,7 @@ def bench_pretrain(
     cells: Optional[int] = typer.Option(None, help="NB101 only: number of sampled cells "
                                         "(default: all 423,624, enumerated and cached)"),
     reference: bool = typer.Option(False, help="the authors' defaults (batch 32, constant lr)"),
-    node_positions: Optional[bool] = typer.Option(
-        None, "--node-positions/--no-node-positions",
-        help="append each node's position to its features (not in the reference): lets the "
-             "decoder reconstruct graphs with nodes the GIN cannot tell apart; embeddings "
-             "then follow the node order (default: the space's default)"),
+    node_positions: Optional[bool] = NODE_POSITIONS,
 ) -> None:
     """Graphs/s, seconds per epoch, peak memory and final quality of one fresh pretraining."""
     import resource
