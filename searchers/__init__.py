@@ -7,10 +7,11 @@ No Ray, no files: see :class:`searchers.base.Searcher` for the protocol.
 """
 
 from searchers.base import Domain, Searcher, SearcherError
-from searchers.registry import available, create, get_searcher, options_of, register
+from searchers.registry import (available, check_options, create, get_searcher, options_of,
+                                register)
 
 # importing the strategies registers them
 from searchers import dngo, evolution, gp, local_search, random_search, reinforce  # noqa: E402,F401
 
-__all__ = ["Domain", "Searcher", "SearcherError", "available", "create", "get_searcher",
-           "options_of", "register"]
+__all__ = ["Domain", "Searcher", "SearcherError", "available", "check_options", "create",
+           "get_searcher", "options_of", "register"]

@@ -42,6 +42,9 @@ class Domain:
             ``scores(features [c, d] float64) -> [c]`` (see ``searchers.gp.GPScorer``); the
             answer must be the ``k`` unblocked positions with the highest scores, ties to
             the lowest position, as :func:`searchers.acquisition.top_k`.
+        value_scale: what the values told are measured in: 100 for percentages, 1 for
+            fractions. Strategies whose defaults assume fractions (REINFORCE's constant
+            baseline, the paper's fixed EI target) divide by it.
     """
 
     ids: np.ndarray
@@ -50,6 +53,7 @@ class Domain:
     graphs: tuple[np.ndarray, np.ndarray] | None = None
     nearest: Callable[[np.ndarray, np.ndarray], int] | None = None
     top_k: Callable[[object, np.ndarray, int], Sequence[int]] | None = None
+    value_scale: float = 1.0
     _pos: dict[int, int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +69,8 @@ class Domain:
                                     f"{len(self.ids)} ids")
         if self.graphs is not None and len(self.graphs[0]) != len(self.ids):
             raise SearcherError(f"graphs have {len(self.graphs[0])} cells for {len(self.ids)} ids")
+        if not self.value_scale > 0:
+            raise SearcherError(f"value_scale must be positive, got {self.value_scale!r}")
         if not np.array_equal(self.ids, np.arange(len(self.ids))):
             self._pos = {int(i): p for p, i in enumerate(self.ids)}
 
@@ -140,6 +146,16 @@ class Searcher(ABC):
     name: str = "searcher"
     #: domain parts the strategy needs: any of "features", "neighbours", "graphs"
     requires: tuple[str, ...] = ()
+    #: whether the strategy can learn its own encoding of ``domain.graphs`` from the values
+    #: it is told when the domain has no features (the platform's "supervised" encoding)
+    learns_encoding: bool = False
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        """Rules between options that their annotations cannot state (``options`` holds
+        every option, defaults included); raises ``ValueError``. Called by
+        :func:`searchers.create` before construction and by the platform when it reads a
+        searcher spec, so a bad combination fails before any search starts."""
 
     def __init__(self, domain: Domain, rng: np.random.Generator):
         missing = [part for part in self.requires if getattr(domain, part) is None]

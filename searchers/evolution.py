@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Annotated
 
 import numpy as np
+from annotated_types import Ge
 
 from searchers.base import Domain, Searcher
 from searchers.registry import register
@@ -23,15 +25,23 @@ class RegularizedEvolution(Searcher):
 
     requires = ("neighbours",)
 
-    def __init__(self, domain: Domain, rng: np.random.Generator, population_size: int = 20,
-                 sample_size: int = 5, batch_size: int = 1, max_walk: int = 10):
+    def __init__(self, domain: Domain, rng: np.random.Generator,
+                 population_size: Annotated[int, Ge(1)] = 20,
+                 sample_size: Annotated[int, Ge(1)] = 5,
+                 batch_size: Annotated[int, Ge(1)] = 1,
+                 max_walk: Annotated[int, Ge(0)] = 10):
         super().__init__(domain, rng)
-        if not 1 <= sample_size <= population_size:
-            raise ValueError(f"need 1 <= sample_size <= population_size, got {sample_size}, "
-                             f"{population_size}")
+        self.check_options({"population_size": population_size, "sample_size": sample_size})
         self.population_size, self.sample_size = population_size, sample_size
         self.batch_size, self.max_walk = batch_size, max_walk
         self.population: deque[tuple[int, float]] = deque(maxlen=population_size)
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        if options["sample_size"] > options["population_size"]:
+            raise ValueError(f"sample_size={options['sample_size']} is larger than "
+                             f"population_size={options['population_size']}; a tournament "
+                             "draws from the population")
 
     def _propose(self, n: int) -> list[int]:
         n = min(n, self.batch_size)

@@ -29,9 +29,11 @@ search against 27).
 from __future__ import annotations
 
 import warnings
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from annotated_types import Ge, Interval
 
 from searchers.acquisition import log_expected_improvement, top_k, transform_targets
 from searchers.base import Domain, Searcher
@@ -45,21 +47,16 @@ class GPSearch(Searcher):
 
     requires = ("features",)
 
-    def __init__(self, domain: Domain, rng: np.random.Generator, init: int = 16,
-                 batch_size: int = 1, kernel: str = "rbf", acquisition: str = "logei",
-                 warm_start: bool = True, local: float = 1.0, target: str = "rank",
-                 max_fit_iter: int = 30, refit_every: int = 3):
+    def __init__(self, domain: Domain, rng: np.random.Generator,
+                 init: Annotated[int, Ge(1)] = 16, batch_size: Annotated[int, Ge(1)] = 1,
+                 kernel: Literal["rbf", "matern"] = "rbf",
+                 acquisition: Literal["logei", "qlogei"] = "logei", warm_start: bool = True,
+                 local: Annotated[float, Interval(gt=0, le=1)] = 1.0,
+                 target: Literal["rank", "standardize"] = "rank",
+                 max_fit_iter: Annotated[int, Ge(1)] = 30, refit_every: Annotated[int, Ge(1)] = 3):
         super().__init__(domain, rng)
-        if kernel not in ("rbf", "matern"):
-            raise ValueError(f"kernel must be 'rbf' or 'matern', got {kernel!r}")
-        if acquisition not in ("logei", "qlogei"):
-            raise ValueError(f"acquisition must be 'logei' or 'qlogei', got {acquisition!r}")
-        if not 0 < local <= 1:
-            raise ValueError(f"local must be in (0, 1], got {local}")
         self.init, self.batch_size, self.kernel = init, batch_size, kernel
         self.acquisition, self.warm_start, self.local = acquisition, warm_start, local
-        if refit_every < 1:
-            raise ValueError(f"refit_every must be >= 1, got {refit_every}")
         self.target, self.max_fit_iter, self.refit_every = target, max_fit_iter, refit_every
         self.rounds = 0
         self.generator = generator_from(rng)

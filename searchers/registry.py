@@ -1,11 +1,21 @@
 """Searchers by name: this package's own, plus plug-ins from the ``latentnas.searchers``
-entry-point group."""
+entry-point group, and their options checked against a declared schema.
+
+A searcher's options are the keyword parameters of its ``__init__`` after ``domain`` and
+``rng``; their annotations are the schema. ``typing.Literal`` lists choices and
+``typing.Annotated`` with ``annotated_types`` bounds (``Ge``, ``Gt``, ``Interval``, ...)
+states ranges, e.g. ``population_size: Annotated[int, Ge(2)] = 20``. :func:`check_options`
+validates a mapping against that schema (types, ranges, choices, unknown names) with
+pydantic, so a bad option fails where it is written, not inside a search.
+"""
 
 from __future__ import annotations
 
+import difflib
 import inspect
+from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
 
@@ -45,7 +55,10 @@ def get_searcher(name: str) -> type[Searcher]:
         return _REGISTRY[name]
     plugin = _plugins().get(name)
     if plugin is None:
-        raise SearcherError(f"unknown searcher {name!r}; available: {', '.join(available())}")
+        near = difflib.get_close_matches(str(name), available(), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise SearcherError(f"unknown searcher {_short(name)}{hint}; available: "
+                            f"{', '.join(available())}")
     cls = plugin.load()
     if not (isinstance(cls, type) and issubclass(cls, Searcher)):
         raise SearcherError(f"entry point {name!r} ({plugin.value}) is not a Searcher subclass")
@@ -61,12 +74,60 @@ def options_of(cls: type[Searcher]) -> dict[str, Any]:
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
-def create(name: str, domain: Domain, rng: np.random.Generator, **options: Any) -> Searcher:
-    """An instance of searcher ``name``; unknown options are an error naming the valid ones."""
+@lru_cache(maxsize=None)
+def _option_model(cls: type[Searcher]):
+    from pydantic import ConfigDict, create_model
+
+    hints = get_type_hints(cls.__init__, include_extras=True)
+    fields = {name: (hints.get(name, Any), default) for name, default in options_of(cls).items()}
+    return create_model(f"{cls.__name__}Options",
+                        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+                        **fields)
+
+
+def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of searcher ``name`` validated against its schema (converted where the
+    conversion is lossless, e.g. ``1`` to ``1.0`` for a float), then against the class's
+    own cross-option rules (:meth:`Searcher.check_options`). Raises :class:`SearcherError`
+    naming the option, the value and what it must be."""
+    from pydantic import ValidationError
+
     cls = get_searcher(name)
+    if not isinstance(options, dict):
+        raise SearcherError(f"options of searcher {name!r} must be a mapping of name to value, "
+                            f"got {_short(options)}")
     known = options_of(cls)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise SearcherError(f"searcher {name!r} has no option {unknown[0]!r}; its options: "
-                            f"{', '.join(f'{k}={v!r}' for k, v in known.items()) or 'none'}")
-    return cls(domain, rng, **options)
+    for key in options:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise SearcherError(
+                f"searcher {name!r} has no option {_short(key)}{hint}; its options: "
+                f"{', '.join(f'{k}={v!r}' for k, v in known.items()) or 'none'}")
+    try:
+        model = _option_model(cls)(**options)
+    except ValidationError as exc:
+        errors = exc.errors()
+        key = errors[0]["loc"][0]
+        reasons = list(dict.fromkeys(
+            e["msg"].replace("Input should be ", "") for e in errors if e["loc"][0] == key))
+        raise SearcherError(
+            f"searcher {name!r} option {key}={_short(options.get(key))}: must be "
+            f"{' or '.join(reasons)} (default {known[key]!r})") from None
+    checked = {k: getattr(model, k) for k in options}
+    try:
+        cls.check_options({**known, **checked})
+    except ValueError as exc:
+        raise SearcherError(f"searcher {name!r}: {exc}") from None
+    return checked
+
+
+def create(name: str, domain: Domain, rng: np.random.Generator, **options: Any) -> Searcher:
+    """An instance of searcher ``name`` with validated options (see :func:`check_options`)."""
+    return get_searcher(name)(domain, rng, **check_options(name, options))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value, cut to ``limit`` characters (errors never echo huge inputs)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"

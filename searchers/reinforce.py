@@ -1,6 +1,6 @@
 """arch2vec-REINFORCE: a recurrent Gaussian policy that walks the latent space.
 
-As in the arch2vec paper and its published search code:
+The algorithm of the arch2vec paper and its published search code:
 
 * state ``s_t`` = the feature vector of the last proposed cell (the first state is a random
   cell's vector, not evaluated); an LSTM cell (hidden 128) carries the episode's history
@@ -9,10 +9,18 @@ As in the arch2vec paper and its published search code:
   nearest to ``a_t`` in L2, and its vector becomes ``s_{t+1}``;
 * an episode is ``batch_size = 16`` proposals; after it the policy takes one Adam step
   (lr 1e-2) on ``-mean_t log π(a_t | s_≤t) · (r_t - b)`` and the LSTM state is reset;
-* reward ``r_t`` = the search metric times ``reward_scale``; the baseline ``b`` is a
-  constant, 0.95, as in the reference (its rewards are validation accuracies in [0, 1]).
-  Use ``reward_scale=0.01`` for metrics in percent. ``baseline="ema"`` replaces the
-  constant with an exponential moving average of past rewards (decay ``ema_decay``).
+  the advantage is the raw reward minus the baseline: the authors' code computes a
+  discounted return and then replaces it by the rewards, so no discount is in effect;
+* reward ``r_t`` = the search metric times ``reward_scale``, by default
+  ``1 / domain.value_scale`` (fractions, as the authors' rewards); the baseline ``b`` is a
+  constant (0.95 by default, their NB101 value) or, with ``baseline="ema"``, an
+  exponential moving average of past rewards (decay ``ema_decay``).
+
+Two details of the authors' code are options, both off by default: ``skip_nearest``
+(their NB201 environment never proposes the cell nearest to an action, visited or not:
+its search over the sorted distances starts at the second entry) and ``exclude_start``
+(the random start cell counts as visited, so it is never proposed). The platform's
+``preset=paper`` sets the authors' values for each space (``latentnas.presets``).
 
 Log-probabilities are recomputed at the update from the stored states and actions (the
 parameters do not change within an episode), so the whole state is plain arrays and a
@@ -21,8 +29,11 @@ search can be checkpointed mid-episode.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import numpy as np
 import torch
+from annotated_types import Ge, Gt, Interval
 from torch import nn
 
 from searchers.base import Domain, Searcher
@@ -53,14 +64,18 @@ class Reinforce(Searcher):
 
     requires = ("features",)
 
-    def __init__(self, domain: Domain, rng: np.random.Generator, batch_size: int = 16,
-                 hidden: int = 128, lr: float = 1e-2, sigma: float = 1.0,
-                 baseline: float | str = 0.95, ema_decay: float = 0.9, reward_scale: float = 1.0):
+    def __init__(self, domain: Domain, rng: np.random.Generator,
+                 batch_size: Annotated[int, Ge(1)] = 16, hidden: Annotated[int, Ge(1)] = 128,
+                 lr: Annotated[float, Gt(0)] = 1e-2, sigma: Annotated[float, Gt(0)] = 1.0,
+                 baseline: float | Literal["ema"] = 0.95,
+                 ema_decay: Annotated[float, Interval(ge=0, lt=1)] = 0.9,
+                 reward_scale: Annotated[float, Gt(0)] | None = None,
+                 skip_nearest: bool = False, exclude_start: bool = False):
         super().__init__(domain, rng)
-        if not (isinstance(baseline, (int, float)) or baseline == "ema"):
-            raise ValueError(f"baseline must be a number or 'ema', got {baseline!r}")
-        self.batch_size, self.sigma, self.reward_scale = batch_size, sigma, reward_scale
+        self.batch_size, self.sigma = batch_size, sigma
+        self.reward_scale = 1.0 / domain.value_scale if reward_scale is None else reward_scale
         self.baseline, self.ema_decay = baseline, ema_decay
+        self.skip_nearest, self.exclude_start = skip_nearest, exclude_start
         self.generator = generator_from(rng)
         self.policy = LSTMPolicy(domain.features.shape[1], hidden)
         for p in self.policy.parameters():   # PyTorch's LSTM init, from our generator
@@ -69,7 +84,10 @@ class Reinforce(Searcher):
                 p.uniform_(-bound, bound, generator=self.generator)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
         self.features = torch.tensor(domain.features)
-        self.state_pos = int(rng.integers(domain.size))   # the walk's start (not evaluated)
+        self.start = int(rng.integers(domain.size))   # the walk's start (not evaluated)
+        self.state_pos = self.start
+        if exclude_start:
+            self.taken[self.start] = True
         self.episode: list[tuple[int, np.ndarray, np.ndarray]] = []   # (pos, state, action)
         self.rewards: dict[int, float] = {}
         self.ema: float | None = None
@@ -86,12 +104,17 @@ class Reinforce(Searcher):
                 mean = self.policy(torch.as_tensor(np.stack(states + [state])))[-1]
                 noise = torch.randn(mean.shape, generator=self.generator)
                 action = (mean + self.sigma * noise).numpy()
-                pos = self.nearest_unvisited(action, exclude=out)
+                skip = [self._nearest_any(action)] if self.skip_nearest else []
+                pos = self.nearest_unvisited(action, exclude=out + skip)
                 self.episode.append((pos, state, action))
                 states.append(state)
                 out.append(pos)
                 self.state_pos = pos
         return out
+
+    def _nearest_any(self, point: np.ndarray) -> int:
+        """The position nearest to ``point`` whether visited or not (ties: lowest)."""
+        return int(np.argmin(((self.domain.features - point) ** 2).sum(axis=1)))
 
     def _observe(self, pos: np.ndarray, values: np.ndarray) -> None:
         self.rewards.update((int(p), float(v) * self.reward_scale) for p, v in zip(pos, values))
@@ -122,9 +145,12 @@ class Reinforce(Searcher):
     def _state(self) -> dict:
         return {"policy": module_state(self.policy), "optimizer": self.optimizer.state_dict(),
                 "generator": self.generator.get_state().numpy(), "state_pos": self.state_pos,
-                "episode": list(self.episode), "rewards": dict(self.rewards), "ema": self.ema}
+                "start": self.start, "episode": list(self.episode), "rewards": dict(self.rewards), "ema": self.ema}
 
     def _load_state(self, state: dict) -> None:
+        self.start = state["start"]
+        if self.exclude_start:
+            self.taken[self.start] = True
         load_module_state(self.policy, state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(torch.as_tensor(state["generator"]))

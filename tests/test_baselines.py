@@ -98,19 +98,20 @@ def test_supervised_gin_is_deterministic_and_checks_its_targets(nb201):
 
 
 def test_search_domains_carry_features_neighbours_and_graphs():
-    from latentnas.encodings import make_domain
-    from latentnas.errors import UnknownNameError
+    from latentnas.benchmarks import resolve
+    from latentnas.errors import ConfigError, UnknownNameError
 
-    d = make_domain("nb201", "path")
+    nb201 = resolve("nb201")
+    d = nb201.domain("path")
     assert d.size == 15_625 and d.features.shape[0] == 15_625
-    assert d.graphs[0].shape == (15_625, 8, 8)
+    assert d.graphs[0].shape == (15_625, 8, 8) and d.value_scale == 100
     nbrs = d.neighbours(7567)
     assert len(nbrs) == 24 and 7567 not in nbrs
-    assert make_domain("nb201", "supervised").features is None
+    assert nb201.domain("supervised").features is None
     with pytest.raises(UnknownNameError, match="unknown encoding 'graph2vec'"):
-        make_domain("nb201", "graph2vec")
-    with pytest.raises(UnknownNameError, match="finite space"):
-        make_domain("nb101", "adjacency")
+        nb201.domain("graph2vec")
+    with pytest.raises(ConfigError, match="sampled, not enumerated"):
+        resolve("nb101").domain("adjacency")
 
 
 def test_isomorphic_cells_share_the_path_encoding_but_not_the_adjacency():

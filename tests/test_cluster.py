@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from latentnas.cli import app
 from latentnas.cluster import cluster_files, validate_cluster_file
 from latentnas.errors import ConfigError
-from latentnas.experiment import ExperimentConfig
+from latentnas.config import ExperimentConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(ROOT, "cluster")
@@ -125,7 +125,8 @@ def test_storage_defaults_to_the_environment_and_resources_are_checked(monkeypat
     monkeypatch.delenv("LATENTNAS_STORAGE")
     assert ExperimentConfig().storage == "runs"
     assert ExperimentConfig(shard_resources={"latentnas_gpu": 0.25}).shard_resources
-    with pytest.raises(ConfigError, match="oracle_resources must map resource names"):
+    with pytest.raises(ConfigError, match="oracle_resources.latentnas_oracle=-1: must be "
+                       "greater than 0"):
         ExperimentConfig(oracle_resources={"latentnas_oracle": -1})
     with pytest.raises(ConfigError, match="shard_resources"):
         ExperimentConfig(shard_resources=["latentnas_gpu"])

@@ -7,9 +7,11 @@ import os
 import numpy as np
 import pytest
 
-from latentnas.experiment import ExperimentConfig, run_experiment
+from latentnas.config import ExperimentConfig
+from latentnas.experiment import run_experiment
 from latentnas.oracles import get_oracle
 from latentnas.results import read_results
+from latentnas.results.store import stored_searches
 from latentnas.search import SearchRun, SearchSpec
 
 KEY = ["experiment", "searcher", "encoding", "seed", "step"]
@@ -36,11 +38,11 @@ def test_an_experiment_stores_every_query_once_and_matches_in_process_runs(ray_l
     df = rows_of(cfg.results_root(), "basic")
     assert len(df) == 4 * 24
     assert not df.duplicated(KEY).any()
-    from latentnas.encodings import make_domain
+    from latentnas.benchmarks import resolve
 
     oracle = get_oracle("nb201")
     local = SearchRun(SearchSpec("reinforce", "adjacency", 1, 24, {"batch_size": 8}),
-                      make_domain("nb201", "adjacency"), oracle).run()
+                      resolve("nb201").domain("adjacency"), oracle).run()
     remote = df[(df.searcher == "reinforce:batch_size=8") & (df.seed == 1)]
     assert remote["cell_id"].tolist() == [r["id"] for r in local]
 
@@ -52,7 +54,7 @@ def test_interrupted_experiment_resumes_to_identical_rows(ray_local, tmp_path):
                    fault_injection={"fail_at": 13, "marker_dir": str(tmp_path / "faults")})
     first = run_experiment(broken)
     assert first.errored == 4                      # every trial died after 13 queries
-    assert len(rows_of(broken.results_root(), "broken")) == 0   # no partial trace stored
+    assert stored_searches(broken.results_root(), "broken") == set()   # no partial trace
     second = run_experiment(broken, resume=True)
     assert second.errored == 0
     a = rows_of(whole.results_root(), "whole").drop(columns="experiment")
@@ -162,7 +164,7 @@ def test_experiment_files_are_validated(tmp_path):
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nseed: 3\n")
-    with pytest.raises(ConfigError, match="unknown setting 'seed'"):
+    with pytest.raises(ConfigError, match="unknown setting 'seed'.*did you mean 'seeds'"):
         ExperimentConfig.from_file(str(bad))
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: [x\n")
@@ -171,11 +173,14 @@ def test_experiment_files_are_validated(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('name = "t"\nsearchers = ["random", {gp = {kernel = "matern"}}]\nbudget = 30\n')
     cfg = ExperimentConfig.from_file(str(good), seeds=4)
-    assert cfg.searcher_list() == [("random", {}), ("gp", {"kernel": "matern"})]
+    assert [(s.name, s.opts) for s in cfg.searchers] == [("random", {}),
+                                                         ("gp", {"kernel": "matern"})]
     assert len(cfg.specs()) == 4 * 2 and cfg.seeds == 4
-    with pytest.raises(UnknownNameError, match="unknown oracle_mode"):
+    with pytest.raises(ConfigError, match="oracle_mode='rpc': must be 'table' or 'actor'"):
         ExperimentConfig(oracle_mode="rpc")
-    with pytest.raises(ConfigError, match="budget must be a positive integer"):
+    with pytest.raises(UnknownNameError, match="unknown space 'nb999'"):
+        ExperimentConfig(space="nb999")
+    with pytest.raises(ConfigError, match="budget=0: must be greater than or equal to 1"):
         ExperimentConfig(budget=0)
 
 
@@ -187,7 +192,7 @@ def test_the_readme_experiment_file_is_valid(tmp_path):
     path = tmp_path / "nb201-main.yaml"
     path.write_text(block)
     cfg = ExperimentConfig.from_file(str(path))
-    names = [name for name, _ in cfg.searcher_list()]
+    names = [s.name for s in cfg.searchers]
     assert names == ["random", "re", "reinforce", "gp", "bo"]
     # random and re once (they ignore the encoding), the other three per encoding
     assert len(cfg.specs()) == 100 * (2 + 3 * 2)
@@ -210,3 +215,4 @@ def test_losing_a_worker_node_mid_experiment_still_completes_every_trace(tmp_pat
     assert out["errored"] == 0 and out["trials"] == 6, out["errors"]
     assert out["traces"] == 6 and out["rows"] == 6 * 40 and out["duplicates"] == 0
     assert out["shard_on_gpu_node"]
+    assert out["gpu_shard_refused"]      # given a GPU without CUDA, a shard does not start

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 from typer.testing import CliRunner
 
+from latentnas.benchmarks import resolve
 from latentnas.cli import app
-from latentnas.encodings import make_domain
 from latentnas.errors import ConfigError
 from latentnas.oracles import get_oracle
-from latentnas.sample_efficiency import parse_searchers, plan, run_benchmark, summarise
+from latentnas.plan import SearchPlan, parse_searchers
+from latentnas.sample_efficiency import run_benchmark, summarise
 from latentnas.search import SearchRun, SearchSpec
+from latentnas.state import dumps, loads
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,12 @@ def oracle():
     return get_oracle("nb201")
 
 
+def domain(space, encoding, dataset=None):
+    return resolve(space, dataset).domain(encoding)
+
+
 def test_rows_record_every_query_with_incumbent_and_regret(oracle):
-    run = SearchRun(SearchSpec("re", "none", seed=1, budget=60), make_domain("nb201", "none"), oracle)
+    run = SearchRun(SearchSpec("re", "none", seed=1, budget=60), domain("nb201", "none"), oracle)
     rows = run.run()
     assert [r["step"] for r in rows] == list(range(1, 61))
     assert len({r["id"] for r in rows}) == 60
@@ -32,22 +36,42 @@ def test_rows_record_every_query_with_incumbent_and_regret(oracle):
         assert r["sim_time"] == pytest.approx(k + 1)      # NB201's stated cost: 1 per query
 
 
-def test_a_run_resumes_from_its_checkpoint_with_identical_rows(oracle):
-    domain = make_domain("nb201", "adjacency")
-    spec = SearchSpec("reinforce", "adjacency", seed=2, budget=40)
-    full = SearchRun(spec, domain, oracle).run()
-    first = SearchRun(spec, domain, oracle)
+@pytest.mark.parametrize("searcher,encoding,options", [
+    ("reinforce", "adjacency", {}), ("gp", "adjacency", {"init": 8}),
+    ("bo", "adjacency", {"init": 8, "epochs": 5, "warm_start": True}), ("re", "none", {}),
+    ("ls", "none", {})])
+def test_a_run_resumes_from_its_safe_checkpoint_with_identical_rows(oracle, searcher, encoding,
+                                                                    options):
+    d = domain("nb201", encoding)
+    spec = SearchSpec(searcher, encoding, seed=2, budget=40, options=options)
+    full = SearchRun(spec, d, oracle).run()
+    first = SearchRun(spec, d, oracle)
     while len(first.rows) < 20:
         first.step()
-    state = pickle.loads(pickle.dumps(first.state_dict()))
-    resumed = SearchRun(spec, domain, oracle)
-    resumed.load_state_dict(state)
+    data = dumps(first.state_dict(), spec.__dict__)       # safetensors + JSON, no pickle
+    assert b"pickle" not in data and data[8:].lstrip().startswith(b"{")
+    resumed = SearchRun(spec, d, oracle)
+    resumed.load_state_dict(loads(data, spec.__dict__))
     assert resumed.run() == full
+
+
+def test_a_saved_state_is_refused_for_another_search_or_when_damaged(oracle):
+    from latentnas.errors import CheckpointError
+
+    spec = SearchSpec("re", "none", seed=2, budget=40)
+    run = SearchRun(spec, domain("nb201", "none"), oracle)
+    run.step()
+    data = dumps(run.state_dict(), spec.__dict__)
+    other = SearchSpec("re", "none", seed=3, budget=40)
+    with pytest.raises(CheckpointError, match="belongs to search"):
+        loads(data, other.__dict__)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        loads(data[: len(data) // 2], spec.__dict__)
 
 
 def test_search_on_the_valid_metric_reports_the_test_metric_of_the_incumbent():
     oracle = get_oracle("nbgraph", "cora")
-    rows = SearchRun(SearchSpec("random", "none", 0, 30), make_domain("nbgraph", "none"),
+    rows = SearchRun(SearchSpec("random", "none", 0, 30), domain("nbgraph", "none", "cora"),
                      oracle).run()
     best = max(rows, key=lambda r: r["search"])
     assert rows[-1]["best_report"] == oracle.report[best["id"]]
@@ -55,8 +79,10 @@ def test_search_on_the_valid_metric_reports_the_test_metric_of_the_incumbent():
 
 
 def test_searcher_lists_are_parsed_with_typed_options():
-    assert parse_searchers("random, gp(kernel=matern, local=0.1, warm_start=false)") == [
+    specs = parse_searchers("random, gp(kernel=matern, local=0.1, warm_start=false)")
+    assert [(s.name, s.opts) for s in specs] == [
         ("random", {}), ("gp", {"kernel": "matern", "local": 0.1, "warm_start": False})]
+    assert specs[1].label == "gp:kernel=matern,local=0.1,warm_start=False"
     with pytest.raises(ConfigError, match="unknown searcher 'rl'"):
         parse_searchers("random, rl")
     with pytest.raises(ConfigError, match="key=value"):
@@ -64,16 +90,17 @@ def test_searcher_lists_are_parsed_with_typed_options():
 
 
 def test_plan_pairs_encodings_only_where_they_apply():
-    specs = plan(parse_searchers("random, reinforce, bo"), ["arch2vec", "supervised"], 2, 10)
-    pairs = sorted({(s.searcher, s.encoding) for s in specs})
+    plan = SearchPlan.build(searchers="random, reinforce, bo", encodings="arch2vec,supervised",
+                            seeds=2, budget=10)
+    pairs = sorted({(s.searcher, s.encoding) for s in plan.specs()})
     assert pairs == [("bo", "arch2vec"), ("bo", "supervised"), ("random", "none"),
                      ("reinforce", "arch2vec")]
-    assert len(specs) == 8
+    assert len(plan.specs()) == 8
 
 
 def test_benchmark_summary_has_means_errors_and_found_fractions():
-    specs = plan(parse_searchers("random, ls"), ["none"], 3, 40)
-    results = run_benchmark("nb201", None, specs, workers=1)
+    plan = SearchPlan.build(searchers="random, ls", encodings="none", seeds=3, budget=40)
+    results = run_benchmark(plan, workers=1)
     rows = {r["searcher"]: r for r in summarise(results, [20, 40])}
     assert set(rows) == {"random[none]", "ls[none]"}
     for row in rows.values():
@@ -98,8 +125,9 @@ def test_bench_search_command_prints_the_table(monkeypatch):
 def test_benchmark_stores_one_row_per_query(tmp_path):
     from latentnas.results import read_results
 
-    specs = plan(parse_searchers("random, re(population_size=10)"), ["none"], 2, 25)
-    run_benchmark("nb201", None, specs, workers=1, out=str(tmp_path), experiment="t")
+    plan = SearchPlan.build(searchers="random, re(population_size=10)", encodings="none",
+                            seeds=2, budget=25)
+    run_benchmark(plan, workers=1, out=str(tmp_path), experiment="t")
     df = read_results(str(tmp_path))
     assert len(df) == 4 * 25
     assert set(df["searcher"]) == {"random", "re:population_size=10"}
@@ -109,18 +137,13 @@ def test_benchmark_stores_one_row_per_query(tmp_path):
 
 
 def test_reinforce_rewards_are_scaled_to_fractions_for_percent_oracles(oracle):
-    """The reference's constant baseline 0.95 assumes accuracies in [0, 1]: percent oracles
-    (NB201, the training oracle) get reward_scale 0.01, fraction oracles (NAS-Bench-Graph)
-    none, whatever their optimum."""
-    from latentnas.oracles.training import TrainingOracle
-
+    """The reference's constant baseline 0.95 assumes accuracies in [0, 1]: domains of
+    percent oracles (NB201, the training oracle) have value_scale 100 and REINFORCE's
+    reward_scale defaults to 0.01 there; fraction oracles (NAS-Bench-Graph) keep 1."""
     spec = SearchSpec("reinforce", "adjacency", 0, 5)
-    nb201 = SearchRun(spec, make_domain("nb201", "adjacency"), oracle)
+    nb201 = SearchRun(spec, domain("nb201", "adjacency"), oracle)
     assert oracle.info.percent and nb201.searcher.reward_scale == 0.01
     graph = get_oracle("nbgraph-proteins")
-    run = SearchRun(spec, make_domain("nbgraph-proteins", "adjacency"), graph)
+    run = SearchRun(spec, domain("nbgraph-proteins", "adjacency"), graph)
     assert not graph.info.percent and run.searcher.reward_scale == 1.0
-    from latentnas.spaces import get_space
-
-    training = TrainingOracle(get_space("nb101"), [])
-    assert training.info.percent and training.optimum_search != training.optimum_search  # NaN
+    assert resolve("nb101-full").value_scale == 100   # the training oracle: percent

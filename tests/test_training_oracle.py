@@ -87,7 +87,8 @@ def test_a_search_with_the_training_oracle_writes_measured_rows(ray_local, tmp_p
     query a real (short) training run in a pool of two OracleActors."""
     import ray
 
-    from latentnas.experiment import ExperimentConfig, run_experiment
+    from latentnas.config import ExperimentConfig
+    from latentnas.experiment import run_experiment
     from latentnas.results import read_results
 
     cfg = ExperimentConfig(name="train101", space="nb101-full", searchers=["random"],
@@ -115,10 +116,12 @@ def test_the_users_tfrecord_is_searched_on_the_same_ids(ray_local, nb101, tmp_pa
                                                          monkeypatch):
     """NB101 from a tfrecord (a fixture in the official format) on nb101-full: the same
     CLI/experiment path as the training oracle; searches stay on the cells the file has."""
-    from latentnas.experiment import ExperimentConfig, run_experiment
+    from latentnas.config import ExperimentConfig
+    from latentnas.experiment import run_experiment
     from latentnas.oracles import get_oracle
     from latentnas.results import read_results
-    from latentnas.sample_efficiency import plan, run_benchmark
+    from latentnas.plan import SearchPlan
+    from latentnas.sample_efficiency import run_benchmark
 
     from .nb101_fixture import write_fixture
 
@@ -147,5 +150,6 @@ def test_the_users_tfrecord_is_searched_on_the_same_ids(ray_local, nb101, tmp_pa
     assert (df["regret"] >= 0).all()
 
     # regularized evolution in-process: neighbours outside the file's cells are skipped
-    out = run_benchmark("nb101-full", "tfrecord", plan([("re", {})], ["none"], 1, 15), workers=1)
+    plan = SearchPlan(space="nb101-full", dataset="tfrecord", searchers="re", seeds=1, budget=15)
+    out = run_benchmark(plan, workers=1)
     assert len(out[0].rows) == 15 and {r["id"] for r in out[0].rows} <= set(by_id)

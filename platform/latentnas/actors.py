@@ -28,9 +28,10 @@ class OracleHost:
 
     def __init__(self, space: str, dataset: str | None = None, nb101_data: str | None = None,
                  training: dict | None = None):
-        from latentnas.oracles import get_oracle
+        from latentnas.benchmarks import resolve
 
-        self.oracle = get_oracle(space, dataset, nb101_data=nb101_data, training=training)
+        _require_given_gpus("OracleActor")
+        self.oracle = resolve(space, dataset, nb101_data=nb101_data, training=training).oracle
 
     def trained(self) -> int:
         """Cells a training oracle actually trained (cache misses); 0 for tables."""
@@ -59,11 +60,26 @@ def put_table(oracle) -> ray.ObjectRef:
                     "available": getattr(oracle, "available", None)})
 
 
-def oracle_from_table(table: dict) -> TabularOracle:
-    from latentnas.spaces import get_space
+def oracle_from_table(table: dict, space) -> TabularOracle:
+    """The oracle behind :func:`put_table`'s object, over ``space`` (the same space)."""
+    if table["space"] != space.name:
+        raise ValueError(f"table of space {table['space']} given with space {space.name}")
+    return TabularOracle(space, table["info"], table["search"], table["report"], table["cost"],
+                         available=table.get("available"))
 
-    return TabularOracle(get_space(table["space"]), table["info"], table["search"],
-                         table["report"], table["cost"], available=table.get("available"))
+
+def _require_given_gpus(what: str) -> None:
+    """An actor that Ray gave GPUs must see CUDA: a silent fall-back to the CPU would run
+    the experiment far slower than planned, on a node that is misconfigured."""
+    import torch
+
+    gpus = ray.get_gpu_ids() if ray.is_initialized() else []
+    if gpus and not torch.cuda.is_available():
+        node = ray.get_runtime_context().get_node_id()
+        raise RuntimeError(
+            f"{what} was given GPU {gpus} on node {node}, but PyTorch there sees no CUDA "
+            f"device (torch {torch.__version__}); install a CUDA build of torch on that node "
+            "or run without GPUs (gpus_per_shard / gpus_per_oracle: 0)")
 
 
 class ActorOracle(Oracle):
@@ -118,6 +134,7 @@ class EncoderShard:
                  checkpoint: bytes | None = None, space: str | None = None):
         import torch
 
+        _require_given_gpus("EncoderShard")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)

@@ -11,7 +11,3 @@ def cache_dir(*parts: str) -> str:
                           os.path.join(os.path.expanduser("~"), ".cache", "latentnas"))
     return os.path.join(root, *parts)
 
-
-def atomic_path(path: str) -> str:
-    """A temporary name next to ``path`` for write-then-rename (``os.replace``)."""
-    return f"{path}.{os.getpid()}.tmp"

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from latentnas.cache import atomic_path
 from latentnas.errors import CheckpointError
 from latentnas.spaces.base import SearchSpace
 
@@ -31,7 +30,9 @@ def make_header(space: SearchSpace, config: dict[str, Any], **extra: Any) -> dic
 
 def save_encoder(path: str, encoder, space: SearchSpace, **extra: Any) -> None:
     """Writes an :class:`encoders.arch2vec.Arch2Vec` atomically with its header."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from latentnas.storage import write_bytes
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous()
                for k, v in encoder.model.state_dict().items()}
@@ -39,10 +40,7 @@ def save_encoder(path: str, encoder, space: SearchSpace, **extra: Any) -> None:
         tensors["prior.mean"] = encoder.latent_mean.detach().cpu().contiguous()
         tensors["prior.std"] = encoder.latent_std.detach().cpu().contiguous()
     header = make_header(space, encoder.config.to_dict(), **extra)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = atomic_path(path)
-    save_file(tensors, tmp, metadata={"latentnas": json.dumps(header)})
-    os.replace(tmp, path)
+    write_bytes(path, save(tensors, metadata={"latentnas": json.dumps(header)}))
 
 
 def read_header(path: str) -> dict[str, Any]:
@@ -117,9 +115,9 @@ def save_embeddings(path: str, embeddings: np.ndarray, hashes: list[str], header
         "hash": pa.array(hashes, type=pa.string()),
         "embedding": pa.FixedSizeListArray.from_arrays(flat, emb.shape[1]),
     }).replace_schema_metadata({"latentnas": json.dumps(header)})
-    tmp = atomic_path(path)
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    from latentnas.storage import write_file
+
+    write_file(path, lambda out: pq.write_table(table, out))
 
 
 def load_embeddings(path: str, space: SearchSpace) -> tuple[np.ndarray, list[str]]:

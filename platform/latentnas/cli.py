@@ -1,79 +1,117 @@
-"""The ``latentnas`` command line."""
+"""The ``latentnas`` command line: each command reads its flags, calls one library function
+and formats what it returns. Errors of the platform (``latentnas.errors``) are caught in
+one place (:func:`command`) and printed as one line with exit status 2; an interrupted
+command exits with 130 and says how to continue."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shlex
 import sys
-import time
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from latentnas.errors import LatentNASError
+from latentnas.errors import ConfigError, InterruptedRunError, LatentNASError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Neural architecture search in a learned latent space (arch2vec).")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
 app.add_typer(bench_app, name="bench")
 cluster_app = typer.Typer(no_args_is_help=True, help="Cluster files (see cluster/README.md).")
 app.add_typer(cluster_app, name="cluster")
-console = Console()
+#: tables keep their natural width when written to a pipe or a file (Rich would cut them
+#: to 80 columns and truncate values to "0.4…")
+console = Console(width=None if sys.stdout.isatty() else 1000)
 
 
 def fail(error: Exception) -> None:
     """Prints a one-line error and exits with status 2."""
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {error}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(error))}",
+                                               highlight=False)
     raise typer.Exit(2)
 
 
-@app.command()
+def command(group: typer.Typer, name: str | None = None):
+    """Registers a command whose platform errors become one line (exit 2) and whose
+    interruption (Ctrl-C) exits 130 with what was kept."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except InterruptedRunError as exc:
+                _interrupted(str(exc))
+            except LatentNASError as exc:
+                fail(exc)
+            except KeyboardInterrupt:
+                _interrupted("interrupted; files are written atomically, so nothing half "
+                             "written was left behind")
+
+        group.command(name)(run)
+        return run
+
+    return wrap
+
+
+def _interrupted(message: str) -> None:
+    err = Console(stderr=True, soft_wrap=True)
+    err.print(f"[bold yellow]{escape(message)}[/]", highlight=False)
+    if sys.argv[1:2] == ["run"]:
+        argv = [a for a in sys.argv[1:] if a != "--resume"]
+        err.print(f"continue with: latentnas {shlex.join(argv)} --resume", highlight=False)
+    raise typer.Exit(130)
+
+
+def _budgets(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise ConfigError(f"--at takes comma-separated numbers of queries such as 50,100,150, "
+                          f"got {text[:60]!r}") from None
+
+
+# -- spaces and cells -------------------------------------------------------------------
+@command(app)
 def spaces() -> None:
     """List search spaces, their sizes and the oracles available on this machine."""
-    from latentnas.oracles import DATASETS
-    from latentnas.oracles.nb101 import ENV_VAR
-    from latentnas.spaces import get_space
+    from latentnas.benchmarks import RECORDS, nb101_data_status
 
     table = Table(title="Search spaces")
-    for col in ("space", "cells", "nodes", "ops", "oracles (datasets)"):
+    for col in ("space", "cells", "datasets (default first)", "oracle data"):
         table.add_column(col)
-    for name in ("nb201", "nb101", "nbgraph"):
-        space = get_space(name)
-        size = f"{space.size:,}" if space.size else "423,624 (sampled)"
-        datasets = ", ".join(DATASETS[name][1])
-        if name == "nb101":
-            path = os.environ.get(ENV_VAR)
-            have = path and os.path.isfile(path)
-            datasets += (f" — tfrecord at {path}" if have
-                         else f" — needs your tfrecord (--nb101-data or {ENV_VAR})")
-        if name == "nbgraph":
-            size += " (proteins: 2,021)"
-        middle = [o for o in space.ops if o not in ("input", "output")]
-        table.add_row(name, size, str(space.num_nodes), ", ".join(middle), datasets)
+    for name, info in RECORDS.items():
+        cells = f"{info.cells:,}" if info.cells else "423,624 (sampled)"
+        datasets = [info.default_dataset] + [d for d in info.datasets if d != info.default_dataset]
+        data = nb101_data_status() if name == "nb101" else info.data
+        table.add_row(name, cells, ", ".join(datasets), data)
     console.print(table)
 
 
-@app.command()
+@command(app)
 def query(
-    space: str = typer.Argument(..., help="nb201, nbgraph or nb101"),
+    space: str = typer.Argument(..., help="nb201, nbgraph, nb101 or nb101-full"),
     cell: str = typer.Argument(..., help="arch string, tuple, 'links|ops' or JSON cell"),
     dataset: Optional[str] = typer.Option(None, help="dataset (default: the space's first)"),
     nb101_data: Optional[str] = typer.Option(None, help="path to the NB101 tfrecord"),
     as_json: bool = typer.Option(False, "--json", help="print the record as JSON"),
 ) -> None:
     """Print the oracle record of one cell."""
-    from latentnas.oracles import get_oracle
+    from latentnas.benchmarks import resolve
 
-    try:
-        oracle = get_oracle(space, dataset, nb101_data=nb101_data)
-        parsed = oracle.space.parse(cell)
-        record = oracle.query(parsed)
-    except LatentNASError as exc:
-        fail(exc)
-    record = {"cell": oracle.space.format(parsed), "oracle": oracle.info.name, **record}
+    bench = resolve(space, dataset, nb101_data=nb101_data)
+    parsed = bench.space.parse(cell)
+    oracle = bench.oracle
+    record = {"cell": bench.space.format(parsed), "oracle": oracle.info.name,
+              **oracle.query(parsed)}
     if as_json:
         typer.echo(json.dumps(record))
         return
@@ -86,6 +124,7 @@ def query(
     console.print(table)
 
 
+# -- pretraining ------------------------------------------------------------------------
 def _epoch_table(rows: list[dict], title: str) -> Table:
     table = Table(title=title)
     cols = [("epoch", "{}"), ("loss", "{:.4f}"), ("seconds", "{:.2f}"), ("graphs_per_s", "{:,.0f}"),
@@ -133,34 +172,50 @@ def _run_pretrain(space: str, epochs, batch_size, lr, device, out, cells, force,
                   epoch_samples: int = 1000, node_positions: bool | None = None):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from latentnas.benchmarks import check
     from latentnas.pretrain import default_config, pretrain, reference_config
-    from latentnas.spaces import get_space
 
+    info, _ = check(space)
     make = reference_config if reference else default_config
     positions = None if node_positions is None else \
-        (get_space(space).num_nodes if node_positions else 0)
-    config = make(space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        (get_num_nodes(info.space) if node_positions else 0)
+    config = make(info.space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                   node_positions=positions)
-    with Progress(TextColumn("[bold]pretrain {task.fields[space]}"), BarColumn(),
-                  TextColumn("epoch {task.completed}/{task.total}"),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
-        task = progress.add_task("pretrain", total=config.epochs, space=space, status="")
+    progress = Progress(TextColumn("[bold]pretrain {task.fields[space]}"), BarColumn(),
+                        TextColumn("epoch {task.completed}/{task.total}"),
+                        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                        console=console, transient=False)
+    task = progress.add_task("pretrain", total=config.epochs, space=info.space, status="")
 
-        def on_epoch(row):
-            valid = f"  valid {row['validity']:.0%}" if "validity" in row else ""
-            progress.update(task, advance=1, status=(
-                f"loss {row['loss']:.4f}  exact {row['exact_acc']:.2%}{valid}"))
+    def on_epoch(row):
+        valid = f"  valid {row['validity']:.0%}" if "validity" in row else ""
+        progress.update(task, advance=1, status=(
+            f"loss {row['loss']:.4f}  exact {row['exact_acc']:.2%}{valid}"))
 
-        result = pretrain(space, config, out_dir=out, device=device, num_cells=cells,
-                          force=force, on_epoch=on_epoch, epoch_samples=epoch_samples)
-    return result
+    try:
+        return pretrain(info.space, config, out_dir=out, device=device, num_cells=cells,
+                        force=force, on_epoch=on_epoch, epoch_samples=epoch_samples,
+                        on_start=progress.start)
+    finally:
+        progress.stop()
 
 
-@app.command("pretrain")
+def get_num_nodes(space: str) -> int:
+    from latentnas.spaces import get_space
+
+    return get_space(space).num_nodes
+
+
+def _positive(name: str, value: int | float | None) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+@command(app, "pretrain")
 def pretrain_cmd(
-    space: str = typer.Option("nb201", help="nb201, nbgraph, nbgraph-proteins or nb101"),
-    epochs: Optional[int] = typer.Option(None, help="epochs (default: the space's fast default)"),
+    space: str = typer.Option("nb201", help="nb201, nbgraph, nbgraph-proteins, nb101 or "
+                              "nb101-full"),
+    epochs: Optional[int] = typer.Option(None, help="epochs (default: the space's default)"),
     batch_size: Optional[int] = typer.Option(None, help="batch size"),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate"),
     seed: Optional[int] = typer.Option(None, help="random seed (default 3, as the reference)"),
@@ -172,16 +227,16 @@ def pretrain_cmd(
                                         "(default: all 423,624, enumerated and cached)"),
     reference: bool = typer.Option(False, help="the authors' defaults (batch 32, constant lr)"),
     node_positions: Optional[bool] = NODE_POSITIONS,
-    force: bool = typer.Option(False, help="retrain even if a matching checkpoint exists"),
+    force: bool = typer.Option(False, help="train even if --out holds a model, replacing it"),
 ) -> None:
     """Pretrain arch2vec on a space (no accuracies used); write checkpoint and embeddings."""
-    try:
-        result = _run_pretrain(space, epochs, batch_size, lr, device, out, cells, force, seed,
-                               reference, node_positions=node_positions)
-    except LatentNASError as exc:
-        fail(exc)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr),
+                        ("cells", cells)):
+        _positive(name, value)
+    result = _run_pretrain(space, epochs, batch_size, lr, device, out, cells, force, seed,
+                           reference, node_positions=node_positions)
     if result.cached:
-        console.print(f"[green]cached[/] checkpoint for this configuration: {result.out_dir}")
+        console.print(f"[green]cached[/] model for this configuration: {result.out_dir}")
     else:
         console.print(_epoch_table(result.epochs, f"arch2vec on {space}: held-out metrics per epoch"))
     console.print(_summary(result.final, f"arch2vec on {space}"))
@@ -191,7 +246,7 @@ def pretrain_cmd(
         console.print(f"embeddings: {where}/{os.path.basename(result.embeddings)}")
 
 
-@bench_app.command("pretrain")
+@command(bench_app, "pretrain")
 def bench_pretrain(
     space: str = typer.Option("nb201", help="space to pretrain on"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
@@ -203,165 +258,155 @@ def bench_pretrain(
     node_positions: Optional[bool] = NODE_POSITIONS,
 ) -> None:
     """Graphs/s, seconds per epoch, peak memory and final quality of one fresh pretraining."""
-    import resource
     import tempfile
 
+    import numpy as np
+
+    from latentnas.bench import peak_rss_mb
+
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("cells", cells)):
+        _positive(name, value)
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            result = _run_pretrain(space, epochs, batch_size, None, device, tmp, cells, True,
-                                   None, reference, epoch_samples=0,
-                                   node_positions=node_positions)
-        except LatentNASError as exc:
-            fail(exc)
+        result = _run_pretrain(space, epochs, batch_size, None, device, tmp, cells, True,
+                               None, reference, epoch_samples=0, node_positions=node_positions)
     rows = result.epochs
     table = Table(title=f"bench pretrain: {space} on {result.final['device']}", show_header=False)
     secs = [r["seconds"] for r in rows]
     table.add_row("epochs", str(len(rows)))
     table.add_row("seconds per epoch (mean, min)", f"{np.mean(secs):.2f}, {min(secs):.2f}")
     table.add_row("graphs/s (mean)", f"{np.mean([r['graphs_per_s'] for r in rows]):,.0f}")
-    table.add_row("peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    table.add_row("peak RSS", f"{peak_rss_mb():.0f} MiB")
     console.print(table)
     console.print(_summary(result.final, "final quality"))
 
 
+# -- the demo ---------------------------------------------------------------------------
 DEMO_SEARCHERS = "random, re, reinforce, gp"
 
 
-@app.command()
+@command(app)
 def demo(
     device: str = typer.Option("auto", help="auto, cpu or cuda (pretraining)"),
     seeds: int = typer.Option(20, help="seeds per searcher"),
     budget: int = typer.Option(150, help="queries per search"),
     searchers: str = typer.Option(DEMO_SEARCHERS, help="searchers to compare"),
     storage: str = typer.Option("runs", help="where Tune state and results go"),
+    name: str = typer.Option("demo", help="experiment name"),
+    overwrite: bool = typer.Option(False, help="replace a stored demo run with other settings"),
     seed: int = typer.Option(0, help="seed for the smoothness anchors"),
 ) -> None:
     """The main job on the default benchmark (NB201, CIFAR-10): pretrain arch2vec (cached),
     show how smooth its latent space is, then race random search, regularized evolution,
     arch2vec-REINFORCE and arch2vec-BO over many seeds on a local Ray, with the table and
     the regret plots at the end."""
-    from latentnas.checkpoints import load_embeddings
-    from latentnas.experiment import ExperimentConfig, init_ray
-    from latentnas.oracles import get_oracle
+    import numpy as np
 
-    try:
-        result = _run_pretrain("nb201", None, None, None, device, None, None, False, None, False)
-        oracle = get_oracle("nb201")
-        emb, _ = load_embeddings(result.embeddings, oracle.space)
-    except LatentNASError as exc:
-        fail(exc)
+    from latentnas.benchmarks import resolve
+    from latentnas.checkpoints import load_embeddings
+    from latentnas.config import ExperimentConfig
+    from latentnas.latent import smoothness
+
+    cfg = ExperimentConfig.build(name=name, space="nb201", encodings=["arch2vec"],
+                                 searchers=searchers, seeds=seeds, budget=budget,
+                                 storage=storage, report_every=max(budget // 3, 1))
+    result = _run_pretrain("nb201", None, None, None, device, None, None, False, None, False)
+    bench = resolve("nb201")
+    emb, _ = load_embeddings(result.embeddings, bench.space)
     if result.cached:
         console.print(f"[green]cached[/] pretrained model: {result.out_dir}")
     console.print(_summary(result.final, "arch2vec on NAS-Bench-201"))
-    _smoothness(emb, oracle, seed)
-    try:
-        cfg = ExperimentConfig(name="demo", space="nb201", encodings=["arch2vec"],
-                               searchers=[searchers], seeds=seeds, budget=budget,
-                               storage=storage, report_every=max(budget // 3, 1))
-        total = len(cfg.specs())
-        init_ray()
-        _announce(cfg, total)
-        run = _run_with_progress(cfg, total, False)
-    except LatentNASError as exc:
-        fail(exc)
-    console.print(f"{run.trials} searches in {run.wall_seconds:.0f} s ({run.errored} errored)")
+    smooth = smoothness(emb, bench.oracle.report, np.random.default_rng(seed))
+    table = Table(title=f"Is the latent space smooth? |Δ test accuracy| to {smooth['anchors']:,} "
+                        "anchor cells")
+    table.add_column("cells compared")
+    table.add_column("mean |Δ acc| (points)", justify="right")
+    table.add_row("nearest latent neighbour", f"{smooth['nearest']:.2f}")
+    table.add_row("10 nearest latent neighbours", f"{smooth['nearest_10']:.2f}")
+    table.add_row("random cells", f"{smooth['random']:.2f}")
+    console.print(table)
+    run = _run(cfg, resume=False, overwrite=overwrite)
     _report(run.results_root, sorted({min(b, budget) for b in (50, 100, budget)}),
             experiment=cfg.name)
 
 
-def _smoothness(emb: np.ndarray, oracle, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    anchors = rng.choice(len(emb), 1000, replace=False)
-    dist = ((emb[anchors, None, :] - emb[None, :, :]) ** 2).sum(-1)
-    dist[np.arange(len(anchors)), anchors] = np.inf
-    nearest = np.argsort(dist, axis=1)[:, :10]
-    acc = oracle.report
-    table = Table(title="Is the latent space smooth? |Δ test accuracy| to 1,000 anchor cells")
-    table.add_column("cells compared")
-    table.add_column("mean |Δ acc| (points)", justify="right")
-    table.add_row("nearest latent neighbour", f"{np.abs(acc[nearest[:, 0]] - acc[anchors]).mean():.2f}")
-    table.add_row("10 nearest latent neighbours",
-                  f"{np.abs(acc[nearest] - acc[anchors, None]).mean():.2f}")
-    table.add_row("random cells", f"{np.abs(acc[rng.integers(0, len(acc), 1000)] - acc[anchors]).mean():.2f}")
-    console.print(table)
-
-
-@bench_app.command("oracles")
+# -- searching --------------------------------------------------------------------------
+@command(bench_app, "oracles")
 def bench_oracles(repeats: int = typer.Option(5, help="timed repetitions per figure")) -> None:
     """Load time (cold, in a fresh process) and per-query cost of every oracle here."""
-    import subprocess
+    from latentnas.bench import oracle_costs
 
-    import numpy as np
-
-    from latentnas.oracles import get_oracle
-
+    _positive("repeats", repeats)
     table = Table(title="Oracles")
     for col in ("oracle", "cells", "cold load s", "batch query µs/id", "single query µs"):
         table.add_column(col, justify="right")
-    for space, dataset in [("nb201", None), *[("nbgraph", d) for d in ("cora", "arxiv", "proteins")]]:
-        code = (f"import time; t=time.perf_counter(); from latentnas.oracles import get_oracle; "
-                f"get_oracle({space!r}, {dataset!r}); print(time.perf_counter()-t)")
-        cold = float(subprocess.run([sys.executable, "-c", code], check=True,
-                                    capture_output=True, text=True).stdout.split()[-1])
-        oracle = get_oracle(space, dataset)
-        ids = np.random.default_rng(0).integers(0, len(oracle), 10_000)
-        t = time.perf_counter()
-        for _ in range(repeats):
-            oracle.query_ids(ids)
-        batch = (time.perf_counter() - t) / repeats / len(ids) * 1e6
-        cells = [oracle.space.cells()[i] for i in ids[:1000]]
-        t = time.perf_counter()
-        for c in cells:
-            oracle.query(c)
-        single = (time.perf_counter() - t) / len(cells) * 1e6
-        table.add_row(oracle.info.name, f"{len(oracle):,}", f"{cold:.2f}", f"{batch:.2f}",
-                      f"{single:.1f}")
+    for r in oracle_costs(repeats):
+        table.add_row(r["oracle"], f"{r['cells']:,}", f"{r['cold_load_s']:.2f}",
+                      f"{r['batch_us_per_id']:.2f}", f"{r['single_us']:.1f}")
     console.print(table)
 
 
 DEFAULT_SEARCHERS = "random, re, ls, reinforce, bo, gp"
 
 
-@bench_app.command("search")
+@command(bench_app, "search")
 def bench_search(
-    space: str = typer.Option("nb201", help="nb201 or nbgraph"),
+    space: str = typer.Option("nb201", help="nb201, nbgraph or nb101-full"),
     dataset: Optional[str] = typer.Option(None, help="oracle dataset (nbgraph: cora, arxiv, ...)"),
     searchers: str = typer.Option(DEFAULT_SEARCHERS, help="comma-separated; options in "
                                   "parentheses, e.g. 'gp(kernel=matern,local=0.1)'"),
-    encodings: str = typer.Option("arch2vec", help="comma-separated: arch2vec, supervised, "
-                                  "adjacency, path (random, re and ls ignore it)"),
+    encodings: Optional[str] = typer.Option(None, help="comma-separated: arch2vec (default), "
+                                            "supervised, adjacency, path (random, re and ls "
+                                            "ignore it)"),
     seeds: int = typer.Option(100, help="seeds per searcher"),
     first_seed: int = typer.Option(0, help="first seed"),
     budget: int = typer.Option(200, help="queries per search"),
-    at: str = typer.Option("50,100,150,200", help="budgets to tabulate"),
+    at: Optional[str] = typer.Option(None, help="budgets to tabulate, each at most --budget "
+                                     "(default: 50, 100, 150, 200 up to --budget)"),
     workers: int = typer.Option(2, help="processes (1 = in this process)"),
     csv: Optional[str] = typer.Option(None, help="also write per-seed traces to this CSV"),
     out: Optional[str] = typer.Option(None, help="also store every query in this results "
                                       "directory (read it with `latentnas results`)"),
     experiment: str = typer.Option("bench", help="experiment name in the results store"),
+    overwrite: bool = typer.Option(False, help="replace a stored experiment of that name"),
 ) -> None:
     """Sample efficiency of searchers: regret and best report metric over seeds (no Ray)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from rich.markup import escape
+    from latentnas.plan import SearchPlan
+    from latentnas.sample_efficiency import check_budgets, run_benchmark, summarise
 
-    from latentnas.sample_efficiency import parse_searchers, plan, run_benchmark, summarise
+    plan = SearchPlan.build(space=space, dataset=dataset, searchers=searchers, seeds=seeds,
+                            first_seed=first_seed, budget=budget,
+                            **({"encodings": encodings} if encodings is not None else {}))
+    budgets = check_budgets(_budgets(at) if at else
+                            [b for b in (50, 100, 150, 200) if b < budget] + [budget], budget)
+    if csv and os.path.isdir(csv):
+        raise ConfigError(f"--csv {csv} is a directory; give a file name")
+    progress = Progress(TextColumn("[bold]searches"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console)
+    task = progress.add_task("search", total=len(plan.specs()), last="", start=False)
+
+    def start(n: int) -> None:
+        progress.update(task, total=n)
+        progress.start_task(task)
+        progress.start()
 
     try:
-        budgets = [int(b) for b in at.split(",") if int(b) <= budget]
-        specs = plan(parse_searchers(searchers), [e.strip() for e in encodings.split(",")],
-                     seeds, budget, first_seed)
-        with Progress(TextColumn("[bold]searches"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
-                      console=console) as progress:
-            task = progress.add_task("search", total=len(specs), last="")
-            results = run_benchmark(space, dataset, specs, workers, on_result=lambda r: progress.update(
-                task, advance=1, last=f"{escape(r.label)} seed {r.seed}: regret {r.regret[-1]:.3f}"),
-                out=out, experiment=experiment)
-    except LatentNASError as exc:
-        fail(exc)
+        results = run_benchmark(plan, workers, on_result=lambda r: progress.update(
+            task, advance=1, last=f"{escape(r.label)} seed {r.seed}: regret {r.regret[-1]:.3f}"),
+            out=out, experiment=experiment, overwrite=overwrite, on_start=start)
+    finally:
+        progress.stop()
+    if out:
+        console.print(f"{len(results)} searches run, every query stored in {out} "
+                      f"(experiment {experiment}); the table covers this run's searches")
+    if not results:
+        console.print("every search of this plan was already stored; tabulate them with "
+                      f"`latentnas results {out} --experiment {experiment}`")
+        return
     rows = summarise(results, budgets)
-    title = f"Sample efficiency on {space}{'/' + dataset if dataset else ''}: mean ± s.e. over seeds"
+    bench = plan.benchmark
+    title = f"Sample efficiency on {bench.name}/{bench.dataset}: mean ± s.e. over seeds"
     table = Table(title=title)
     table.add_column(escape("searcher [encoding]"), no_wrap=True)
     for b in budgets:
@@ -378,21 +423,17 @@ def bench_search(
     if csv:
         import pandas as pd
 
-        pd.DataFrame([{"searcher": r.label, "seed": r.seed, "step": k + 1,
-                       "best_search": r.best_search[k], "regret": r.regret[k]}
-                      for r in results for k in range(len(r.regret))]).to_csv(csv, index=False)
+        from latentnas.storage import write_file
+
+        frame = pd.DataFrame([{"searcher": r.label, "seed": r.seed, "step": k + 1,
+                               "best_search": r.best_search[k], "regret": r.regret[k]}
+                              for r in results for k in range(len(r.regret))])
+        write_file(csv, lambda f: f.write(frame.to_csv(index=False).encode()))
         console.print(f"per-seed traces: {csv}")
 
 
-def _markdown(df) -> str:
-    """A pipe table (pandas' own needs the optional tabulate package)."""
-    fmt = (lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-@app.command("results")
+# -- results ----------------------------------------------------------------------------
+@command(app, "results")
 def results_cmd(
     root: str = typer.Argument(..., help="results directory or URI (file://, s3://, gs://)"),
     at: Optional[str] = typer.Option(None, help="budgets (queries) to tabulate, e.g. "
@@ -403,69 +444,63 @@ def results_cmd(
                                              "(default: the last of --at)"),
     csv: Optional[str] = typer.Option(None, help="write the summary as CSV here"),
     markdown: Optional[str] = typer.Option(None, help="write the summary as Markdown here"),
-    plots: Optional[str] = typer.Option(None, help="directory for the PNG plots "
-                                        "(default: ROOT/plots for local roots)"),
+    plots: Optional[str] = typer.Option(None, help="directory for the PNG plots (default: "
+                                        "ROOT-plots beside a local store, none for a URI)"),
 ) -> None:
     """Paper-style table over seeds, pairwise significance, and regret plots."""
-    try:
-        budgets = [int(b) for b in at.split(",")] if at else None
-    except ValueError:
-        fail(ValueError(f"--at takes comma-separated integers, got {at!r}"))
-    _report(root, budgets, experiment, compare_at, csv, markdown, plots)
+    _report(root, _budgets(at), experiment, compare_at, csv, markdown, plots)
+
+
+def default_plot_dir(root: str) -> str | None:
+    """Plots go beside a local store, never into it (a store holds only its Parquet files,
+    so pandas and DuckDB read it whole)."""
+    return None if "://" in root else os.path.abspath(root).rstrip("/") + "-plots"
 
 
 def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=None,
             plots=None) -> None:
-    from rich.markup import escape
-
     from latentnas.results import read_results
-    from latentnas.results.analysis import pairwise, plot, summary
+    from latentnas.results.analysis import markdown_table, report
+    from latentnas.storage import write_file
 
-    try:
-        df = read_results(root, **({"experiment": experiment} if experiment else {}))
-    except LatentNASError as exc:
-        fail(exc)
-    if not budgets:
-        longest = int(df["step"].max())
-        budgets = sorted({max(1, round(longest * k / 3)) for k in (1, 2, 3)})
-    table_df = summary(df, budgets)
+    df = read_results(root, **({"experiment": experiment} if experiment else {}))
+    rep = report(df, budgets, compare_at)
     table = Table(title=f"{root}: {df['seed'].nunique()} seeds, {len(df):,} queries "
                         "(mean ± s.e.)")
     for col in ("searcher", "encoding", "budget", "seeds", "best report", "regret", "95 % CI",
                 "found"):
         table.add_column(col, justify="left" if col in ("searcher", "encoding") else "right",
                          no_wrap=col == "searcher")
-    for _, r in table_df.sort_values(["budget", "regret"]).iterrows():
+    for _, r in rep.summary.sort_values(["budget", "regret"]).iterrows():
         table.add_row(escape(r["searcher"]), r["encoding"], str(r["budget"]), str(r["seeds"]),
                       f"{r['best_report']:.3f} ± {r['best_report_se']:.3f}",
                       *((f"{r['regret']:.3f} ± {r['regret_se']:.3f}",
                          f"{r['regret_ci_lo']:.3f}–{r['regret_ci_hi']:.3f}", f"{r['found']:.0%}")
                         if r["regret"] == r["regret"] else ("–", "–", "–")))
     console.print(table)
-    # no known optimum (a training oracle): compare the incumbents' report metric instead
-    metric = "regret" if df["regret"].notna().any() else "best_report"
-    tests = pairwise(df, compare_at or budgets[-1], metric=metric)
-    if len(tests):
-        name = metric.replace("_", " ")
-        t = Table(title=f"Mann–Whitney U on {name} at {compare_at or budgets[-1]} queries")
+    if len(rep.tests):
+        name = rep.metric.replace("_", " ")
+        t = Table(title=f"Mann–Whitney U on {name} at {rep.compare_at} queries")
         for col in ("a", "b", f"mean {name} a", f"mean {name} b", "p"):
             t.add_column(col)
-        for _, r in tests.sort_values("p_value").iterrows():
-            t.add_row(escape(r["a"]), escape(r["b"]), f"{r[f'mean_{metric}_a']:.3f}",
-                      f"{r[f'mean_{metric}_b']:.3f}", f"{r['p_value']:.2g}")
+        for _, r in rep.tests.sort_values("p_value").iterrows():
+            t.add_row(escape(r["a"]), escape(r["b"]), f"{r[f'mean_{rep.metric}_a']:.3f}",
+                      f"{r[f'mean_{rep.metric}_b']:.3f}", f"{r['p_value']:.2g}")
         console.print(t)
     if csv:
-        table_df.to_csv(csv, index=False)
+        write_file(csv, lambda f: f.write(rep.summary.to_csv(index=False).encode()))
     if markdown:
-        with open(markdown, "w") as f:
-            f.write(_markdown(table_df))
-    plot_dir = plots or (None if "://" in root else os.path.join(root, "plots"))
+        write_file(markdown, lambda f: f.write(markdown_table(rep.summary).encode()))
+    plot_dir = plots or default_plot_dir(root)
     if plot_dir:
+        from latentnas.results.analysis import plot
+
         for path in plot(df, plot_dir):
             console.print(f"plot: {path}")
 
 
-@app.command("run")
+# -- experiments on Ray -----------------------------------------------------------------
+@command(app, "run")
 def run_cmd(
     experiment_file: Optional[str] = typer.Argument(None, help="experiment YAML/TOML (flags "
                                                    "override its settings)"),
@@ -477,6 +512,7 @@ def run_cmd(
     searchers: Optional[str] = typer.Option(None, help="e.g. 'random, re, reinforce, gp'"),
     encodings: Optional[str] = typer.Option(None, help="e.g. 'arch2vec,adjacency'"),
     seeds: Optional[int] = typer.Option(None, help="seeds per searcher × encoding"),
+    first_seed: Optional[int] = typer.Option(None, help="first seed"),
     budget: Optional[int] = typer.Option(None, help="queries per search"),
     cpus_per_trial: Optional[float] = typer.Option(None, help="CPUs per trial (fractions ok)"),
     storage: Optional[str] = typer.Option(None, help="Tune storage (path or URI)"),
@@ -485,177 +521,145 @@ def run_cmd(
     shards: Optional[int] = typer.Option(None, help="encoder shards (0: none)"),
     oracle_mode: Optional[str] = typer.Option(None, help="table (object store) or actor"),
     resume: bool = typer.Option(False, help="continue an interrupted experiment"),
+    overwrite: bool = typer.Option(False, help="replace a stored experiment of this name "
+                                   "(its results and Tune state)"),
     address: Optional[str] = typer.Option(None, help="Ray address (default: RAY_ADDRESS or "
                                           "a local Ray)"),
     at: str = typer.Option("50,100,150", help="budgets to tabulate at the end"),
 ) -> None:
     """Run an experiment on Ray Tune: one trial per search, every query stored as Parquet."""
-    from latentnas.experiment import ExperimentConfig, init_ray
+    from latentnas.config import ExperimentConfig
 
     overrides = dict(name=name, space=space, dataset=dataset, nb101_data=nb101_data,
-                     seeds=seeds, budget=budget,
+                     seeds=seeds, first_seed=first_seed, budget=budget,
                      cpus_per_trial=cpus_per_trial, storage=storage, results=results,
-                     shards=shards, oracle_mode=oracle_mode,
-                     searchers=[searchers] if searchers else None,
-                     encodings=[e.strip() for e in encodings.split(",")] if encodings else None)
-    try:
-        if experiment_file:
-            cfg = ExperimentConfig.from_file(experiment_file, **overrides)
-        else:
-            cfg = ExperimentConfig(**{k: v for k, v in overrides.items() if v is not None})
-        total = len(cfg.specs())
-        init_ray(address)
-        _announce(cfg, total)
-        result = _run_with_progress(cfg, total, resume)
-    except LatentNASError as exc:
-        fail(exc)
-    import ray
-
-    cpus = ray.cluster_resources().get("CPU", 1)
-    busy = result.trial_cpu_seconds / max(result.wall_seconds * cpus, 1e-9)
-    console.print(f"{result.trials} trials in {result.wall_seconds:.1f} s wall on {cpus:g} CPUs; "
-                  f"search work {result.trial_cpu_seconds:.1f} CPU s ({busy:.0%} of the CPU time); "
-                  f"{result.errored} errored")
-    budgets = [int(b) for b in at.split(",") if int(b) <= cfg.budget] or [cfg.budget]
+                     shards=shards, oracle_mode=oracle_mode, searchers=searchers,
+                     encodings=encodings)
+    if experiment_file:
+        cfg = ExperimentConfig.from_file(experiment_file, **overrides)
+    else:
+        cfg = ExperimentConfig.build(**{k: v for k, v in overrides.items() if v is not None})
+    budgets = [b for b in _budgets(at) if b <= cfg.budget] or [cfg.budget]
+    result = _run(cfg, resume, overwrite, address)
     _report(result.results_root, budgets, experiment=cfg.name)
 
 
-def _announce(cfg, total: int) -> None:
-    console.print(f"experiment [bold]{cfg.name}[/]: {total} searches on {cfg.space}"
-                  f"{'/' + cfg.dataset if cfg.dataset else ''}, {cfg.budget} queries each, "
+def _run(cfg, resume: bool, overwrite: bool, address: str | None = None):
+    """Runs an experiment with a live display and prints what it did."""
+    import ray
+
+    from latentnas.experiment import init_ray
+
+    init_ray(address)
+    total = len(cfg.specs())
+    console.print(f"experiment [bold]{escape(cfg.name)}[/]: {total} searches on "
+                  f"{cfg.space}/{cfg.dataset}, {cfg.budget} queries each, "
                   f"{cfg.cpus_per_trial:g} CPU per trial; results -> {cfg.results_root()}")
+    result = _run_with_progress(cfg, total, resume, overwrite)
+    if result.stored:
+        console.print(f"{result.stored} of {result.total} searches were already stored and "
+                      "were not run again")
+    if result.trials:
+        cpus = ray.cluster_resources().get("CPU", 1)
+        busy = result.trial_cpu_seconds / max(result.wall_seconds * cpus, 1e-9)
+        console.print(f"{result.trials} searches in {result.wall_seconds:.1f} s wall on "
+                      f"{cpus:g} CPUs; search work {result.trial_cpu_seconds:.1f} CPU s "
+                      f"({busy:.0%} of the CPU time); {result.errored} errored")
+    for line in result.errors:
+        console.print(f"[red]errored:[/] {escape(line)}")
+    return result
 
 
-def _run_with_progress(cfg, total: int, resume: bool):
+def _run_with_progress(cfg, total: int, resume: bool, overwrite: bool):
     """Runs the experiment with a live Rich display fed by a Tune callback."""
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from latentnas.experiment import ProgressCallback, run_experiment
+    from latentnas.results.store import stored_searches
 
+    done = 0 if overwrite else len(stored_searches(cfg.results_root(), cfg.name))
     with Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                   TextColumn("{task.fields[best]}"), console=console) as progress:
-        task = progress.add_task("run", total=total, rate="", best="")
+        task = progress.add_task("run", total=total, completed=done, rate="", best="")
 
         def update(state):
             best = "  ".join(f"{escape(k)} {v:.3f}" for k, v in sorted(state["best"].items()))
             progress.update(task, completed=state["done"],
                             rate=f"{state['queries']:,} queries, {state['qps']:.0f}/s", best=best)
 
-        return run_experiment(cfg, resume=resume, callbacks=[ProgressCallback(total, update)])
+        return run_experiment(cfg, resume=resume, overwrite=overwrite,
+                              callbacks=[ProgressCallback(total, update, done)])
 
 
-@bench_app.command("platform")
+@command(bench_app, "platform")
 def bench_platform(
     searchers: str = typer.Option("random", help="searchers (cheap ones isolate the platform)"),
     seeds: int = typer.Option(100, help="trials per searcher"),
     budget: int = typer.Option(150, help="queries per trial"),
     cpus_per_trial: float = typer.Option(1.0, help="CPUs per trial"),
     oracle_mode: str = typer.Option("table", help="table or actor"),
-    encodings: str = typer.Option("arch2vec", help="encodings"),
-    storage: str = typer.Option("runs/bench-platform", help="Tune storage"),
+    encodings: Optional[str] = typer.Option(None, help="encodings (default arch2vec)"),
+    storage: str = typer.Option("runs/bench-platform", help="Tune storage (its previous "
+                                "benchmark run there is replaced)"),
 ) -> None:
     """Experiment wall time, Tune overhead per trial, queries/s and peak memory."""
-    import threading
+    from latentnas.bench import platform_overhead
+    from latentnas.config import ExperimentConfig
 
-    import psutil
-
-    from latentnas.experiment import ExperimentConfig, init_ray, run_experiment
-
-    try:
-        cfg = ExperimentConfig(name=f"bench-{oracle_mode}", searchers=[searchers], seeds=seeds,
-                               budget=budget, cpus_per_trial=cpus_per_trial,
-                               oracle_mode=oracle_mode, storage=storage,
-                               encodings=[e.strip() for e in encodings.split(",")])
-        init_ray()
-    except LatentNASError as exc:
-        fail(exc)
-    import ray
-
-    peak, stop = [0], threading.Event()
-
-    def sample():   # RSS of this process and every Ray process it started
-        me = psutil.Process()
-        while not stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            peak[0] = max(peak[0], total)
-            stop.wait(0.5)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        res = run_experiment(cfg)
-    finally:
-        stop.set()
-        sampler.join()
-    cpus = ray.cluster_resources().get("CPU", 1)
-    queries = res.trials * budget
-    overhead = max(res.wall_seconds * cpus - res.trial_cpu_seconds, 0.0)
-    table = Table(title=f"Platform: {res.trials} trials × {budget} queries, {cpus:g} CPUs, "
+    cfg = ExperimentConfig.build(name=f"bench-{oracle_mode}", searchers=searchers, seeds=seeds,
+                                 budget=budget, cpus_per_trial=cpus_per_trial,
+                                 oracle_mode=oracle_mode, storage=storage,
+                                 **({"encodings": encodings} if encodings is not None else {}))
+    f = platform_overhead(cfg)
+    table = Table(title=f"Platform: {f['trials']} trials × {budget} queries, {f['cpus']:g} CPUs, "
                         f"{cpus_per_trial:g} CPU/trial, oracle via {oracle_mode}")
     for col in ("figure", "value"):
         table.add_column(col)
-    table.add_row("wall time", f"{res.wall_seconds:.1f} s")
-    table.add_row("search work (trial CPU)", f"{res.trial_cpu_seconds:.1f} CPU s")
-    table.add_row("platform overhead share", f"{overhead / (res.wall_seconds * cpus):.0%} of CPU time")
-    table.add_row("overhead per trial", f"{overhead / max(res.trials, 1):.2f} CPU s")
-    n = max(res.trials, 1)
-    table.add_row("  of which trial setup", f"{res.setup_cpu_seconds / n:.2f} CPU s")
-    table.add_row("  of which rows, checkpoints, reports", f"{res.io_cpu_seconds / n:.2f} CPU s")
-    table.add_row("  the rest (Tune, Ray, idle cores)",
-                  f"{max(overhead - res.setup_cpu_seconds - res.io_cpu_seconds, 0) / n:.2f} CPU s")
-    table.add_row("queries/s", f"{queries / res.wall_seconds:,.0f}")
-    table.add_row("peak RSS (driver + Ray processes)", f"{peak[0] / 2**20:,.0f} MiB")
-    table.add_row("errored trials", str(res.errored))
+    for label, value in [
+            ("wall time", f"{f['wall_s']:.1f} s"),
+            ("search work (trial CPU)", f"{f['search_cpu_s']:.1f} CPU s"),
+            ("platform overhead share", f"{f['overhead_share']:.0%} of CPU time"),
+            ("overhead per trial", f"{f['overhead_per_trial_s']:.2f} CPU s"),
+            ("  of which trial setup", f"{f['setup_per_trial_s']:.2f} CPU s"),
+            ("  of which rows, checkpoints, reports", f"{f['io_per_trial_s']:.2f} CPU s"),
+            ("  the rest (Tune, Ray, idle cores)", f"{f['rest_per_trial_s']:.2f} CPU s"),
+            ("queries/s", f"{f['queries_per_s']:,.0f}"),
+            ("peak RSS (driver + Ray processes)", f"{f['peak_rss_mb']:,.0f} MiB"),
+            ("errored trials", str(f["errored"]))]:
+        table.add_row(label, value)
     console.print(table)
 
 
-@bench_app.command("enumerate")
+@command(bench_app, "enumerate")
 def bench_enumerate(
     workers: int = typer.Option(0, help="hashing processes (0: one per CPU)"),
     save: bool = typer.Option(True, help="store the result as the cache pretraining uses"),
 ) -> None:
     """Enumerate every unique NAS-Bench-101 cell: time, memory, count check."""
-    import resource
+    from latentnas.bench import enumeration_figures
 
-    from latentnas.cache import cache_dir
-    from latentnas.spaces import nb101_enum
-
-    start = time.perf_counter()
-
-    def on_stage(name, seconds):
-        console.print(f"  {name} ({seconds:.1f} s)", highlight=False)
-
-    enum = nb101_enum.enumerate_nb101(workers=workers or None, on_stage=on_stage)
-    wall = time.perf_counter() - start
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if workers < 0:
+        raise ConfigError(f"--workers must be 0 (one per CPU) or more, got {workers}")
+    f = enumeration_figures(workers or None, save)
     table = Table(title="NAS-Bench-101 enumeration")
     for col in ("figure", "value"):
         table.add_column(col)
-    counts = np.bincount(enum.nodes, minlength=8)
-    table.add_row("cells", f"{len(enum):,} (expected {nb101_enum.EXPECTED:,}: "
-                           f"{'match' if len(enum) == nb101_enum.EXPECTED else 'MISMATCH'})")
-    table.add_row("distinct official hashes", f"{len(set(enum.hashes)):,}")
-    table.add_row("cells by node count", ", ".join(f"{n}: {counts[n]:,}" for n in range(2, 8)))
-    table.add_row("graphs and labellings", f"{enum.seconds['graphs']:.1f} s")
-    table.add_row("hashes", f"{enum.seconds['hashes']:.1f} s")
-    table.add_row("total", f"{wall:.1f} s")
-    table.add_row("peak RSS", f"{own:,.0f} MiB (driver), {kids:,.0f} MiB (largest worker)")
+    match = "match" if f["cells"] == f["expected"] else "MISMATCH"
+    table.add_row("cells", f"{f['cells']:,} (expected {f['expected']:,}: {match})")
+    table.add_row("distinct official hashes", f"{f['distinct_hashes']:,}")
+    table.add_row("cells by node count", ", ".join(f"{n}: {c:,}" for n, c in f["by_nodes"].items()))
+    table.add_row("graphs and labellings", f"{f['graphs_s']:.1f} s")
+    table.add_row("hashes", f"{f['hashes_s']:.1f} s")
+    table.add_row("total", f"{f['total_s']:.1f} s")
+    table.add_row("peak RSS", f"{f['peak_rss_mb']:,.0f} MiB (driver), "
+                              f"{f['peak_rss_worker_mb']:,.0f} MiB (largest worker)")
     console.print(table)
     if save:
-        path = cache_dir("nb101", "cells.npz")
-        nb101_enum.save(enum, path)
-        console.print(f"cache: {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")
+        console.print(f"cache: {f['cache']} ({f['cache_mb']:.1f} MiB)")
 
 
-@cluster_app.command("validate")
+@command(cluster_app, "validate")
 def cluster_validate(
     files: Optional[list[str]] = typer.Argument(
         None, help="cluster YAMLs (default: every *.yaml in ./cluster)"),
@@ -665,11 +669,8 @@ def cluster_validate(
     project's: latentnas installed on every node, shared LATENTNAS_STORAGE."""
     from latentnas.cluster import cluster_files, summary_lines, validate_cluster_file
 
-    try:
-        paths = files or cluster_files("cluster")
-        infos = [validate_cluster_file(p) for p in paths]
-    except LatentNASError as exc:
-        fail(exc)
+    paths = files or cluster_files("cluster")
+    infos = [validate_cluster_file(p) for p in paths]
     for info in infos:
         for line in summary_lines(info):
             console.print(line, highlight=False)

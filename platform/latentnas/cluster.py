@@ -139,6 +139,9 @@ def _kuberay_storage(data: dict) -> str | None:
 
 def cluster_files(root: str) -> list[str]:
     """The cluster files under ``root`` (``*.yaml``, not the experiment files)."""
+    if not os.path.isdir(root):
+        raise ConfigError(f"no {root}/ directory here ({os.getcwd()}); run from the "
+                          "repository root, or name the cluster files to check")
     return sorted(os.path.join(root, f) for f in os.listdir(root)
                   if f.endswith((".yaml", ".yml")))
 

@@ -5,8 +5,8 @@ Encodings:
 * ``arch2vec``: the pretrained embedding table (pretrained on first use, then cached);
 * ``adjacency``: adjacency one-hot (upper triangle + one-hot ops);
 * ``path``: path encoding, vocabulary = every path label that occurs in the space;
-* ``supervised``: no fixed vectors; searchers that support it (``bo``) learn a GIN
-  encoding of the cell graphs from the values they observe;
+* ``supervised``: no fixed vectors; searchers that learn their own encoding of the cell
+  graphs (``bo``) train a GIN on the values they observe;
 * ``none``: no vectors, for strategies that move on the graph of one-edit neighbours.
 
 Every domain also carries the space's neighbour function and its cell tensors.
@@ -20,28 +20,36 @@ from typing import Callable
 import numpy as np
 
 from latentnas.errors import UnknownNameError
-from latentnas.spaces import get_space
 from latentnas.spaces.base import FiniteSpace
 from searchers import Domain
 
 ENCODINGS = ("arch2vec", "adjacency", "path", "supervised", "none")
+#: encodings that give every cell a vector (the others give none)
+FEATURE_ENCODINGS = ("arch2vec", "adjacency", "path")
+
+
+def encoding_features(space: FiniteSpace, encoding: str) -> np.ndarray | None:
+    """``[M, d]`` float32 vectors of every cell of ``space`` (``None`` for supervised/none),
+    computed once per process."""
+    if encoding not in ENCODINGS:
+        raise UnknownNameError("encoding", encoding, ENCODINGS)
+    if encoding not in FEATURE_ENCODINGS:
+        return None
+    return _features(space.name, encoding)
 
 
 @lru_cache(maxsize=None)
-def encoding_features(space_name: str, encoding: str, device: str = "auto") -> np.ndarray | None:
-    """``[M, d]`` float32 vectors of every cell of ``space_name`` (``None`` for supervised/none)."""
+def _features(space_name: str, encoding: str) -> np.ndarray:
     import torch
 
-    if encoding not in ENCODINGS:
-        raise UnknownNameError("encoding", encoding, ENCODINGS)
-    if encoding in ("supervised", "none"):
-        return None
-    space = _finite(space_name)
+    from latentnas.spaces import get_space
+
+    space = get_space(space_name)
     if encoding == "arch2vec":
         from latentnas.checkpoints import load_embeddings
         from latentnas.pretrain import pretrain
 
-        emb, _ = load_embeddings(pretrain(space_name, device=device).embeddings, space)
+        emb, _ = load_embeddings(pretrain(space_name).embeddings, space)
         return emb
     from encoders.discrete import AdjacencyOneHot, PathEncoding
 
@@ -51,18 +59,9 @@ def encoding_features(space_name: str, encoding: str, device: str = "auto") -> n
     return enc.fit(adj_t, ops_t).encode(adj_t, ops_t).numpy()
 
 
-def _finite(space_name: str) -> FiniteSpace:
-    space = get_space(space_name)
-    if space.size is None:
-        raise UnknownNameError("finite space (searches need an enumerated space)", space_name,
-                               ("nb201", "nbgraph", "nbgraph-proteins"))
-    return space
-
-
 @lru_cache(maxsize=None)
-def neighbour_fn(space_name: str) -> Callable[[int], list[int]]:
+def neighbour_fn(space: FiniteSpace) -> Callable[[int], list[int]]:
     """``id -> ids`` of the one-edit neighbours, memoised per id (one function per space)."""
-    space = _finite(space_name)
     cells = space.cells()
 
     @lru_cache(maxsize=None)
@@ -72,20 +71,13 @@ def neighbour_fn(space_name: str) -> Callable[[int], list[int]]:
     return lambda i: list(neighbours(int(i)))
 
 
-def make_domain(space_name: str, encoding: str, device: str = "auto",
-                features: np.ndarray | None = None,
-                nearest: Callable[[np.ndarray, np.ndarray], int] | None = None,
-                top_k: Callable | None = None, ids: np.ndarray | None = None) -> Domain:
-    """The whole finite space as a :class:`searchers.Domain` under ``encoding``.
-
-    ``features`` replaces the encoding's table when the caller already holds it (a Ray
-    trial reads it from the object store); ``nearest`` and ``top_k`` are the domain's
-    hooks for nearest-cell and acquisition top-k queries (encoder shards). ``ids``
-    restricts the domain to those cells (an oracle that covers part of the space).
-    """
-    space = _finite(space_name)
-    if features is None:
-        features = encoding_features(space_name, encoding, device)
+def make_domain(space: FiniteSpace, features: np.ndarray | None = None, *,
+                ids: np.ndarray | None = None, nearest: Callable | None = None,
+                top_k: Callable | None = None, value_scale: float = 1.0) -> Domain:
+    """The cells of ``space`` (or only ``ids``, when an oracle covers part of it) as a
+    :class:`searchers.Domain` with ``features`` (rows of every cell, or ``None``).
+    ``nearest`` and ``top_k`` are the domain's hooks for nearest-cell and acquisition
+    top-k queries (encoder shards); ``value_scale`` is 100 for percent metrics."""
     graphs = space.arrays()
     if ids is None:
         ids = np.arange(space.size)
@@ -93,5 +85,5 @@ def make_domain(space_name: str, encoding: str, device: str = "auto",
         ids = np.asarray(ids, dtype=np.int64)
         features = None if features is None else features[ids]
         graphs = (graphs[0][ids], graphs[1][ids])
-    return Domain(ids=ids, features=features, neighbours=neighbour_fn(space_name),
-                  graphs=graphs, nearest=nearest, top_k=top_k)
+    return Domain(ids=ids, features=features, neighbours=neighbour_fn(space), graphs=graphs,
+                  nearest=nearest, top_k=top_k, value_scale=value_scale)

@@ -6,6 +6,8 @@ The CLI prints ``str(error)`` as one line, so messages stay on one line.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LatentNASError(Exception):
     """Root of every error the platform raises on purpose."""
@@ -51,3 +53,19 @@ class NotInBenchmarkError(LatentNASError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class InterruptedRunError(LatentNASError):
+    """A run stopped before every search finished (Ctrl-C, SIGTERM); nothing partial was
+    stored as finished, and ``--resume`` continues it."""
+
+    def __init__(self, message: str, finished: int = 0, total: int = 0):
+        super().__init__(message)
+        self.finished, self.total = finished, total
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value cut to ``limit`` characters: errors name the offending input
+    without echoing a huge one back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"

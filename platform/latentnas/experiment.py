@@ -1,148 +1,35 @@
 """Experiments on Ray Tune: one trial = one whole search (searcher × encoding × seed).
 
-The driver puts the oracle's table and each encoding's feature table in the object store
-once (or starts an ``OracleActor`` / ``EncoderShard`` actors when asked), then runs a Tune
-grid over search specs. A trial steps its :class:`~latentnas.search.SearchRun`, reports to
-Tune every ``report_every`` queries with a checkpoint of the searcher state and its rows
-(so a retried trial resumes, not restarts), and on completion writes its rows to the
-results store atomically — one file per (experiment, searcher, encoding, seed), so a
-retry replaces and never duplicates.
+The driver resolves the benchmark once, records the experiment's identity with its results
+(a run that would change a stored experiment is refused, see
+``latentnas.results.store.claim``), puts the oracle's table and each encoding's feature
+table in the object store (or starts ``OracleActor`` / ``EncoderShard`` actors when asked)
+and runs a Tune grid over the searches not stored yet. A trial steps its
+:class:`~latentnas.search.SearchRun`, reports to Tune every ``report_every`` queries with a
+checkpoint of its state (safetensors + JSON, never pickle: ``latentnas.state``), so a
+retried trial resumes rather than restarts, and on completion writes its rows to the
+results store atomically — one file per (experiment, searcher, encoding, seed), so a retry
+replaces and never duplicates. A run stopped early (Ctrl-C) raises
+:class:`~latentnas.errors.InterruptedRunError`; ``resume=True`` continues it.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 from ray.tune import Callback
 
-from latentnas.errors import ConfigError, UnknownNameError
+from latentnas.config import ExperimentConfig
+from latentnas.errors import ConfigError, InterruptedRunError
 from latentnas.oracles.base import TabularOracle
 from latentnas.search import SearchRun, SearchSpec
 
-ORACLE_MODES = ("table", "actor")
-
-
-@dataclass
-class ExperimentConfig:
-    """Everything an experiment needs; read from flags or a YAML/TOML file."""
-
-    name: str = "latentnas"
-    space: str = "nb201"
-    dataset: str | None = None
-    encodings: list[str] = field(default_factory=lambda: ["arch2vec"])
-    #: searchers as ``"name"`` / ``"name(key=value,...)"`` strings or ``{name: options}``
-    searchers: list[Any] = field(default_factory=lambda: ["random", "re", "reinforce", "gp"])
-    seeds: int = 10
-    first_seed: int = 0
-    budget: int = 150
-    cpus_per_trial: float = 1.0
-    #: Tune's experiment state (local path or URI); default $LATENTNAS_STORAGE, else ./runs
-    storage: str = field(default_factory=lambda: os.environ.get("LATENTNAS_STORAGE") or "runs")
-    results: str | None = None             # results store (default: <storage>/<name>/results)
-    report_every: int = 50                 # queries between Tune reports (with checkpoints)
-    #: ... and at least this much search CPU since the last report (0: every report_every)
-    checkpoint_seconds: float = 2.0
-    oracle_mode: str = "table"             # "table": object-store table; "actor": OracleActor
-    shards: int = 0                        # >0: nearest-cell queries go to N EncoderShards
-    gpus_per_shard: float = 0.0
-    #: Ray custom resources for the actors, e.g. ``{"latentnas_gpu": 0.25}`` so shards land
-    #: on the GPU nodes the cluster files declare (cluster/README.md)
-    shard_resources: dict = field(default_factory=dict)
-    oracle_resources: dict = field(default_factory=dict)
-    max_failures: int = 3
-    #: times an experiment continues trials Tune gave up on after losing their worker
-    infra_retries: int = 2
-    #: training-oracle settings (space nb101-full), e.g. ``{epochs: 12}``; see
-    #: ``latentnas.oracles.training.TrainingSettings``
-    training: dict = field(default_factory=dict)
-    gpus_per_oracle: float = 0.0           # each OracleActor's GPUs (training oracles)
-    #: OracleActors in the pool (e.g. one per GPU); a cell always goes to the same one
-    oracle_actors: int = 1
-    nb101_data: str | None = None          # the NB101 tfrecord (dataset tfrecord)
-    #: chaos testing: ``{"fail_at": n, "marker_dir": path}`` makes every trial raise once,
-    #: after ``n`` queries, to exercise retries and ``--resume``
-    fault_injection: dict | None = None
-
-    def __post_init__(self) -> None:
-        from latentnas.encodings import ENCODINGS
-
-        if self.oracle_mode not in ORACLE_MODES:
-            raise UnknownNameError("oracle_mode", self.oracle_mode, ORACLE_MODES)
-        for enc in self.encodings:
-            if enc not in ENCODINGS:
-                raise UnknownNameError("encoding", enc, ENCODINGS)
-        for key in ("seeds", "budget", "report_every", "oracle_actors"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
-        for key in ("shard_resources", "oracle_resources"):
-            value = getattr(self, key)
-            if not isinstance(value, dict) or not all(
-                    isinstance(k, str) and isinstance(v, (int, float)) and v > 0
-                    for k, v in value.items()):
-                raise ConfigError(f"{key} must map resource names to positive amounts, "
-                                  f"e.g. {{latentnas_gpu: 0.25}}; got {value!r}")
-        if not isinstance(self.checkpoint_seconds, (int, float)) or self.checkpoint_seconds < 0:
-            raise ConfigError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds!r}")
-        if not 0 < self.cpus_per_trial <= 64:
-            raise ConfigError(f"cpus_per_trial must be in (0, 64], got {self.cpus_per_trial}")
-
-    @classmethod
-    def from_file(cls, path: str, **overrides) -> "ExperimentConfig":
-        """Reads a ``.yaml``/``.yml`` or ``.toml`` experiment file; unknown keys are errors."""
-        if not os.path.isfile(path):
-            raise ConfigError(f"experiment file {path} does not exist")
-        try:
-            with open(path, "rb") as f:
-                if path.endswith(".toml"):
-                    import tomllib
-
-                    data = tomllib.load(f)
-                else:
-                    import yaml
-
-                    data = yaml.safe_load(f)
-        except Exception as exc:
-            raise ConfigError(f"cannot parse experiment file {path}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"experiment file {path} must hold a mapping of settings")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting {unknown[0]!r} in {path}; known: {', '.join(sorted(known))}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
-
-    def searcher_list(self) -> list[tuple[str, dict]]:
-        from latentnas.sample_efficiency import parse_searchers
-
-        out = []
-        for item in self.searchers:
-            if isinstance(item, dict):
-                if len(item) != 1:
-                    raise ConfigError(f"a searcher mapping needs exactly one name, got {item}")
-                (name, opts), = item.items()
-                parse_searchers(name)
-                out.append((name, dict(opts or {})))
-            else:
-                out.extend(parse_searchers(str(item)))
-        return out
-
-    def specs(self) -> list[SearchSpec]:
-        from latentnas.sample_efficiency import plan
-
-        return plan(self.searcher_list(), self.encodings, self.seeds, self.budget, self.first_seed)
-
-    def results_root(self) -> str:
-        return self.results or f"{self.storage_root()}/{self.name}/results"
-
-    def storage_root(self) -> str:
-        return self.storage if "://" in self.storage else os.path.abspath(self.storage)
+STATE_FILE = "search.safetensors"
 
 
 # -- the trial --------------------------------------------------------------------------
@@ -157,6 +44,7 @@ def search_trial(config: dict, handles: dict) -> None:
     search."""
     from ray import tune
 
+    from latentnas import state
     from latentnas.results.store import write_trial
 
     t0 = time.process_time()
@@ -165,8 +53,9 @@ def search_trial(config: dict, handles: dict) -> None:
     run = SearchRun(spec, _trial_domain(handles, spec.encoding), _trial_oracle(handles))
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as d, open(os.path.join(d, "search.pkl"), "rb") as f:
-            run.load_state_dict(pickle.load(f))
+        with checkpoint.as_directory() as d, open(os.path.join(d, STATE_FILE), "rb") as f:
+            run.load_state_dict(state.loads(f.read(), config["spec"], f"checkpoint of {spec.label}"
+                                            f" seed {spec.seed}"))
     last_report, last_checkpoint_cpu = len(run.rows), run.cpu_seconds
     setup_cpu, io_cpu = time.process_time() - t0, 0.0
     while not run.done:
@@ -192,8 +81,8 @@ def search_trial(config: dict, handles: dict) -> None:
             continue
         last_checkpoint_cpu = run.cpu_seconds
         with tempfile.TemporaryDirectory() as d:
-            with open(os.path.join(d, "search.pkl"), "wb") as f:
-                pickle.dump(run.state_dict(), f)
+            with open(os.path.join(d, STATE_FILE), "wb") as f:
+                f.write(state.dumps(run.state_dict(), config["spec"]))
             io_cpu += time.process_time() - t1
             tune.report({**metrics, "io_cpu": io_cpu},
                         checkpoint=tune.Checkpoint.from_directory(d))
@@ -211,20 +100,20 @@ def _maybe_fail(fault: dict | None, spec: SearchSpec, queries: int) -> None:
 
 def _trial_oracle(handles: dict):
     """The oracle for a trial: the object-store table (a zero-copy read), or a proxy that
-    sends each batch to the ``OracleActor``."""
+    sends each batch to the ``OracleActor`` pool."""
     import ray
 
     from latentnas.actors import ActorOracle, oracle_from_table
+    from latentnas.spaces import get_space
 
+    space = get_space(handles["experiment"]["space"])
     if handles["table"] is None:               # a training oracle: no known optimum
-        from latentnas.spaces import get_space
-
-        return ActorOracle(handles["oracle_actors"], get_space(handles["experiment"]["space"]),
-                           handles["oracle_info"], float("nan"), float("nan"))
-    table = oracle_from_table(ray.get(handles["table"]))
+        return ActorOracle(handles["oracle_actors"], space, handles["oracle_info"],
+                           float("nan"), float("nan"))
+    table = oracle_from_table(ray.get(handles["table"]), space)
     if handles.get("oracle_actors") is None:
         return table
-    return ActorOracle(handles["oracle_actors"], table.space, table.info, table.optimum_search,
+    return ActorOracle(handles["oracle_actors"], space, table.info, table.optimum_search,
                        table.optimum_report)
 
 
@@ -233,41 +122,43 @@ def _trial_domain(handles: dict, encoding: str):
 
     from latentnas.actors import ShardedNearest, ShardedTopK
     from latentnas.encodings import make_domain
+    from latentnas.spaces import get_space
 
     ref = handles["features"].get(encoding)
     shards = handles["shards"].get(encoding)
-    return make_domain(handles["experiment"]["space"], encoding,
-                       features=ray.get(ref) if ref is not None else None,
+    return make_domain(get_space(handles["experiment"]["space"]),
+                       ray.get(ref) if ref is not None else None,
+                       ids=handles["available"], value_scale=handles["value_scale"],
                        nearest=ShardedNearest(shards) if shards else None,
-                       top_k=ShardedTopK(shards) if shards else None,
-                       ids=handles.get("available"))
+                       top_k=ShardedTopK(shards) if shards else None)
 
 
 # -- the driver -------------------------------------------------------------------------
-def _handles(cfg: ExperimentConfig) -> dict:
+def _handles(cfg: ExperimentConfig, specs: list[SearchSpec]) -> dict:
     import ray
 
     from latentnas.actors import OracleActor, make_shards, put_table
-    from latentnas.encodings import encoding_features
-    from latentnas.oracles import get_oracle
 
-    oracle = get_oracle(cfg.space, cfg.dataset, training=cfg.training,
-                        nb101_data=cfg.nb101_data)
+    bench = cfg.benchmark
+    oracle = bench.oracle
     tabular = isinstance(oracle, TabularOracle)   # others (training) live in an actor
-    if cfg.shards and getattr(oracle, "available", None) is not None:
-        raise ConfigError(f"{oracle.info.name} covers only part of {cfg.space}; encoder "
+    if cfg.shards and bench.search_ids is not None:
+        raise ConfigError(f"{oracle.info.name} covers only part of {bench.name}; encoder "
                           "shards need the whole space: set shards: 0")
+    if bench.search_ids is not None and cfg.budget > len(bench.search_ids):
+        raise ConfigError(f"budget {cfg.budget:,} exceeds the {len(bench.search_ids):,} cells "
+                          f"{oracle.info.name} has results for")
     features, shards = {}, {}
-    for enc in sorted({s.encoding for s in cfg.specs()}):   # only encodings a search uses
-        f = encoding_features(oracle.space.name, enc)
+    for enc in sorted({s.encoding for s in specs}):   # only encodings a search uses
+        f = bench.features(enc)
         if f is not None:
             features[enc] = ray.put(f)
             if cfg.shards:
                 shards[enc] = make_shards(f, cfg.shards, cfg.gpus_per_shard,
                                           name=f"shard-{cfg.name}-{enc}",
                                           resources=cfg.shard_resources,
-                                          checkpoint=_checkpoint_bytes(oracle.space.name, enc),
-                                          space=oracle.space.name)
+                                          checkpoint=_checkpoint_bytes(bench.name, enc),
+                                          space=bench.name)
     actors = None
     if cfg.oracle_mode == "actor" or not tabular:
         actors = []
@@ -278,16 +169,18 @@ def _handles(cfg: ExperimentConfig) -> dict:
                 opts["num_gpus"] = cfg.gpus_per_oracle
             if cfg.oracle_resources:
                 opts["resources"] = dict(cfg.oracle_resources)
-            actors.append(OracleActor.options(**opts).remote(cfg.space, cfg.dataset,
-                                                             cfg.nb101_data, cfg.training))
+            actors.append(OracleActor.options(**opts).remote(
+                bench.name, bench.dataset, cfg.nb101_data, cfg.training))
     return {
-        "experiment": {"name": cfg.name, "space": oracle.space.name,
-                       "dataset": oracle.info.dataset, "results": cfg.results_root(),
-                       "report_every": cfg.report_every, "fault_injection": cfg.fault_injection,
-                       "checkpoint_seconds": cfg.checkpoint_seconds},
+        "experiment": {"name": cfg.name, "space": bench.name, "dataset": bench.dataset,
+                       "results": cfg.results_root(), "report_every": cfg.report_every,
+                       "checkpoint_seconds": cfg.checkpoint_seconds,
+                       "fault_injection": cfg.fault_injection.model_dump()
+                       if cfg.fault_injection else None},
         "table": put_table(oracle) if tabular else None,
         "oracle_info": oracle.info,
-        "available": getattr(oracle, "available", None),
+        "available": bench.search_ids,
+        "value_scale": bench.value_scale,
         "oracle_actors": actors,
         "features": features,
         "shards": shards,
@@ -313,7 +206,13 @@ def _trainable(cfg: ExperimentConfig, handles: dict):
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Connects to ``address`` (or RAY_ADDRESS), or starts a local Ray, unless connected."""
+    """Connects to ``address`` (or RAY_ADDRESS), or starts a local Ray, unless connected.
+
+    A local Ray keeps its dashboard off. It cannot be bound to loopback: Ray 2.60 turns a
+    node address of 127.0.0.1 into the machine's routable address
+    (``services.resolve_ip_for_localhost``), and its GCS, raylet and worker gRPC servers
+    listen on every interface (measured with ``ss -ltnp``). What guards them is Ray's token
+    authentication, on by default in 2.60: keep it on outside tests (README, "Security")."""
     import ray
 
     if ray.is_initialized():
@@ -331,7 +230,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 class ExperimentResult:
     config: ExperimentConfig
     wall_seconds: float
-    trials: int
+    trials: int                        # searches run by this call
     errored: int
     trial_cpu_seconds: float
     results_root: str
@@ -339,55 +238,106 @@ class ExperimentResult:
     io_cpu_seconds: float = 0.0        # trials writing rows, checkpoints, reports
     errors: list[str] = field(default_factory=list)   # "<label> seed <n>: <error>" per errored trial
     infra_restores: int = 0            # rounds that continued trials lost with their worker
+    stored: int = 0                    # searches found already stored, not run again
+    total: int = 0                     # searches of the whole plan
 
 
-def run_experiment(cfg: ExperimentConfig, resume: bool = False,
+def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
                    callbacks: list | None = None) -> ExperimentResult:
-    """Runs (or, with ``resume``, continues) an experiment on the connected Ray cluster."""
+    """Runs the searches of ``cfg`` that its results store does not hold yet on the
+    connected Ray cluster (or, with ``resume``, continues an interrupted run).
+
+    Refuses (:class:`ConfigError`) a plan that differs from the one stored under the same
+    name unless ``overwrite`` (which deletes the stored results and Tune state first); raises
+    :class:`InterruptedRunError` when stopped before every search finished."""
     from ray import tune
 
+    from latentnas.results.store import claim
+
+    if resume and overwrite:
+        raise ConfigError("--resume continues stored work and --overwrite deletes it; "
+                          "choose one")
     init_ray()
     start = time.perf_counter()
-    handles = _handles(cfg)
-    path = f"{cfg.storage_root()}/{cfg.name}"
+    path = cfg.tune_path()
+    specs = cfg.specs()
+    if resume and not tune.Tuner.can_restore(path):
+        raise ConfigError(f"nothing to resume at {path}; run without --resume first")
+    if overwrite:
+        _delete_tune_state(path)
+    stored = claim(cfg.results_root(), cfg.name, cfg.identity(), overwrite=overwrite,
+                   resume=resume)
+    todo = [s for s in specs if (s.name, s.encoding, s.seed) not in stored]
+    if not todo:
+        return ExperimentResult(cfg, time.perf_counter() - start, 0, 0, 0.0, cfg.results_root(),
+                                stored=len(specs), total=len(specs))
+    handles = _handles(cfg, todo)
     trainable = _trainable(cfg, handles)
-    if resume:
-        if not tune.Tuner.can_restore(path):
-            raise ConfigError(f"nothing to resume at {path}; run without --resume first")
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                                   resume_errored=True, restart_errored=False)
-    else:
-        specs = cfg.specs()
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"spec": tune.grid_search([asdict(s) for s in specs])},
-            tune_config=tune.TuneConfig(reuse_actors=True, num_samples=1,
-                                        trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
-            run_config=tune.RunConfig(
-                name=cfg.name, storage_path=cfg.storage_root(), verbose=0,
-                failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
-                callbacks=callbacks or []))
-    grid = tuner.fit()
-    restores = 0
-    for _ in range(cfg.infra_retries):
-        # Tune occasionally gives up on a trial whose worker died with its node (e.g. while
-        # the trial was being moved onto a reused actor) instead of retrying it: continue
-        # such trials from their last checkpoint. Errors of the search itself are final.
-        lost = [r for r in grid if r.error is not None]
-        if not lost or not all(_lost_worker(r.error) for r in lost):
-            break
-        grid = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                                  resume_errored=True, restart_errored=False).fit()
-        restores += 1
+    try:
+        if resume:
+            tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True, restart_errored=False)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"spec": tune.grid_search([asdict(s) for s in todo])},
+                tune_config=tune.TuneConfig(reuse_actors=True, num_samples=1,
+                                            trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
+                run_config=tune.RunConfig(
+                    name=cfg.name, storage_path=cfg.storage_root(), verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                    callbacks=callbacks or []))
+        grid = tuner.fit()
+        restores = 0
+        for _ in range(cfg.infra_retries):
+            # Tune occasionally gives up on a trial whose worker died with its node (e.g.
+            # while the trial was being moved onto a reused actor) instead of retrying it:
+            # continue such trials from their last checkpoint. Search errors are final.
+            lost = [r for r in grid if r.error is not None]
+            if not lost or not all(_lost_worker(r.error) for r in lost):
+                break
+            grid = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                      resume_errored=True, restart_errored=False).fit()
+            restores += 1
+    except KeyboardInterrupt:
+        raise _interrupted(cfg, stored, specs) from None
 
     def total(key: str) -> float:
         return sum(float(r.metrics.get(key, 0.0)) for r in grid if r.metrics)
 
     errors = [f"{_trial_label(r)}: {' '.join(str(r.error).split())[-300:]}"
               for r in grid if r.error is not None]
-    return ExperimentResult(cfg, time.perf_counter() - start, len(grid), len(errors),
+    finished = sum(1 for r in grid if r.error is None and (r.metrics or {}).get("done"))
+    if finished + len(errors) < len(grid):
+        raise _interrupted(cfg, stored, specs)
+    ran = sum(1 for r in grid if _key((r.config or {}).get("spec")) not in stored)
+    return ExperimentResult(cfg, time.perf_counter() - start, ran, len(errors),
                             total("cpu_seconds"), cfg.results_root(), total("setup_cpu"),
-                            total("io_cpu"), errors, restores)
+                            total("io_cpu"), errors, restores, len(stored), len(specs))
+
+
+def _key(spec: dict | None) -> tuple | None:
+    if not spec:
+        return None
+    return SearchSpec(**spec).name, spec["encoding"], spec["seed"]
+
+
+def _interrupted(cfg: ExperimentConfig, stored: set, specs: list) -> InterruptedRunError:
+    from latentnas.results.store import stored_searches
+
+    done = len(stored_searches(cfg.results_root(), cfg.name))
+    return InterruptedRunError(f"interrupted: {done} of {len(specs)} searches of experiment "
+                               f"{cfg.name!r} finished and are stored", done, len(specs))
+
+
+def _delete_tune_state(path: str) -> None:
+    from pyarrow import fs as pafs
+
+    from latentnas.storage import filesystem
+
+    fs, root = filesystem(path)
+    if fs.get_file_info(root).type == pafs.FileType.Directory:
+        fs.delete_dir(root)
 
 
 def _lost_worker(error: BaseException) -> bool:
@@ -409,12 +359,12 @@ class ProgressCallback(Callback):
     metric per searcher) and hands them to ``on_update`` for a progress display. Tune
     pickles callbacks with the experiment state; the display function stays out of it."""
 
-    def __init__(self, total: int, on_update: Callable[[dict], None] | None):
+    def __init__(self, total: int, on_update: Callable[[dict], None] | None, done: int = 0):
         self.total, self.on_update = total, on_update
         self.start = time.perf_counter()
         self.queries: dict[str, int] = {}
         self.best: dict[str, float] = {}
-        self.done = 0
+        self.done = done                  # searches finished before this run
 
     def __getstate__(self):
         return {**self.__dict__, "on_update": None}

@@ -24,30 +24,15 @@ import torch
 
 from encoders.arch2vec import (Arch2Vec, Arch2VecConfig, inner_product_ambiguous,
                                reconstruction_accuracy)
-from latentnas.cache import atomic_path, cache_dir
+from latentnas.cache import cache_dir
 from latentnas.checkpoints import (load_encoder, make_header, read_header, save_embeddings,
                                    save_encoder)
 from latentnas.errors import CheckpointError, ConfigError
 from latentnas.spaces import get_space
 from latentnas.spaces.base import SearchSpace
-from latentnas.spaces.nbgraph import NBGraphSpace
-from latentnas.storage import is_uri
+from latentnas.storage import is_uri, write_bytes
 
 CHECKPOINT, EMBEDDINGS, METRICS = "checkpoint.safetensors", "embeddings.parquet", "metrics.json"
-
-#: the default settings per space, each measured (closing notes of issue 3).
-#: NB201: 100 % held-out exact reconstruction at half the reference's time.
-#: NAS-Bench-Graph: 10.6 % of its cells have twin layers that no GIN tells apart, which
-#: the inner-product decoder always joins (see encoders.arch2vec), so the paper's model
-#: tops out at 89 % exact (it reached 64-76 %); node positions lift that bound and reach
-#: 99.7 % (32 epochs; 24 gave 99.0 %), with a latent space at least as smooth.
-#: NB101: the paper's model with the reference's batch, epochs and learning rate.
-GRAPH = dict(batch_size=64, epochs=32, lr=5e-3, lr_schedule="cosine",
-             node_positions=NBGraphSpace.num_nodes)
-DEFAULTS = {"nb201": dict(batch_size=64, epochs=8, lr=2e-3, lr_schedule="cosine"),
-            "nbgraph": GRAPH, "nbgraph-proteins": GRAPH,
-            "nb101": dict(batch_size=32, epochs=8, lr=1e-3, lr_schedule="constant")}
-DEFAULTS["nb101-full"] = DEFAULTS["nb101"]
 
 
 def reference_settings(space: str) -> dict:
@@ -66,8 +51,11 @@ def _config(base: dict, overrides: dict) -> Arch2VecConfig:
 
 
 def default_config(space: str, **overrides) -> Arch2VecConfig:
-    """The default for ``space`` with ``overrides`` (``None`` values ignored)."""
-    return _config(DEFAULTS.get(space) or reference_settings(space), overrides)
+    """The default for ``space`` (measured per space, ``latentnas.benchmarks``) with
+    ``overrides`` (``None`` values ignored)."""
+    from latentnas.benchmarks import check
+
+    return _config(check(space)[0].pretrain or reference_settings(space), overrides)
 
 
 def reference_config(space: str, **overrides) -> Arch2VecConfig:
@@ -180,30 +168,43 @@ def space_tensors(space: SearchSpace, num_cells: int | None, seed: int):
 def pretrain(space_name: str, config: Arch2VecConfig | None = None, out_dir: str | None = None,
              device: str = "auto", num_cells: int | None = None, force: bool = False,
              final_samples: int = 10_000, epoch_samples: int = 1_000,
-             on_epoch: Callable[[dict], None] | None = None) -> PretrainResult:
+             on_epoch: Callable[[dict], None] | None = None,
+             on_start: Callable[[], None] | None = None) -> PretrainResult:
     """Pretrains (or finds cached) arch2vec for ``space_name``; see the module docstring.
-    ``out_dir`` may be a URI (``s3://``, ``gs://``, ``file://``): see :func:`_pretrain_remote`."""
+    ``out_dir`` may be a URI (``s3://``, ``gs://``, ``file://``): see :func:`_pretrain_remote`.
+
+    A directory that already holds a model is reused when the model matches ``config`` and
+    refused otherwise (another space or configuration, or a corrupt file): its files are
+    replaced only with ``force``. ``on_start()`` is called when training begins (after
+    every check); without ``on_epoch``, progress goes to :func:`latentnas.progress.stage`."""
     if out_dir and is_uri(out_dir):
         return _pretrain_remote(space_name, config, out_dir, device=device, num_cells=num_cells,
                                 force=force, final_samples=final_samples,
-                                epoch_samples=epoch_samples, on_epoch=on_epoch)
+                                epoch_samples=epoch_samples, on_epoch=on_epoch,
+                                on_start=on_start)
     space = get_space(space_name)
     config = config or default_config(space_name)
     device = resolve_device(device)
+    explicit = out_dir is not None
     out_dir = out_dir or default_out_dir(space_name, config, num_cells)
     ckpt = os.path.join(out_dir, CHECKPOINT)
     metrics_path = os.path.join(out_dir, METRICS)
-    if not force and os.path.exists(ckpt) and os.path.exists(metrics_path):
-        try:
-            header = read_header(ckpt)
-            same = header["space"] == space.name and header["config"] == config.to_dict() \
-                and header.get("num_cells") == num_cells
-        except CheckpointError:
-            same = False
-        if same:
-            with open(metrics_path) as f:
-                saved = json.load(f)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"--out {out_dir} is a file; give a directory")
+    if not force:
+        saved = _reusable(out_dir, space, config, num_cells, explicit)
+        if saved is not None:
             return PretrainResult(out_dir, saved["epochs"], saved["final"], cached=True)
+    if on_epoch is None:
+        from latentnas.progress import stage
+
+        with stage(f"pretraining arch2vec on {space.name} ({config.epochs} epochs; cached "
+                   "afterwards)", total=config.epochs) as advance:
+            return pretrain(space_name, config, out_dir, device, num_cells, True,
+                            final_samples, epoch_samples, on_epoch=lambda row: advance(1),
+                            on_start=on_start)
+    if on_start:
+        on_start()
 
     torch.manual_seed(config.seed)  # for any library code that draws from the global RNG
     adj, ops, sampled = space_tensors(space, num_cells, config.seed)
@@ -251,12 +252,36 @@ def pretrain(space_name: str, config: Arch2VecConfig | None = None, out_dir: str
     if space.size is not None:
         save_embeddings(os.path.join(out_dir, EMBEDDINGS), embeddings, space.hashes(),
                         make_header(space, config.to_dict()))
-    tmp = atomic_path(metrics_path)
-    with open(tmp, "w") as f:
-        json.dump({"space": space.name, "config": config.to_dict(), "epochs": result.epochs,
-                   "final": final}, f, indent=1)
-    os.replace(tmp, metrics_path)
+    write_bytes(metrics_path, json.dumps({"space": space.name, "config": config.to_dict(),
+                                          "epochs": result.epochs, "final": final},
+                                         indent=1).encode())
     return result
+
+
+def _reusable(out_dir: str, space: SearchSpace, config: Arch2VecConfig,
+              num_cells: int | None, explicit: bool) -> dict | None:
+    """The saved metrics of a model in ``out_dir`` made with ``config``; ``None`` when the
+    directory holds no model; :class:`CheckpointError` when it holds another one or a
+    damaged one (never trained over without ``force``)."""
+    present = [n for n in (CHECKPOINT, METRICS, EMBEDDINGS)
+               if os.path.exists(os.path.join(out_dir, n))]
+    if not present:
+        return None
+    fix = (f"choose another --out, or pass --force to replace it" if explicit else
+           f"run `latentnas pretrain --space {space.name} --force` to retrain it")
+    try:
+        header = read_header(os.path.join(out_dir, CHECKPOINT))
+        with open(os.path.join(out_dir, METRICS)) as f:
+            saved = json.load(f)
+    except (CheckpointError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{out_dir} holds a damaged or incomplete model ({exc}); "
+                              f"{fix}") from None
+    if header["space"] != space.name or header["config"] != config.to_dict() \
+            or header.get("num_cells") != num_cells:
+        what = (f"space {header['space']}" if header["space"] != space.name
+                else "another configuration")
+        raise CheckpointError(f"{out_dir} already holds an arch2vec model for {what}; {fix}")
+    return saved
 
 
 def _pretrain_remote(space_name: str, config, uri: str, **kwargs) -> PretrainResult:

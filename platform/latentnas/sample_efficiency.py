@@ -1,66 +1,24 @@
-"""The sample-efficiency benchmark: many seeded searches in a local process pool, no Ray.
+"""The sample-efficiency benchmark: a :class:`~latentnas.plan.SearchPlan` run in a local
+process pool, no Ray.
 
-``latentnas bench search`` runs every (searcher, encoding) × seed, then tabulates the best
-search metric and the regret (of the incumbent's report metric) at given budgets as mean ±
-standard error over seeds, the fraction of seeds that queried the global optimum (by the
-search metric), and CPU seconds per seed.
+``latentnas bench search`` runs every (searcher, encoding) × seed, then tabulates the
+incumbent's report metric and its regret at given budgets as mean ± standard error over
+seeds, the share of seeds that found the optimum, and CPU seconds per seed.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import re
+import os
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
-import yaml
 
 from latentnas.errors import ConfigError
-from latentnas.results.store import write_trial
+from latentnas.plan import SearchPlan
+from latentnas.results.store import claim, write_trial
 from latentnas.search import SearchRun, SearchSpec
-from searchers import SearcherError, available, get_searcher
-
-#: searchers that move on the neighbour graph and ignore the encoding
-DISCRETE = {"random", "re", "ls"}
-
-
-def parse_searchers(text: str) -> list[tuple[str, dict]]:
-    """``"random, re, gp(kernel=matern, local=0.1)"`` -> ``[(name, options), ...]``."""
-    out = []
-    for item in re.findall(r"[^,()\s]+(?:\([^)]*\))?", text):
-        m = re.fullmatch(r"([\w.-]+)(?:\((.*)\))?", item)
-        if not m:
-            raise ConfigError(f"cannot read searcher {item!r}; write name or name(key=value,...)")
-        name, args = m.group(1), m.group(2)
-        options = {}
-        for pair in filter(None, (a.strip() for a in (args or "").split(","))):
-            key, eq, value = pair.partition("=")
-            if not eq:
-                raise ConfigError(f"option {pair!r} of searcher {name!r} needs key=value")
-            options[key.strip()] = yaml.safe_load(value.strip())
-        try:
-            get_searcher(name)
-        except SearcherError as exc:
-            raise ConfigError(str(exc)) from None
-        out.append((name, options))
-    if not out:
-        raise ConfigError(f"no searchers given; available: {', '.join(available())}")
-    return out
-
-
-def plan(searchers: list[tuple[str, dict]], encodings: Iterable[str], seeds: int, budget: int,
-         first_seed: int = 0) -> list[SearchSpec]:
-    """Every compatible (searcher, encoding) × seed. Discrete searchers run once, encoding
-    ``none``; ``supervised`` only pairs with ``bo``."""
-    specs = []
-    for name, options in searchers:
-        encs = ["none"] if name in DISCRETE else [
-            e for e in encodings if e != "supervised" or name == "bo"]
-        for enc in encs:
-            specs.extend(SearchSpec(name, enc, s, budget, options)
-                         for s in range(first_seed, first_seed + seeds))
-    return specs
 
 
 @dataclass
@@ -72,7 +30,6 @@ class SeedResult:
     seed: int
     best_search: np.ndarray     # [budget] best-so-far search metric
     regret: np.ndarray          # [budget]
-    found_step: int | None      # query at which the search optimum was found
     cpu_seconds: float
     rows: list[dict]            # the SearchRun rows
 
@@ -80,59 +37,77 @@ class SeedResult:
 _WORKER: dict = {}
 
 
-def _init_worker(space: str, dataset: str | None) -> None:
+def _init_worker(space: str, dataset: str, quiet: bool = True) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if quiet:
+        os.environ["LATENTNAS_QUIET"] = "1"
     _WORKER.update(space=space, dataset=dataset)
 
 
 def _run_one(spec: SearchSpec) -> SeedResult:
-    from latentnas.encodings import make_domain
-    from latentnas.oracles import get_oracle
+    from latentnas.benchmarks import resolve
 
-    oracle = get_oracle(_WORKER["space"], _WORKER["dataset"])
-    domain = make_domain(oracle.space.name, spec.encoding,
-                         ids=getattr(oracle, "available", None))
-    run = SearchRun(spec, domain, oracle)
+    bench = resolve(_WORKER["space"], _WORKER["dataset"])
+    run = SearchRun(spec, bench.domain(spec.encoding), bench.oracle)
     rows = run.run()
-    best = np.array([r["best_search"] for r in rows])
-    optimum = oracle.optimum_search
-    found = np.flatnonzero(np.isclose(best, optimum, rtol=0, atol=1e-12))
-    return SeedResult(spec.label, spec.name, spec.searcher, spec.encoding, spec.seed, best,
-                      np.array([r["regret"] for r in rows]),
-                      int(found[0]) + 1 if len(found) else None, run.cpu_seconds, rows)
+    return SeedResult(spec.label, spec.name, spec.searcher, spec.encoding, spec.seed,
+                      np.array([r["best_search"] for r in rows]),
+                      np.array([r["regret"] for r in rows]), run.cpu_seconds, rows)
 
 
-def run_benchmark(space: str, dataset: str | None, specs: list[SearchSpec], workers: int = 2,
+def check_budgets(budgets: Iterable[int], budget: int) -> list[int]:
+    """Sorted distinct budgets to tabulate, each in 1..``budget``."""
+    budgets = sorted(set(budgets))
+    bad = [b for b in budgets if not 1 <= b <= budget]
+    if bad:
+        raise ConfigError(f"cannot tabulate at {bad[0]} queries: searches stop at "
+                          f"--budget {budget}; give budgets from 1 to {budget}")
+    if not budgets:
+        raise ConfigError("no budgets to tabulate")
+    return budgets
+
+
+def run_benchmark(plan: SearchPlan, workers: int = 2,
                   on_result: Callable[[SeedResult], None] | None = None,
-                  out: str | None = None, experiment: str = "bench") -> list[SeedResult]:
-    """Runs ``specs`` in ``workers`` processes (1: in this process). With ``out``, every
-    search is also written to the results store there (experiment ``experiment``)."""
-    from latentnas.encodings import encoding_features
-    from latentnas.oracles import get_oracle
-
-    oracle = get_oracle(space, dataset)
+                  out: str | None = None, experiment: str = "bench",
+                  overwrite: bool = False,
+                  on_start: Callable[[int], None] | None = None) -> list[SeedResult]:
+    """Runs every search of ``plan`` in ``workers`` processes (1: in this process). With
+    ``out``, each search is also written to the results store there as experiment
+    ``experiment`` (its identity recorded and checked, see ``results.store.claim``), and
+    searches already stored there are not run again. ``on_start(n)`` is called with the
+    number of searches to run once everything is checked and prepared."""
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive number of processes, got {workers!r}")
+    bench = plan.benchmark
+    specs = plan.specs()
+    if out:
+        stored = claim(out, experiment, plan.identity(), overwrite=overwrite)
+        specs = [s for s in specs if (s.name, s.encoding, s.seed) not in stored]
     for enc in sorted({s.encoding for s in specs}):
-        encoding_features(oracle.space.name, enc)   # pretrain/cache once, before the workers
+        bench.features(enc)       # pretrain/cache once, before the workers
     results = []
+    if on_start:
+        on_start(len(specs))
 
     def done(res: SeedResult) -> None:
         results.append(res)
         if out:
             write_trial(out, res.rows, experiment=experiment, searcher=res.name,
-                        encoding=res.encoding, seed=res.seed, space=oracle.space.name,
-                        dataset=oracle.info.dataset, meta={"oracle": oracle.info.name})
+                        encoding=res.encoding, seed=res.seed, space=bench.name,
+                        dataset=bench.dataset, meta={"oracle": bench.oracle.info.name})
         if on_result:
             on_result(res)
 
-    if workers <= 1:
-        _init_worker(space, dataset)
+    if workers == 1:
+        _init_worker(bench.name, bench.dataset, quiet=False)
         for spec in specs:
             done(_run_one(spec))
         return results
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(space, dataset)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(bench.name, bench.dataset)) as pool:
         for res in pool.imap_unordered(_run_one, specs):
             done(res)
     return results
@@ -140,8 +115,8 @@ def run_benchmark(space: str, dataset: str | None, specs: list[SearchSpec], work
 
 def summarise(results: list[SeedResult], budgets: Iterable[int]) -> list[dict]:
     """One dict per searcher label: the results analysis (mean/s.e. of the incumbent's
-    report metric and regret per budget) plus the share of seeds that queried the search
-    optimum by each budget and CPU s per seed."""
+    report metric and regret per budget, the share of seeds that found the optimum) plus
+    CPU s per seed."""
     import pandas as pd
 
     from latentnas.results.analysis import summary
@@ -160,7 +135,6 @@ def summarise(results: list[SeedResult], budgets: Iterable[int]) -> list[dict]:
             b = at["budget"]
             row.update({f"best@{b}": at["best_report"], f"best_se@{b}": at["best_report_se"],
                         f"regret@{b}": at["regret"], f"regret_se@{b}": at["regret_se"],
-                        f"found@{b}": float(np.mean([r.found_step is not None and r.found_step <= b
-                                                     for r in seeds]))})
+                        f"found@{b}": at["found"]})
         out.append(row)
     return out

@@ -48,13 +48,10 @@ class SearchRun:
     """
 
     def __init__(self, spec: SearchSpec, domain: Domain, oracle: Oracle):
+        from latentnas.presets import expand
+
         self.spec, self.domain, self.oracle = spec, domain, oracle
-        options = dict(spec.options)
-        if spec.searcher == "bo" and spec.encoding == "supervised":
-            options.setdefault("network", "gin")
-        if spec.searcher == "reinforce" and oracle.info.percent:
-            # the reference's constant baseline 0.95 is for accuracies in [0, 1]
-            options.setdefault("reward_scale", 0.01)
+        options = expand(spec.searcher, spec.options, oracle.space.name)
         self.searcher: Searcher = create(spec.searcher, domain, np.random.default_rng(spec.seed),
                                          **options)
         self.rows: list[dict] = []

@@ -39,7 +39,8 @@ def exists(location: str) -> bool:
 
 def write_atomic(fs: pafs.FileSystem, path: str, write: Callable[[Any], None]) -> None:
     """Calls ``write(stream)`` on a temporary file next to ``path`` in ``fs``, then moves it
-    into place; a failure leaves ``path`` as it was and removes the temporary file."""
+    into place; a failure (an interruption too) leaves ``path`` as it was and removes the
+    temporary file. Every file the platform writes goes through here."""
     directory = path.rsplit("/", 1)[0]
     fs.create_dir(directory, recursive=True)
     tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
@@ -55,6 +56,16 @@ def write_atomic(fs: pafs.FileSystem, path: str, write: Callable[[Any], None]) -
         raise
 
 
+def write_file(location: str, write: Callable[[Any], None]) -> None:
+    """:func:`write_atomic` for a local path or a URI."""
+    fs, path = filesystem(location)
+    write_atomic(fs, path, write)
+
+
+def write_bytes(location: str, data: bytes) -> None:
+    write_file(location, lambda out: out.write(data))
+
+
 def upload(local_file: str, location: str) -> None:
     """Copies ``local_file`` to ``location`` (a file path or URI), atomically."""
     fs, path = filesystem(location)
@@ -68,14 +79,15 @@ def upload(local_file: str, location: str) -> None:
 
 
 def download(location: str, local_file: str) -> None:
-    """Copies ``location`` to ``local_file`` (write to a temporary name, then rename)."""
+    """Copies ``location`` to ``local_file``, atomically."""
     fs, path = filesystem(location)
-    os.makedirs(os.path.dirname(os.path.abspath(local_file)), exist_ok=True)
-    tmp = f"{local_file}.{os.getpid()}.tmp"
-    with fs.open_input_stream(path) as src, open(tmp, "wb") as out:
-        while chunk := src.read(1 << 22):
-            out.write(chunk)
-    os.replace(tmp, local_file)
+
+    def copy(out) -> None:
+        with fs.open_input_stream(path) as src:
+            while chunk := src.read(1 << 22):
+                out.write(chunk)
+
+    write_file(local_file, copy)
 
 
 def mirror_dir(location: str) -> str:

@@ -21,7 +21,7 @@ import os
 from functools import lru_cache
 
 
-from latentnas.cache import atomic_path, cache_dir
+from latentnas.cache import cache_dir
 from latentnas.errors import CorruptDataError, MissingDataError
 from latentnas.oracles.base import OracleInfo, TabularOracle
 from latentnas.oracles.tfrecord import parse_model_metrics, read_records
@@ -95,10 +95,9 @@ def load_table(path: str):
         except Exception:  # a damaged cache is rebuilt from the source file
             os.remove(cached)
     table = parse_tfrecord(path)
-    os.makedirs(cache_dir(), exist_ok=True)
-    tmp = atomic_path(cached)
-    pq.write_table(table, tmp)
-    os.replace(tmp, cached)
+    from latentnas.storage import write_file
+
+    write_file(cached, lambda out: pq.write_table(table, out))
     return table
 
 

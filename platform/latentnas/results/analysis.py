@@ -10,6 +10,7 @@ sided), which assumes nothing about the shape of the regret distribution.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
@@ -69,6 +70,49 @@ def pairwise(df: pd.DataFrame, budget: int, metric: str = "regret") -> pd.DataFr
         rows.append({"a": a, "b": b, "budget": budget, f"mean_{metric}_a": x.mean(),
                      f"mean_{metric}_b": y.mean(), "p_value": float(res.pvalue)})
     return pd.DataFrame(rows)
+
+
+@dataclass
+class Report:
+    """What ``latentnas results`` shows: the summary per searcher × encoding × budget, the
+    pairwise tests at ``compare_at`` on ``metric`` (regret, or the incumbent's report metric
+    where no optimum is known)."""
+
+    summary: pd.DataFrame
+    tests: pd.DataFrame
+    metric: str
+    compare_at: int
+    budgets: list[int]
+
+
+def default_budgets(df: pd.DataFrame) -> list[int]:
+    """A third, two thirds and all of the longest search."""
+    longest = int(df["step"].max())
+    return sorted({max(1, round(longest * k / 3)) for k in (1, 2, 3)})
+
+
+def report(df: pd.DataFrame, budgets: list[int] | None = None,
+           compare_at: int | None = None) -> Report:
+    """The summary table and the pairwise tests of a results frame."""
+    from latentnas.errors import ConfigError
+
+    budgets = sorted(set(budgets)) if budgets else default_budgets(df)
+    if budgets[0] < 1:
+        raise ConfigError(f"budgets must be at least 1 query, got {budgets[0]}")
+    compare_at = compare_at or budgets[-1]
+    if compare_at < 1:
+        raise ConfigError(f"--compare-at must be at least 1 query, got {compare_at}")
+    metric = "regret" if df["regret"].notna().any() else "best_report"
+    return Report(summary(df, budgets), pairwise(df, compare_at, metric=metric), metric,
+                  compare_at, budgets)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A pipe table (pandas' own needs the optional tabulate package)."""
+    fmt = (lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
 
 
 def _bands(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

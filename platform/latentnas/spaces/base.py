@@ -17,7 +17,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from latentnas.errors import CellParseError, InvalidCellError
+from latentnas.errors import CellParseError, InvalidCellError, short
+
+#: the longest cell text :meth:`SearchSpace.parse` reads (a NB101 JSON cell is ~250)
+MAX_CELL_TEXT = 2_000
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Cell:
         try:
             arr = np.asarray(matrix, dtype=np.int64)
         except (TypeError, ValueError) as exc:
-            raise InvalidCellError(f"adjacency matrix is not numeric: {matrix!r}") from exc
+            raise InvalidCellError(f"adjacency matrix is not numeric: {short(matrix)}") from exc
         if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
             raise InvalidCellError(f"adjacency matrix must be square, got shape {arr.shape}")
         if not np.isin(arr, (0, 1)).all():
@@ -133,7 +136,10 @@ def parse_json_cell(text: str) -> Cell | None:
     except json.JSONDecodeError:
         return None
     if not isinstance(obj, dict) or "matrix" not in obj or "ops" not in obj:
-        raise CellParseError(f'JSON cell needs keys "matrix" and "ops", got {text!r}')
+        raise CellParseError(f'JSON cell needs keys "matrix" and "ops", got {short(text)}')
+    if not isinstance(obj["ops"], list):
+        raise CellParseError(f'"ops" of a JSON cell must be a list of op names, got '
+                             f'{short(obj["ops"])}')
     return Cell.make(obj["matrix"], obj["ops"])
 
 
@@ -172,9 +178,20 @@ class SearchSpace(ABC):
     def canonical_hash(self, cell: Cell) -> str:
         """A string equal for isomorphic cells and different for non-isomorphic ones."""
 
-    @abstractmethod
     def parse(self, text: str) -> Cell:
-        """Reads a cell from the space's usual textual forms (see each space)."""
+        """Reads a cell from the space's usual textual forms (see each space's ``_parse``),
+        in time linear in the text, which may be at most :data:`MAX_CELL_TEXT` long."""
+        if not isinstance(text, str):
+            raise CellParseError(f"a cell is given as text, got {short(text)}")
+        if len(text) > MAX_CELL_TEXT:
+            raise CellParseError(f"cell text of {len(text):,} characters is longer than "
+                                 f"{MAX_CELL_TEXT:,}; a {self.name} cell is written in a few "
+                                 f"hundred (starts {short(text[:40])})")
+        return self._parse(text)
+
+    @abstractmethod
+    def _parse(self, text: str) -> Cell:
+        """Reads a cell from text at most :data:`MAX_CELL_TEXT` long."""
 
     @abstractmethod
     def format(self, cell: Cell) -> str:

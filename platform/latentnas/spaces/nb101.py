@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from latentnas.errors import CellParseError
+from latentnas.errors import CellParseError, short
 from latentnas.spaces.base import Cell, SearchSpace, parse_json_cell, structural_problem
 
 CONV3X3, CONV1X1, MAXPOOL3X3 = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
@@ -116,12 +116,12 @@ class NB101Space(SearchSpace):
         labels = [-1] + [HASH_OPS.index(o) for o in pruned.ops[1:-1]] + [-2]
         return hash_module(pruned.adjacency(), labels)
 
-    def parse(self, text: str) -> Cell:
+    def _parse(self, text: str) -> Cell:
         """JSON ``{"matrix": [[...]], "ops": [...]}`` (op names as in the official API)."""
         cell = parse_json_cell(text.strip())
         if cell is None:
             raise CellParseError(
-                f"cannot read {text!r} as a NB101 cell; give JSON "
+                f"cannot read {short(text)} as a NB101 cell; give JSON "
                 '{"matrix": [[0,1],[0,0]], "ops": ["input", "output"]}')
         return self.validate(cell)
 

@@ -177,27 +177,51 @@ def enumerate_nb101(workers: int | None = None, on_stage=None, hashes: bool = Tr
 
 def _hash_all(adj: np.ndarray, ops: np.ndarray, nodes: np.ndarray,
               workers: int | None) -> list[str]:
-    """Official hashes of every cell, in ~64 chunks over a process pool."""
+    """Official hashes of every cell, in ~64 chunks over a process pool (progress shown)."""
+    from latentnas.progress import stage
+
     bounds = np.linspace(0, len(nodes), 65).astype(int)
     chunks = [(adj[a:b], ops[a:b], nodes[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     workers = workers or os.cpu_count() or 1
-    if workers <= 1:
-        return [h for c in chunks for h in _hash_chunk(c)]
-    import multiprocessing as mp
+    out: list[str] = []
+    with stage(f"NB101: official hashes of {len(nodes):,} cells", total=len(chunks)) as advance:
+        if workers <= 1:
+            for c in chunks:
+                out.extend(_hash_chunk(c))
+                advance(1)
+            return out
+        import multiprocessing as mp
 
-    with mp.get_context("spawn").Pool(workers) as pool:
-        return [h for part in pool.imap(_hash_chunk, chunks) for h in part]
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for part in pool.imap(_hash_chunk, chunks):
+                out.extend(part)
+                advance(1)
+    return out
+
+
+def cell_codes(adj: np.ndarray, ops: np.ndarray) -> np.ndarray:
+    """One int64 per padded cell (``adj [M, 7, 7]`` 0/1, ``ops [M, 7]`` vocabulary indices,
+    -1 past the output): its upper-triangle bits and op indices. Equal codes mean the same
+    labelled matrix, so a cell's id can be found from its codes under every relabelling of
+    its middle nodes, without hashes."""
+    iu = np.triu_indices(MAX_NODES, 1)
+    bits = adj[:, iu[0], iu[1]].astype(np.int64)                     # [M, 21]
+    code = bits @ (np.int64(1) << np.arange(len(iu[0]), dtype=np.int64))
+    labels = ops.astype(np.int64) + 1                                  # -1..4 -> 0..5
+    weights = np.int64(1) << (len(iu[0]) + 3 * np.arange(MAX_NODES, dtype=np.int64))
+    return code + labels @ weights
 
 
 def save(enum: Enumeration, path: str) -> None:
     """Writes the enumeration as a compressed ``.npz``, atomically."""
-    from latentnas.cache import atomic_path
+    import io
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = atomic_path(path) + ".npz"
-    np.savez_compressed(tmp, adj=enum.adj, ops=enum.ops, nodes=enum.nodes,
+    from latentnas.storage import write_bytes
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, adj=enum.adj, ops=enum.ops, nodes=enum.nodes,
                         hashes=np.array(enum.hashes, dtype="U32"))
-    os.replace(tmp, path)
+    write_bytes(path, buffer.getvalue())
 
 
 def load(path: str) -> Enumeration:
@@ -223,6 +247,7 @@ def cached_enumeration(on_stage=None) -> Enumeration:
     path = cache_dir("nb101", "cells.npz")
     if os.path.exists(path):
         return load(path)
+    # first use: ~30 s on 2 cores (the hashes show their own progress), then cached
     enum = enumerate_nb101(on_stage=on_stage)
     if len(enum) != EXPECTED:
         raise RuntimeError(f"enumerated {len(enum):,} NB101 cells, expected {EXPECTED:,}")

@@ -3,8 +3,10 @@
 ``nb101`` stays the rule set (parse, validate, hash, sample) and needs no enumeration;
 ``nb101-full`` is what searches run on. Its cells, tensors and ids come from
 :mod:`latentnas.spaces.nb101_enum`: the graphs are enumerated in under a second on first
-use; the official hashes (for :meth:`index`) are read from the enumeration cache, built
-once by ``latentnas bench enumerate`` or on first need (about 30 s on 2 cores).
+use. :meth:`index` finds a cell's id from its pruned graph under every relabelling of its
+middle nodes (at most 120), without the official hashes; those (:meth:`hashes`, for the
+embedding table and the user's tfrecord) are read from the enumeration cache, built once by
+``latentnas bench enumerate`` or on first need (about 30 s on 2 cores, with progress).
 """
 
 from __future__ import annotations
@@ -53,6 +55,37 @@ class NB101FullSpace(FiniteSpace, NB101Space):
 
     def _enumerate(self) -> Sequence[Cell]:
         return _LazyCells(self._enum)
+
+    @cached_property
+    def _sorted_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        from latentnas.spaces.nb101_enum import cell_codes
+
+        codes = cell_codes(self._enum.adj, self._enum.ops)
+        order = np.argsort(codes, kind="stable")
+        return codes[order], order
+
+    def index(self, cell: Cell) -> int:
+        """The id of ``cell`` (any labelling, prunable nodes allowed)."""
+        from latentnas.errors import InvalidCellError
+        from latentnas.spaces.nb101_enum import _perms, cell_codes
+
+        pruned = self.canonical(cell)
+        n = pruned.num_nodes
+        perms = _perms(n)
+        moved = pruned.adjacency()[perms[:, :, None], perms[:, None, :]]
+        perms = perms[~np.tril(moved, -1).any(axis=(1, 2))]     # topological labellings only
+        adj = np.zeros((len(perms), 7, 7), dtype=np.uint8)
+        adj[:, :n, :n] = pruned.adjacency()[perms[:, :, None], perms[:, None, :]]
+        ops = np.full((len(perms), 7), -1, dtype=np.int64)
+        ops[:, :n] = np.array([VOCABULARY.index(o) for o in pruned.ops])[perms]
+        codes, order = self._sorted_codes
+        want = cell_codes(adj, ops)
+        at = np.minimum(np.searchsorted(codes, want), len(codes) - 1)
+        hit = np.flatnonzero(codes[at] == want)
+        if not len(hit):
+            raise InvalidCellError(f"cell {self.format(cell)} is valid but not among the "
+                                   f"{self.size:,} cells of {self.name}")
+        return int(order[at[hit[0]]])
 
     @cached_property
     def _ids(self) -> dict[str, int]:

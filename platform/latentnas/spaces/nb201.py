@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from latentnas.errors import CellParseError
+from latentnas.errors import CellParseError, short
 from latentnas.spaces.base import Cell, FiniteSpace, parse_json_cell, structural_problem
 
 EDGE_OPS = ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "none")
@@ -47,7 +47,6 @@ SKELETON = np.array([
     [0, 0, 0, 0, 0, 0, 0, 0],
 ], dtype=np.int8)
 _SKELETON_ROWS = tuple(tuple(int(v) for v in r) for r in SKELETON)
-_ARCH_RE = re.compile(r"^\|(.+)\|\+\|(.+)\|\+\|(.+)\|$")
 
 
 class NB201Space(FiniteSpace):
@@ -88,23 +87,25 @@ class NB201Space(FiniteSpace):
         return tuple(out)
 
     def from_arch_string(self, text: str) -> Cell:
-        m = _ARCH_RE.match(text.strip())
-        if not m:
+        text = text.strip()
+        groups = text[1:-1].split("|+|") if len(text) > 1 else []
+        if not (text.startswith("|") and text.endswith("|")) or len(groups) != 3:
             raise CellParseError(
-                f"not a NAS-Bench-201 arch string: {text!r}; expected "
+                f"not a NAS-Bench-201 arch string: {short(text)}; expected "
                 "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
         edge_ops = []
-        for target, group in enumerate(m.groups(), start=1):
+        for target, group in enumerate(groups, start=1):
             parts = group.split("|")
             if len(parts) != target:
-                raise CellParseError(f"node {target} needs {target} inputs in {text!r}")
+                raise CellParseError(f"node {target} needs {target} inputs in {short(text)}")
             for source, part in enumerate(parts):
                 op, _, src = part.partition("~")
                 if src != str(source):
-                    raise CellParseError(f"expected '~{source}' in {part!r} of {text!r}")
+                    raise CellParseError(f"expected '~{source}' in {short(part)} of "
+                                         f"{short(text)}")
                 if op not in EDGE_OPS:
                     raise CellParseError(
-                        f"unknown NB201 op {op!r}; known ops: {', '.join(EDGE_OPS)}")
+                        f"unknown NB201 op {short(op)}; known ops: {', '.join(EDGE_OPS)}")
                 edge_ops.append(op)
         return self.from_edge_ops(edge_ops)
 
@@ -112,7 +113,7 @@ class NB201Space(FiniteSpace):
         e = self._canonical_edge_ops(cell)
         return f"|{e[0]}~0|+|{e[1]}~0|{e[2]}~1|+|{e[3]}~0|{e[4]}~1|{e[5]}~2|"
 
-    def parse(self, text: str) -> Cell:
+    def _parse(self, text: str) -> Cell:
         """Arch string, 6-tuple (``2,2,0,2,3,2`` or ``(2, 2, 0, 2, 3, 2)``) or JSON cell."""
         text = text.strip()
         if text.startswith("|"):
@@ -124,7 +125,7 @@ class NB201Space(FiniteSpace):
         if len(digits) == 6 and re.fullmatch(r"[\s\d,()\[\]-]+", text):
             return self.from_tuple([int(d) for d in digits])
         raise CellParseError(
-            f"cannot read {text!r} as a NB201 cell; give an arch string "
+            f"cannot read {short(text)} as a NB201 cell; give an arch string "
             "'|nor_conv_3x3~0|+|...|', a 6-tuple '2,2,0,2,3,2' or JSON {\"matrix\", \"ops\"}")
 
     # -- validity and identity --------------------------------------------------------

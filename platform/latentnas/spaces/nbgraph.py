@@ -17,7 +17,7 @@ from functools import cached_property
 
 import numpy as np
 
-from latentnas.errors import CellParseError
+from latentnas.errors import CellParseError, short
 from latentnas.spaces.base import Cell, FiniteSpace, parse_json_cell, structural_problem
 
 GNN_OPS = ("gat", "gcn", "gin", "cheb", "sage", "arma", "graph", "fc", "skip")
@@ -73,32 +73,39 @@ class NBGraphSpace(FiniteSpace):
         link = tuple(pos[int(np.flatnonzero(adj[:, v])[0])] for v in order)
         return link, tuple(cell.ops[v] for v in order)
 
-    def parse(self, text: str) -> Cell:
+    def _parse(self, text: str) -> Cell:
         """``"0,1,2,3|gcn,gin,skip,sage"``, JSON ``{"links", "ops"}`` or JSON cell."""
         text = text.strip()
         if text.startswith("{"):
-            obj = json.loads(text)
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise CellParseError(f"cannot read {short(text)} as JSON: {exc}") from None
             if isinstance(obj, dict) and "links" in obj:
+                if not isinstance(obj["links"], list) or not isinstance(obj.get("ops", []), list):
+                    raise CellParseError(f'"links" and "ops" must be lists in {short(text)}')
                 return self.validate(self._from_parts(obj["links"], obj.get("ops", [])))
             return self.validate(parse_json_cell(text))
-        m = re.fullmatch(r"\[?\(?([\d,\s]+)\)?\]?\s*\|\s*([\w,\s]+)", text)
-        if not m:
+        left, bar, right = text.partition("|")
+        links = left.strip().strip("[]()").replace(" ", "")
+        if not bar or not re.fullmatch(r"[\d,]+", links) or not re.fullmatch(r"[\w,\s]+", right):
             raise CellParseError(
-                f"cannot read {text!r} as a NAS-Bench-Graph cell; give 'links|ops' such as "
-                "'0,1,2,3|gcn,gin,skip,sage' or JSON {\"links\": [...], \"ops\": [...]}")
-        link = [int(x) for x in m.group(1).replace(" ", "").split(",") if x]
-        ops = [x.strip() for x in m.group(2).split(",") if x.strip()]
+                f"cannot read {short(text)} as a NAS-Bench-Graph cell; give 'links|ops' such "
+                "as '0,1,2,3|gcn,gin,skip,sage' or JSON {\"links\": [...], \"ops\": [...]}")
+        link = [int(x) for x in links.split(",") if x]
+        ops = [x.strip() for x in right.split(",") if x.strip()]
         return self.validate(self._from_parts(link, ops))
 
     def _from_parts(self, link, ops) -> Cell:
         link, ops = list(link), list(ops)
         if len(link) != 4 or len(ops) != 4:
-            raise CellParseError(f"need 4 links and 4 ops, got links={link} ops={ops}")
+            raise CellParseError(f"need 4 links and 4 ops, got links={short(link)} "
+                                 f"ops={short(ops)}")
         bad = [o for o in ops if o not in self.layer_ops]
         if bad:
             raise CellParseError(
-                f"unknown {self.name} op {bad[0]!r}; known ops: {', '.join(self.layer_ops)}")
-        if any(not 0 <= s <= i for i, s in enumerate(link)):
+                f"unknown {self.name} op {short(bad[0])}; known ops: {', '.join(self.layer_ops)}")
+        if any(not isinstance(s, int) or not 0 <= s <= i for i, s in enumerate(link)):
             raise CellParseError(
                 f"link {link}: node i+1 must read an earlier node (0..i), e.g. 0,1,2,3")
         return cell_from_links(link, ops)

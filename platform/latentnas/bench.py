@@ -1,0 +1,118 @@
+"""Benchmarks of the platform itself (``latentnas bench ...``): functions that measure and
+return figures; the command line only formats them."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+#: the oracles ``bench oracles`` measures: (space, dataset)
+ORACLES = (("nb201", None), ("nbgraph", "cora"), ("nbgraph", "arxiv"), ("nbgraph", "proteins"))
+
+
+def oracle_costs(repeats: int = 5) -> list[dict[str, Any]]:
+    """Per shipped oracle: cold load seconds (in a fresh process), batched query cost per
+    id (10,000 ids) and single-cell query cost."""
+    from latentnas.benchmarks import resolve
+
+    rows = []
+    for space, dataset in ORACLES:
+        code = (f"import time; t=time.perf_counter(); from latentnas.benchmarks import resolve; "
+                f"resolve({space!r}, {dataset!r}).oracle; print(time.perf_counter()-t)")
+        cold = float(subprocess.run([sys.executable, "-c", code], check=True,
+                                    capture_output=True, text=True).stdout.split()[-1])
+        oracle = resolve(space, dataset).oracle
+        ids = np.random.default_rng(0).integers(0, len(oracle), 10_000)
+        t = time.perf_counter()
+        for _ in range(repeats):
+            oracle.query_ids(ids)
+        batch = (time.perf_counter() - t) / repeats / len(ids) * 1e6
+        cells = [oracle.space.cells()[i] for i in ids[:1000]]
+        t = time.perf_counter()
+        for c in cells:
+            oracle.query(c)
+        single = (time.perf_counter() - t) / len(cells) * 1e6
+        rows.append({"oracle": oracle.info.name, "cells": len(oracle), "cold_load_s": cold,
+                     "batch_us_per_id": batch, "single_us": single})
+    return rows
+
+
+def platform_overhead(cfg) -> dict[str, Any]:
+    """Runs experiment ``cfg`` (overwriting a previous run of it) and returns wall time,
+    search CPU, the platform's share of the CPU time, its cost per trial split into trial
+    setup, I/O and the rest (Tune, Ray, idle cores), queries/s and peak RSS of the driver
+    and every Ray process it started."""
+    import psutil
+    import ray
+
+    from latentnas.experiment import init_ray, run_experiment
+
+    init_ray()
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:
+        me = psutil.Process()
+        while not stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak[0] = max(peak[0], total)
+            stop.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        res = run_experiment(cfg, overwrite=True)
+    finally:
+        stop.set()
+        sampler.join()
+    cpus = ray.cluster_resources().get("CPU", 1)
+    n = max(res.trials, 1)
+    overhead = max(res.wall_seconds * cpus - res.trial_cpu_seconds, 0.0)
+    return {"trials": res.trials, "budget": cfg.budget, "cpus": cpus,
+            "wall_s": res.wall_seconds, "search_cpu_s": res.trial_cpu_seconds,
+            "overhead_share": overhead / max(res.wall_seconds * cpus, 1e-9),
+            "overhead_per_trial_s": overhead / n,
+            "setup_per_trial_s": res.setup_cpu_seconds / n,
+            "io_per_trial_s": res.io_cpu_seconds / n,
+            "rest_per_trial_s": max(overhead - res.setup_cpu_seconds - res.io_cpu_seconds, 0) / n,
+            "queries_per_s": res.trials * cfg.budget / max(res.wall_seconds, 1e-9),
+            "peak_rss_mb": peak[0] / 2**20, "errored": res.errored}
+
+
+def enumeration_figures(workers: int | None = None, save: bool = True) -> dict[str, Any]:
+    """Enumerates every unique NB101 cell: counts, stage times, memory; with ``save`` the
+    result becomes the cache that searches and pretraining read."""
+    from latentnas.cache import cache_dir
+    from latentnas.spaces import nb101_enum
+
+    start = time.perf_counter()
+    enum = nb101_enum.enumerate_nb101(workers=workers)
+    wall = time.perf_counter() - start
+    out = {"cells": len(enum), "expected": nb101_enum.EXPECTED,
+           "distinct_hashes": len(set(enum.hashes)),
+           "by_nodes": {n: int(c) for n, c in enumerate(np.bincount(enum.nodes, minlength=8))
+                        if n >= 2},
+           "graphs_s": enum.seconds["graphs"], "hashes_s": enum.seconds["hashes"],
+           "total_s": wall,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    if save:
+        path = cache_dir("nb101", "cells.npz")
+        nb101_enum.save(enum, path)
+        out.update(cache=path, cache_mb=os.path.getsize(path) / 2**20)
+    return out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

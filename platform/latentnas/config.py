@@ -1,0 +1,131 @@
+"""Experiment settings: a :class:`~latentnas.plan.SearchPlan` plus how to run it on Ray.
+
+Read from flags or a YAML/TOML file (flags win) and checked against this schema before Ray
+starts: unknown keys, wrong types (``cpus_per_trial: "half"``, ``results: 42``), values out
+of range, names that do not exist and paths that are files all fail with one line naming
+the setting. ``python -c "from latentnas.config import ExperimentConfig;
+print(ExperimentConfig.model_json_schema())"`` prints the schema.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, Gt, Le
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from latentnas.errors import ConfigError, short
+from latentnas.plan import SearchPlan
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+class FaultInjection(BaseModel):
+    """Chaos testing: every trial raises once, after ``fail_at`` queries."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    fail_at: Annotated[int, Ge(1)]
+    marker_dir: str
+
+
+class ExperimentConfig(SearchPlan):
+    """Everything an experiment needs (see the module docstring)."""
+
+    name: str = "latentnas"
+    cpus_per_trial: Annotated[float, Gt(0), Le(64)] = 1.0
+    #: Tune's experiment state (local path or URI); default $LATENTNAS_STORAGE, else ./runs
+    storage: str = ""
+    #: results store (default: <storage>/<name>/results)
+    results: str | None = None
+    #: queries between Tune reports (with checkpoints) ...
+    report_every: Annotated[int, Ge(1)] = 50
+    #: ... and at least this much search CPU since the last report (0: every report_every)
+    checkpoint_seconds: Annotated[float, Ge(0)] = 2.0
+    #: "table": trials read the oracle's table from the object store; "actor": OracleActor
+    oracle_mode: Literal["table", "actor"] = "table"
+    #: >0: nearest-cell and acquisition queries go to N EncoderShards
+    shards: Annotated[int, Ge(0)] = 0
+    gpus_per_shard: Annotated[float, Ge(0)] = 0.0
+    #: Ray custom resources for the actors, e.g. ``{"latentnas_gpu": 0.25}`` so shards land
+    #: on the GPU nodes the cluster files declare (cluster/README.md)
+    shard_resources: dict[str, Annotated[float, Gt(0)]] = {}
+    oracle_resources: dict[str, Annotated[float, Gt(0)]] = {}
+    max_failures: Annotated[int, Ge(0)] = 3
+    #: times an experiment continues trials Tune gave up on after losing their worker
+    infra_retries: Annotated[int, Ge(0)] = 2
+    gpus_per_oracle: Annotated[float, Ge(0)] = 0.0
+    #: OracleActors in the pool (e.g. one per GPU); a cell always goes to the same one
+    oracle_actors: Annotated[int, Ge(1)] = 1
+    fault_injection: FaultInjection | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ConfigError(f"experiment name {short(value)} must be 1-100 letters, digits, "
+                              "'.', '_' or '-' (it names folders and Ray actors)")
+        return value
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        value = value or os.environ.get("LATENTNAS_STORAGE") or "runs"
+        return _directory("storage", value)
+
+    @field_validator("results")
+    @classmethod
+    def _results(cls, value: str | None) -> str | None:
+        return None if value is None else _directory("results", value)
+
+    @classmethod
+    def from_file(cls, path: str, **overrides: Any) -> "ExperimentConfig":
+        """Reads a ``.yaml``/``.yml`` or ``.toml`` experiment file; ``overrides`` that are
+        not ``None`` replace its settings."""
+        data = read_settings(path)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.build(path, **data)
+
+    def results_root(self) -> str:
+        return self.results or f"{self.storage_root()}/{self.name}/results"
+
+    def storage_root(self) -> str:
+        return self.storage if "://" in self.storage else os.path.abspath(self.storage)
+
+    def tune_path(self) -> str:
+        return f"{self.storage_root()}/{self.name}"
+
+
+def _directory(key: str, value: str) -> str:
+    if not value.strip():
+        raise ConfigError(f"{key} must be a directory or a URI, got an empty value")
+    if "://" not in value and os.path.exists(value) and not os.path.isdir(value):
+        raise ConfigError(f"{key}={short(value)} is a file, not a directory; give a directory "
+                          "(created if missing) or a URI such as s3://bucket/path")
+    return value
+
+
+def read_settings(path: str) -> dict[str, Any]:
+    """The mapping in a YAML or TOML settings file (one-line errors for anything else)."""
+    if not isinstance(path, str) or not os.path.isfile(path):
+        raise ConfigError(f"experiment file {short(path)} does not exist")
+    if not path.endswith((".yaml", ".yml", ".toml")):
+        raise ConfigError(f"experiment file {short(path)} must end in .yaml, .yml or .toml")
+    try:
+        with open(path, "rb") as f:
+            if path.endswith(".toml"):
+                import tomllib
+
+                data = tomllib.load(f)
+            else:
+                import yaml
+
+                data = yaml.safe_load(f)
+    except Exception as exc:
+        raise ConfigError(f"cannot parse experiment file {path}: "
+                          f"{' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"experiment file {path} must hold a mapping of settings, "
+                          f"got {short(data)}")
+    return data

@@ -1,0 +1,359 @@
+"""What to run: searcher specs, their grammar, and the plan of searches.
+
+One grammar for searchers, shared by the flags, experiment files, the local benchmark and
+the Ray experiment. A searcher is written ``name`` or ``name(key=value, ...)`` (values are
+YAML scalars), several separated by commas, or in a file as a mapping ``{name: {key:
+value}}``; both forms give the same :class:`SearcherSpec`, whose options are checked
+against the searcher's declared schema (``searchers.check_options``) when it is read.
+``preset=NAME`` selects a named option set for the space searched (``latentnas.presets``).
+
+:class:`SearchPlan` is everything that decides which searches run and what they return:
+the benchmark, the searchers, the encodings, the seeds and the budget. It validates all of
+it (names, types, ranges, budget against the space's size) before anything starts, and its
+:meth:`~SearchPlan.identity` is what an experiment records with its results.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import yaml
+from annotated_types import Ge
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from latentnas.errors import ConfigError, LatentNASError, UnknownNameError, short
+from latentnas.search import SearchSpec
+
+#: the longest searcher list the grammar reads (a few hundred characters is plenty)
+MAX_SPEC_TEXT = 4_000
+_NAME = re.compile(r"[A-Za-z_][\w.-]*")
+_KEY = re.compile(r"[A-Za-z_]\w*")
+
+
+@dataclass(frozen=True)
+class SearcherSpec:
+    """A searcher name with its (validated) options, e.g. ``gp`` with ``kernel=matern``."""
+
+    name: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    @property
+    def label(self) -> str:
+        """``name:key=value,...`` (options sorted): the searcher column of the results."""
+        return SearchSpec(self.name, "none", 0, 1, self.opts).name
+
+    @property
+    def cls(self):
+        from searchers import get_searcher
+
+        return get_searcher(self.name)
+
+    def encodings(self, encodings: list[str]) -> list[str]:
+        """The encodings this searcher runs under: ``none`` for strategies that ignore
+        features, otherwise each feature encoding given, plus ``supervised`` for those
+        that learn their own encoding from the cell graphs."""
+        from latentnas.encodings import FEATURE_ENCODINGS
+
+        cls = self.cls
+        if "features" not in cls.requires and not cls.learns_encoding:
+            return ["none"]
+        out = [e for e in encodings if e in FEATURE_ENCODINGS]
+        if cls.learns_encoding and "supervised" in encodings:
+            out.append("supervised")
+        return out
+
+
+def searcher_spec(name: Any, options: Any = None) -> SearcherSpec:
+    """A checked spec: known searcher, options valid for it (``preset`` checked later,
+    against the space)."""
+    from searchers import SearcherError, check_options
+
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(f"searcher name {short(name)} is not a name; write e.g. 'gp' or "
+                          "'gp(kernel=matern)'")
+    options = dict(options or {})
+    preset = options.pop("preset", None)
+    try:
+        checked = check_options(name, options)
+    except SearcherError as exc:
+        raise ConfigError(str(exc)) from None
+    if preset is not None:
+        if not isinstance(preset, str):
+            raise ConfigError(f"preset of searcher {name!r} must be a name, got {short(preset)}")
+        checked["preset"] = preset
+    return SearcherSpec(name, tuple(sorted(checked.items())))
+
+
+def parse_searchers(text: str) -> list[SearcherSpec]:
+    """``"random, re, gp(kernel=matern, local=0.1)"`` -> specs, in linear time."""
+    if not isinstance(text, str):
+        raise ConfigError(f"searchers must be text such as 'random, gp', got {short(text)}")
+    if len(text) > MAX_SPEC_TEXT:
+        raise ConfigError(f"searcher list of {len(text):,} characters is longer than "
+                          f"{MAX_SPEC_TEXT:,}; list searchers as 'random, re, gp(kernel=matern)'")
+    items, depth, start = [], 0, 0
+    for k, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+            if depth > 1:
+                raise ConfigError(f"nested '(' at character {k + 1} of {short(text)}; "
+                                  "options are key=value pairs: gp(kernel=matern)")
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise ConfigError(f"unmatched ')' at character {k + 1} of {short(text)}")
+        elif ch == "," and depth == 0:
+            items.append(text[start:k])
+            start = k + 1
+    if depth:
+        raise ConfigError(f"unclosed '(' in {short(text)}; write name(key=value, ...)")
+    items.append(text[start:])
+    out = []
+    for item in items:
+        item = item.strip()
+        if not item:
+            if len(items) == 1:
+                break
+            raise ConfigError(f"empty searcher between commas in {short(text)}")
+        out.append(_parse_item(item))
+    if not out:
+        from searchers import available
+
+        raise ConfigError(f"no searchers given; available: {', '.join(available())}")
+    return out
+
+
+def _parse_item(item: str) -> SearcherSpec:
+    name, paren, rest = item.partition("(")
+    name = name.strip()
+    if paren and not rest.rstrip().endswith(")"):
+        raise ConfigError(f"text after ')' in searcher {short(item)}; write name(key=value, ...)")
+    options: dict[str, Any] = {}
+    for pair in rest.rstrip()[:-1].split(",") if paren else []:
+        if not pair.strip():
+            continue
+        key, eq, value = pair.partition("=")
+        key = key.strip()
+        if not eq or not _KEY.fullmatch(key):
+            raise ConfigError(f"option {short(pair.strip())} of searcher {short(name)} needs "
+                              "key=value, e.g. gp(kernel=matern)")
+        if key in options:
+            raise ConfigError(f"option {key!r} of searcher {name!r} is given twice")
+        options[key] = _scalar(value.strip(), key, name)
+    return searcher_spec(name, options)
+
+
+def _scalar(text: str, key: str, name: str) -> Any:
+    if not text:
+        raise ConfigError(f"option {key!r} of searcher {name!r} has no value; write {key}=VALUE")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if value is None or isinstance(value, (list, dict)):
+        raise ConfigError(f"option {key}={short(text)} of searcher {name!r} is not a single "
+                          "value (a number, true/false or a word)")
+    return value
+
+
+def read_searchers(value: Any) -> list[SearcherSpec]:
+    """Specs from text, a list of texts and ``{name: options}`` mappings, or specs."""
+    if isinstance(value, str):
+        return parse_searchers(value)
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"searchers must be text or a list, got {short(value)}")
+    out: list[SearcherSpec] = []
+    for item in value:
+        if isinstance(item, SearcherSpec):
+            out.append(item)
+        elif isinstance(item, str):
+            out.extend(parse_searchers(item))
+        elif isinstance(item, dict) and len(item) == 1:
+            (name, opts), = item.items()
+            if opts is not None and not isinstance(opts, dict):
+                raise ConfigError(f"options of searcher {short(name)} must be a mapping, "
+                                  f"e.g. {{{name}: {{key: value}}}}; got {short(opts)}")
+            out.append(searcher_spec(name, opts))
+        else:
+            raise ConfigError(f"a searcher is 'name', 'name(key=value)' or {{name: {{key: "
+                              f"value}}}}, got {short(item)}")
+    if not out:
+        raise ConfigError("no searchers given")
+    return out
+
+
+def read_encodings(value: Any) -> list[str]:
+    """``"arch2vec, adjacency"`` or a list of names -> checked names, in order."""
+    from latentnas.encodings import ENCODINGS
+
+    if isinstance(value, str):
+        value = [e.strip() for e in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(e, str) for e in value):
+        raise ConfigError(f"encodings must be names such as 'arch2vec, adjacency', "
+                          f"got {short(value)}")
+    names = [e for e in value if e]
+    if not names:
+        raise ConfigError(f"no encodings given; choose from {', '.join(ENCODINGS)}")
+    for e in names:
+        if e not in ENCODINGS:
+            raise UnknownNameError("encoding", e, ENCODINGS)
+    return list(dict.fromkeys(names))
+
+
+class SearchPlan(BaseModel):
+    """Which searches run: (searcher × encoding) × seeds on one benchmark, each ``budget``
+    queries. Every field is checked on construction (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True,
+                              validate_default=True)
+
+    space: str = "nb201"
+    dataset: str | None = None
+    searchers: list[SearcherSpec] = ["random", "re", "reinforce", "gp"]  # type: ignore
+    encodings: list[str] = ["arch2vec"]
+    seeds: Annotated[int, Ge(1)] = 10
+    first_seed: Annotated[int, Ge(0)] = 0
+    budget: Annotated[int, Ge(1)] = 150
+    #: the NB101 tfrecord (dataset tfrecord of nb101-full, or space nb101)
+    nb101_data: str | None = None
+    #: training-oracle settings (nb101-full), see latentnas.oracles.training.TrainingSettings
+    training: dict[str, Any] = {}
+
+    def __init__(self, **settings: Any):
+        try:
+            super().__init__(**settings)
+        except ValidationError as exc:
+            raise validation_error(exc, "", list(type(self).model_fields)) from None
+
+    @classmethod
+    def build(cls, where: str = "", **settings: Any):
+        """An instance from ``settings``; a one-line error if invalid, naming ``where``
+        (the file the settings came from)."""
+        try:
+            return cls(**settings)
+        except LatentNASError as exc:
+            if not where:
+                raise
+            raise ConfigError(f"{exc} (in {where})") from None
+
+    @field_validator("searchers", mode="before")
+    @classmethod
+    def _searchers(cls, value):
+        return read_searchers(value)
+
+    @field_validator("encodings", mode="before")
+    @classmethod
+    def _encodings(cls, value):
+        return read_encodings(value)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        from latentnas import benchmarks, presets
+
+        info, self.dataset = benchmarks.check(self.space, self.dataset)
+        self.space = info.space
+        if not info.searchable:
+            raise ConfigError(f"space {info.space} is sampled, not enumerated: searches need "
+                              f"one of {', '.join(benchmarks.SEARCHABLE)} (nb101-full for "
+                              "NAS-Bench-101)")
+        if self.budget > info.cells:
+            raise ConfigError(f"budget {self.budget:,} exceeds the {info.cells:,} cells of "
+                              f"{info.space}; a search queries each cell at most once")
+        if self.training:
+            _check_training(self.training)
+        for spec in self.searchers:
+            if "preset" in spec.opts:
+                searcher_spec(spec.name, presets.expand(spec.name, spec.opts, info.space))
+        if "encodings" in self.model_fields_set:
+            used = {e for s in self.searchers for e in s.encodings(self.encodings)}
+            idle = [e for e in self.encodings if e not in used]
+            if idle:
+                raise ConfigError(
+                    f"encoding {idle[0]!r} is used by none of the searchers "
+                    f"({', '.join(s.label for s in self.searchers)}): random, re and ls "
+                    "ignore encodings, and 'supervised' needs a searcher that learns its own "
+                    "encoding (bo)")
+        labels = [s.label for s in self.searchers]
+        dup = next((x for x in labels if labels.count(x) > 1), None)
+        if dup:
+            raise ConfigError(f"searcher {dup!r} is listed twice")
+        return self
+
+    def specs(self) -> list[SearchSpec]:
+        """Every (searcher, encoding) × seed."""
+        out = []
+        for s in self.searchers:
+            for enc in s.encodings(self.encodings):
+                out.extend(SearchSpec(s.name, enc, seed, self.budget, s.opts)
+                           for seed in range(self.first_seed, self.first_seed + self.seeds))
+        return out
+
+    @property
+    def benchmark(self):
+        from latentnas.benchmarks import resolve
+
+        return resolve(self.space, self.dataset, nb101_data=self.nb101_data,
+                       training=self.training)
+
+    def identity(self) -> dict[str, Any]:
+        """What the results of this plan depend on (stored with an experiment)."""
+        out = {"space": self.space, "dataset": self.dataset,
+               "searchers": [s.label for s in self.searchers],
+               "encodings": sorted({spec.encoding for spec in self.specs()}),
+               "seeds": [self.first_seed, self.first_seed + self.seeds - 1],
+               "budget": self.budget}
+        if self.training:
+            out["training"] = dict(sorted(self.training.items()))
+        return out
+
+
+def _check_training(settings: dict) -> None:
+    """Keys, types and ranges of training-oracle settings (``TrainingSettings``)."""
+    from dataclasses import fields
+
+    from pydantic import TypeAdapter
+
+    from latentnas.oracles.training import TrainingSettings
+
+    known = {f.name for f in fields(TrainingSettings)} - {"dataset"}
+    for key in settings:
+        if key not in known:
+            raise ConfigError(f"unknown training setting {short(key)}; known: "
+                              f"{', '.join(sorted(known))}")
+    try:
+        TypeAdapter(TrainingSettings).validate_python(settings)
+    except ValidationError as exc:
+        error = validation_error(exc)
+        raise ConfigError(f"training: {error}") from None
+
+
+def validation_error(exc: ValidationError, where: str = "",
+                     known: list[str] | None = None) -> LatentNASError:
+    """One line from a pydantic error: the setting, its value and what it must be (or
+    the platform's own error raised by a validator); ``known`` settings are suggested for
+    an unknown one."""
+    first = exc.errors()[0]
+    original = (first.get("ctx") or {}).get("error")
+    if isinstance(original, LatentNASError):
+        return original
+    loc = ".".join(str(p) for p in first["loc"]) or "settings"
+    suffix = f" (in {where})" if where else ""
+    if first["type"] == "extra_forbidden":
+        import difflib
+
+        near = difflib.get_close_matches(loc, known or [], n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else \
+            (f"; known: {', '.join(sorted(known))}" if known else "")
+        return ConfigError(f"unknown setting {short(loc)}{suffix}{hint}")
+    if first["type"] == "missing":
+        return ConfigError(f"setting {loc!r} is missing{suffix}")
+    message = first["msg"].replace("Input should be ", "must be ").replace("Value error, ", "")
+    return ConfigError(f"{loc}={short(first.get('input'))}: {message}{suffix}")

@@ -1,0 +1,80 @@
+"""Named option sets of searchers: ``reinforce(preset=paper)``, ``bo(preset=paper)``.
+
+``paper`` is the arch2vec authors' setting *for the space searched*, read from their
+public search code (MSU-MLSys-Lab/arch2vec; the same code is published as
+AIoT-MLSys-Lab/arch2vec):
+
+* NAS-Bench-201: ``search_methods/reinforce_search_NB201_8x8.py`` and
+  ``search_methods/dngo_search_NB201_8x8.py`` with the arguments of
+  ``run_scripts/run_{reinforce,bo}_arch2vec_nasbench201_cifar10_valid.sh``;
+* NAS-Bench-101: ``search_methods/reinforce.py`` and ``search_methods/dngo.py`` with
+  ``run_scripts/run_{reinforce,dngo}_arch2vec.sh``;
+* the DNGO model both use: ``pybnn/dngo.py`` and ``pybnn/bayesian_linear_regression.py``
+  as vendored there (``DNGO(num_epochs=100, n_units=128, do_mcmc=False,
+  normalize_output=False)``).
+
+REINFORCE (both spaces): LSTM policy with 128 hidden units, σ = 1, Adam 1e-2, 16 cells per
+episode, rewards = validation accuracy as a fraction, no discount (their discounted return
+is computed and then overwritten by the raw rewards), the random start cell marked
+visited. NB201: constant baseline 0.4, and the cell nearest to each action is skipped
+(their loop over the sorted distances starts at index 1). NB101: baseline 0.95, nearest
+unvisited cell.
+
+DNGO-BO (both spaces): 16 random initial cells; one tanh layer of 128 units retrained from
+scratch each round (Adam 1e-2, minibatch 10 with the incomplete last one dropped, 100
+epochs, inputs standardised, targets raw fractions); α, β by Nelder-Mead on pybnn's
+marginal likelihood; EI against a fixed target with the predictive variance in place of
+σ. NB201: target 1.0, the top 1 per round. NB101: target 0.95, the top 5 per round. Their
+BO may re-propose an evaluated cell (a visited-set test that never matches); that is not
+reproduced (see ``searchers.dngo``).
+
+The authors published no search on NAS-Bench-Graph, so ``preset=paper`` has no setting
+there and is refused.
+"""
+
+from __future__ import annotations
+
+from latentnas.errors import ConfigError
+
+_REINFORCE = dict(batch_size=16, hidden=128, lr=1e-2, sigma=1.0, exclude_start=True)
+_DNGO = dict(init=16, units=128, layers=1, epochs=100, minibatch=10, lr=1e-2,
+             warm_start=False, target="raw", acquisition="paper", blr_fit="paper",
+             drop_last=True)
+
+PRESETS: dict[str, dict[str, dict[str, dict]]] = {
+    "reinforce": {"paper": {
+        "nb201": {**_REINFORCE, "baseline": 0.4, "skip_nearest": True},
+        "nb101": {**_REINFORCE, "baseline": 0.95, "skip_nearest": False},
+    }},
+    "bo": {"paper": {
+        "nb201": {**_DNGO, "ei_target": 1.0, "batch_size": 1},
+        "nb101": {**_DNGO, "ei_target": 0.95, "batch_size": 5},
+    }},
+}
+
+
+def _family(space: str) -> str:
+    return "nb101" if space.startswith("nb101") else space
+
+
+def expand(searcher: str, options: dict, space: str) -> dict:
+    """``options`` with a ``preset`` replaced by the preset's options for ``space``
+    (explicit options win); options without a preset are returned unchanged."""
+    if "preset" not in options:
+        return dict(options)
+    rest = {k: v for k, v in options.items() if k != "preset"}
+    preset = options["preset"]
+    named = PRESETS.get(searcher)
+    if not named:
+        raise ConfigError(f"searcher {searcher!r} has no presets; presets exist for "
+                          f"{', '.join(sorted(PRESETS))}")
+    if preset not in named:
+        raise ConfigError(f"searcher {searcher!r} has no preset {preset!r}; its presets: "
+                          f"{', '.join(sorted(named))}")
+    per_space = named[preset]
+    if _family(space) not in per_space:
+        raise ConfigError(
+            f"{searcher}(preset={preset}) has no setting for space {space}: the arch2vec "
+            f"authors published searches on {', '.join(sorted(per_space))} only; use "
+            f"{searcher} with its own defaults there")
+    return {**per_space[_family(space)], **rest}
