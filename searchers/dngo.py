@@ -2,8 +2,9 @@
 functions for Bayesian linear regression — with expected improvement over all candidates.
 
 Each round, after ``init`` random cells: a tanh network (``layers`` hidden layers of
-``units``) is trained on the evaluated cells' features (inputs standardised; Adam, ``lr``,
-``minibatch``, ``epochs``), its last hidden layer ``φ`` becomes the basis of a Bayesian
+``units``, :class:`searchers.mlp.TanhMLP`) is trained on the evaluated cells' features
+(inputs standardised; Adam, ``lr``, ``minibatch``, ``epochs``), its last hidden layer ``φ``
+becomes the basis of a Bayesian
 linear regression whose precisions α, β maximise the marginal likelihood, and the
 ``batch_size`` unvisited cells with the highest acquisition are proposed.
 
@@ -45,28 +46,12 @@ import numpy as np
 import torch
 from annotated_types import Ge, Gt
 from scipy.optimize import fmin, minimize
-from torch import nn
 
 from searchers.acquisition import log_expected_improvement, top_k, transform_targets
 from searchers.base import Domain, Searcher
+from searchers.mlp import TanhMLP
 from searchers.registry import register
 from searchers.torch_state import generator_from, load_module_state, module_state
-
-
-class BasisNet(nn.Module):
-    """``x -> tanh(L_k ... tanh(L_1 x))`` (the basis ``φ``, ``layers`` tanh layers of
-    ``units``) ``-> L_out φ``; ``[B, d] -> [B]``."""
-
-    def __init__(self, in_dim: int, units: int, layers: int = 3):
-        super().__init__()
-        body: list[nn.Module] = []
-        for k in range(layers):
-            body += [nn.Linear(in_dim if k == 0 else units, units), nn.Tanh()]
-        self.body = nn.Sequential(*body)
-        self.out = nn.Linear(units, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.body(x)).squeeze(-1)
 
 
 def fit_blr(phi: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -95,19 +80,24 @@ def fit_blr_paper(phi: np.ndarray, y: np.ndarray, rng: np.random.Generator
                   ) -> tuple[float, float]:
     """``(α, β)`` as the authors' pybnn DNGO finds them: Nelder-Mead (``scipy.optimize.fmin``)
     over ``θ = (log α, log β⁻¹)`` from a draw of its prior, on its marginal likelihood
-    (see the module docstring for how that differs from the exact one)."""
+    (see the module docstring for how that differs from the exact one). The likelihood is
+    evaluated through one eigendecomposition ``ΦᵀΦ = Q Λ Qᵀ`` per fit: ``A = Q (βΛ + α) Qᵀ``,
+    so each of Nelder-Mead's few hundred evaluations costs O(nh), not O(h³)."""
     n, h = phi.shape
+    lam, q = np.linalg.eigh(phi.T @ phi)
+    lam = np.clip(lam, 0, None)
+    phi_q, z = phi @ q, q.T @ (phi.T @ y)
 
     def neg_mll(theta: np.ndarray) -> float:
         if np.any(theta == np.inf) or np.any((theta < -10) | (theta > 10)):
             return np.inf
         alpha, beta = np.exp(theta[0]), 1 / np.exp(theta[1])
-        k = beta * phi.T @ phi + alpha * np.eye(h)
-        m = beta * np.linalg.inv(k) @ phi.T @ y
+        w = beta * z / (beta * lam + alpha)              # Qᵀ m
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            det = np.exp(np.log(beta * lam + alpha).sum())   # |A|, inf on overflow as det()
             mll = (h / 2 * np.log(alpha) + n / 2 * np.log(beta) - n / 2 * np.log(2 * np.pi)
-                   - beta / 2 * np.linalg.norm(y - phi @ m) - alpha / 2 * m @ m
-                   - 0.5 * np.log(np.linalg.det(k) + 1e-10))
+                   - beta / 2 * np.linalg.norm(y - phi_q @ w) - alpha / 2 * w @ w
+                   - 0.5 * np.log(det + 1e-10))
         return 1e25 if np.isnan(mll) else -float(mll)
 
     start = np.array([rng.normal(0.0, 1.0), rng.normal(-3.0, 1.0)])
@@ -169,8 +159,7 @@ class DNGOSearch(Searcher):
         self.network, self.target, self.acquisition = network, target, acquisition
         self.ei_target, self.blr_fit, self.drop_last = ei_target, blr_fit, drop_last
         self.generator = generator_from(rng)
-        self.net: nn.Module | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
+        self.net = None
 
     @classmethod
     def check_options(cls, options: dict) -> None:
@@ -187,14 +176,7 @@ class DNGOSearch(Searcher):
             adj, ops = self.domain.graphs
             self.net = SupervisedGIN(ops.shape[2], SupervisedConfig(epochs=self.epochs, seed=seed))
             return
-        self.net = BasisNet(self.domain.features.shape[1], self.units, self.layers)
-        with torch.no_grad():
-            for layer in self.net.modules():
-                if isinstance(layer, nn.Linear):
-                    bound = 1 / layer.in_features ** 0.5
-                    layer.weight.uniform_(-bound, bound, generator=self.generator)
-                    layer.bias.uniform_(-bound, bound, generator=self.generator)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr, foreach=True)
+        self.net = TanhMLP(self.domain.features.shape[1], self.units, self.layers, self.rng)
 
     def _train(self, pos: np.ndarray, y: np.ndarray) -> None:
         if self.net is None or not self.warm_start:
@@ -204,20 +186,11 @@ class DNGOSearch(Searcher):
             self.net.fit(torch.as_tensor(adj[pos], dtype=torch.float32),
                          torch.as_tensor(ops[pos], dtype=torch.float32), torch.as_tensor(y))
             return
-        x, t = torch.as_tensor(self._inputs(pos)), torch.as_tensor(y, dtype=torch.float32)
-        self.net.train()
-        size = min(self.minibatch, len(pos))
-        for _ in range(self.epochs):
-            for batch in torch.randperm(len(pos), generator=self.generator).split(size):
-                if self.drop_last and len(batch) < size:
-                    continue
-                loss = ((self.net(x[batch]) - t[batch]) ** 2).mean()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+        self.net.fit(self._inputs(pos), y, self.epochs, self.minibatch, self.lr, self.rng,
+                     self.drop_last)
 
     def _inputs(self, pos: np.ndarray) -> np.ndarray:
-        return (self.domain.features[pos] - self.x_mean) / self.x_std
+        return (self.domain.features[pos].astype(np.float64) - self.x_mean) / self.x_std
 
     @torch.no_grad()
     def _basis(self, pos: np.ndarray) -> np.ndarray:
@@ -226,8 +199,7 @@ class DNGOSearch(Searcher):
             z = self.net.encode(torch.as_tensor(adj[pos], dtype=torch.float32),
                                 torch.as_tensor(ops[pos], dtype=torch.float32)).numpy()
             return np.hstack([z, np.ones((len(z), 1), dtype=z.dtype)]).astype(np.float64)
-        self.net.eval()
-        return self.net.body(torch.as_tensor(self._inputs(pos))).numpy().astype(np.float64)
+        return self.net.basis(self._inputs(pos))
 
     # -- the loop ---------------------------------------------------------------------
     def _propose(self, n: int) -> list[int]:
@@ -241,8 +213,8 @@ class DNGOSearch(Searcher):
         y_fit = y / self.domain.value_scale if self.target == "raw" else \
             transform_targets(y, self.target)
         if self.network == "mlp":
-            self.x_mean = self.domain.features[pos].mean(0)
-            self.x_std = self.domain.features[pos].std(0) + 1e-8
+            self.x_mean = self.domain.features[pos].astype(np.float64).mean(0)
+            self.x_std = self.domain.features[pos].astype(np.float64).std(0) + 1e-8
         self._train(pos, y_fit)
         phi = self._basis(pos)
         alpha, beta = fit_blr_paper(phi, y_fit, self.rng) if self.blr_fit == "paper" else \
@@ -260,21 +232,23 @@ class DNGOSearch(Searcher):
     def _state(self) -> dict:
         state = {"generator": self.generator.get_state().numpy()}
         if self.net is not None and self.warm_start:
-            model = self.net.model if self.network == "gin" else self.net
-            optimizer = self.net.optimizer if self.network == "gin" else self.optimizer
-            state.update(net=module_state(model), optimizer=optimizer.state_dict())
             if self.network == "gin":
-                state["gin_generator"] = self.net.generator.get_state().numpy()
+                state.update(net=module_state(self.net.model),
+                             optimizer=self.net.optimizer.state_dict(),
+                             gin_generator=self.net.generator.get_state().numpy())
+            else:
+                state["mlp"] = self.net.state()
         return state
 
     def _load_state(self, state: dict) -> None:
         self.net = None
         if "net" in state:
             self._new_net()
-            model = self.net.model if self.network == "gin" else self.net
-            optimizer = self.net.optimizer if self.network == "gin" else self.optimizer
-            load_module_state(model, state["net"])
-            optimizer.load_state_dict(state["optimizer"])
-            if self.network == "gin":
-                self.net.generator.set_state(torch.as_tensor(state["gin_generator"]))
+            load_module_state(self.net.model, state["net"])
+            self.net.optimizer.load_state_dict(state["optimizer"])
+            self.net.generator.set_state(torch.as_tensor(state["gin_generator"]))
+        elif "mlp" in state:     # restored whole: no draw from the (restored) generator
+            self.net = TanhMLP(self.domain.features.shape[1], self.units, self.layers,
+                               np.random.default_rng(0))
+            self.net.load_state(state["mlp"])
         self.generator.set_state(torch.as_tensor(state["generator"]))

@@ -14,7 +14,7 @@ from searchers.registry import _REGISTRY
 
 BUILT_IN = ["bo", "gp", "ls", "random", "re", "reinforce"]
 # small settings so every strategy runs several learning rounds in well under a second
-FAST = {"bo": {"init": 8, "epochs": 5}, "gp": {"init": 8, "max_fit_iter": 20},
+FAST = {"bo": {"init": 8, "epochs": 20}, "gp": {"init": 8, "max_fit_iter": 20},
         "reinforce": {"batch_size": 8}}
 
 

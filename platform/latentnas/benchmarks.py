@@ -169,23 +169,25 @@ class Benchmark:
         """100 when the oracle's metrics are percentages, else 1 (see searchers.Domain)."""
         return 100.0 if self.oracle.info.percent else 1.0
 
-    def features(self, encoding: str) -> np.ndarray | None:
+    def features(self, encoding: str, encoder_seed: int | None = None) -> np.ndarray | None:
         """``[M, d]`` vectors of every cell under ``encoding`` (``None`` for encodings
-        without vectors); cached per process."""
+        without vectors; ``encoder_seed``: the arch2vec model pretrained with that seed);
+        cached per process."""
         from latentnas.encodings import encoding_features
 
         if not self.info.searchable:
             raise ConfigError(f"space {self.name} is sampled, not enumerated: searches need "
                               f"one of {', '.join(SEARCHABLE)}")
-        return encoding_features(self.space, encoding)
+        return encoding_features(self.space, encoding, encoder_seed)
 
-    def domain(self, encoding: str, *, features: np.ndarray | None = None,
-               nearest: Callable | None = None, top_k: Callable | None = None):
+    def domain(self, encoding: str, encoder_seed: int | None = None, *,
+               features: np.ndarray | None = None, nearest: Callable | None = None,
+               top_k: Callable | None = None):
         """The searchable cells as a :class:`searchers.Domain` under ``encoding``."""
         from latentnas.encodings import make_domain
 
         if features is None:
-            features = self.features(encoding)
+            features = self.features(encoding, encoder_seed)
         return make_domain(self.space, features, ids=self.search_ids, nearest=nearest,
                            top_k=top_k, value_scale=self.value_scale)
 

@@ -358,7 +358,8 @@ def bench_search(
                                             "supervised, adjacency, path (random, re and ls "
                                             "ignore it)"),
     seeds: int = typer.Option(100, help="seeds per searcher"),
-    first_seed: int = typer.Option(0, help="first seed"),
+    first_seed: int = typer.Option(1000, help="first seed (from 1000: seeds that tuned "
+                                   "nothing; tune on seeds below 1000)"),
     budget: int = typer.Option(200, help="queries per search"),
     at: Optional[str] = typer.Option(None, help="budgets to tabulate, each at most --budget "
                                      "(default: 50, 100, 150, 200 up to --budget)"),
@@ -412,13 +413,17 @@ def bench_search(
     for b in budgets:
         table.add_column(f"regret @{b}", justify="right")
     table.add_column(f"best report @{budgets[-1]}", justify="right")
-    table.add_column("found opt. @" + "/".join(map(str, budgets)), justify="right")
+    at = "/".join(map(str, budgets))
+    table.add_column(f"found (report) @{at}", justify="right")
+    table.add_column(f"found (search) @{at}", justify="right")
     table.add_column("CPU s/seed", justify="right")
     for row in sorted(rows, key=lambda r: r[f"regret@{budgets[-1]}"]):
         table.add_row(escape(row["searcher"]),
                       *[f"{row[f'regret@{b}']:.3f} ± {row[f'regret_se@{b}']:.3f}" for b in budgets],
                       f"{row[f'best@{budgets[-1]}']:.3f} ± {row[f'best_se@{budgets[-1]}']:.3f}",
-                      "/".join(f"{row[f'found@{b}']:.0%}" for b in budgets), f"{row['cpu_s']:.2f}")
+                      "/".join(_share(row[f"found@{b}"]) for b in budgets),
+                      "/".join(_share(row[f"found_search@{b}"]) for b in budgets),
+                      f"{row['cpu_s']:.2f}")
     console.print(table)
     if csv:
         import pandas as pd
@@ -451,6 +456,10 @@ def results_cmd(
     _report(root, _budgets(at), experiment, compare_at, csv, markdown, plots)
 
 
+def _share(value: float) -> str:
+    return "–" if value != value else f"{value:.0%}"
+
+
 def default_plot_dir(root: str) -> str | None:
     """Plots go beside a local store, never into it (a store holds only its Parquet files,
     so pandas and DuckDB read it whole)."""
@@ -468,15 +477,16 @@ def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=
     table = Table(title=f"{root}: {df['seed'].nunique()} seeds, {len(df):,} queries "
                         "(mean ± s.e.)")
     for col in ("searcher", "encoding", "budget", "seeds", "best report", "regret", "95 % CI",
-                "found"):
+                "found (report)", "found (search)"):
         table.add_column(col, justify="left" if col in ("searcher", "encoding") else "right",
                          no_wrap=col == "searcher")
     for _, r in rep.summary.sort_values(["budget", "regret"]).iterrows():
         table.add_row(escape(r["searcher"]), r["encoding"], str(r["budget"]), str(r["seeds"]),
                       f"{r['best_report']:.3f} ± {r['best_report_se']:.3f}",
                       *((f"{r['regret']:.3f} ± {r['regret_se']:.3f}",
-                         f"{r['regret_ci_lo']:.3f}–{r['regret_ci_hi']:.3f}", f"{r['found']:.0%}")
-                        if r["regret"] == r["regret"] else ("–", "–", "–")))
+                         f"{r['regret_ci_lo']:.3f}–{r['regret_ci_hi']:.3f}", _share(r["found"]))
+                        if r["regret"] == r["regret"] else ("–", "–", "–")),
+                      _share(r["found_search"]))
     console.print(table)
     if len(rep.tests):
         name = rep.metric.replace("_", " ")
@@ -497,6 +507,51 @@ def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=
 
         for path in plot(df, plot_dir):
             console.print(f"plot: {path}")
+
+
+# -- the paper's comparison -------------------------------------------------------------
+@command(app)
+def reproduce(
+    space: str = typer.Option("nb201", help="nb201 or nbgraph (any searchable space)"),
+    dataset: Optional[str] = typer.Option(None, help="dataset (nbgraph: arxiv, cora, ...)"),
+    seeds: int = typer.Option(100, help="seeds per searcher and encoding"),
+    first_seed: int = typer.Option(1000, help="first seed (1000 on: seeds that tuned nothing)"),
+    budget: Optional[int] = typer.Option(None, help="queries per search (default: the "
+                                         "space's, 150 for NB201)"),
+    models: int = typer.Option(5, help="pretrained arch2vec models the seeds are spread over"),
+    out: Optional[str] = typer.Option(None, help="output folder (default "
+                                      "runs/reproduce-SPACE-DATASET)"),
+    ray: bool = typer.Option(False, "--ray", help="run the searches as a Ray experiment"),
+    workers: int = typer.Option(2, help="local processes (without --ray)"),
+    overwrite: bool = typer.Option(False, help="replace stored searches of other settings"),
+) -> None:
+    """The arch2vec paper's comparison on one space: searchers × encodings over held-out
+    seeds, the encoder comparison with tests, the latent-space analyses, one Markdown report
+    (re-running reuses finished searches)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from latentnas.reproduce import paper_plan, reproduce as run_reproduction
+
+    plan = paper_plan(space, dataset, seeds, first_seed, budget, models)
+    out = out or os.path.join("runs", f"reproduce-{plan.space}-{plan.dataset}")
+    progress = Progress(TextColumn("[bold]searches"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console)
+    task = progress.add_task("search", total=len(plan.specs()), last="", start=False)
+
+    def start(n: int) -> None:
+        progress.update(task, total=n)
+        progress.start_task(task)
+        progress.start()
+
+    try:
+        rep = run_reproduction(plan, out, ray=ray, workers=workers, overwrite=overwrite,
+                               on_start=start, on_result=lambda r: progress.update(
+                                   task, advance=1, last=f"{escape(r.label)} seed {r.seed}"))
+    finally:
+        progress.stop()
+    console.print(f"{rep.searches_run} searches run, {rep.searches_stored} reused; "
+                  f"{rep.wall_seconds / 60:.1f} min")
+    console.print(f"report: {rep.report}")
 
 
 # -- experiments on Ray -----------------------------------------------------------------
@@ -550,6 +605,10 @@ def _run(cfg, resume: bool, overwrite: bool, address: str | None = None):
 
     from latentnas.experiment import init_ray
 
+    if resume and overwrite:
+        raise ConfigError("--resume continues stored work and --overwrite deletes it; "
+                          "choose one")
+    cfg.benchmark.oracle          # missing or broken benchmark data fails before Ray starts
     init_ray(address)
     total = len(cfg.specs())
     console.print(f"experiment [bold]{escape(cfg.name)}[/]: {total} searches on "

@@ -36,7 +36,7 @@ class ExperimentConfig(SearchPlan):
     name: str = "latentnas"
     cpus_per_trial: Annotated[float, Gt(0), Le(64)] = 1.0
     #: Tune's experiment state (local path or URI); default $LATENTNAS_STORAGE, else ./runs
-    storage: str = ""
+    storage: str | None = None
     #: results store (default: <storage>/<name>/results)
     results: str | None = None
     #: queries between Tune reports (with checkpoints) ...
@@ -70,8 +70,9 @@ class ExperimentConfig(SearchPlan):
 
     @field_validator("storage")
     @classmethod
-    def _storage(cls, value: str) -> str:
-        value = value or os.environ.get("LATENTNAS_STORAGE") or "runs"
+    def _storage(cls, value: str | None) -> str:
+        if value is None:
+            value = os.environ.get("LATENTNAS_STORAGE") or "runs"
         return _directory("storage", value)
 
     @field_validator("results")

@@ -28,18 +28,20 @@ ENCODINGS = ("arch2vec", "adjacency", "path", "supervised", "none")
 FEATURE_ENCODINGS = ("arch2vec", "adjacency", "path")
 
 
-def encoding_features(space: FiniteSpace, encoding: str) -> np.ndarray | None:
+def encoding_features(space: FiniteSpace, encoding: str,
+                      encoder_seed: int | None = None) -> np.ndarray | None:
     """``[M, d]`` float32 vectors of every cell of ``space`` (``None`` for supervised/none),
-    computed once per process."""
+    computed once per process; ``encoder_seed`` picks the arch2vec model pretrained with
+    that seed (default: the space's default model)."""
     if encoding not in ENCODINGS:
         raise UnknownNameError("encoding", encoding, ENCODINGS)
     if encoding not in FEATURE_ENCODINGS:
         return None
-    return _features(space.name, encoding)
+    return _features(space.name, encoding, encoder_seed if encoding == "arch2vec" else None)
 
 
 @lru_cache(maxsize=None)
-def _features(space_name: str, encoding: str) -> np.ndarray:
+def _features(space_name: str, encoding: str, encoder_seed: int | None) -> np.ndarray:
     import torch
 
     from latentnas.spaces import get_space
@@ -47,9 +49,11 @@ def _features(space_name: str, encoding: str) -> np.ndarray:
     space = get_space(space_name)
     if encoding == "arch2vec":
         from latentnas.checkpoints import load_embeddings
-        from latentnas.pretrain import pretrain
+        from latentnas.pretrain import default_config, pretrain
 
-        emb, _ = load_embeddings(pretrain(space_name).embeddings, space)
+        emb, _ = load_embeddings(pretrain(space_name, default_config(space_name,
+                                                                     seed=encoder_seed))
+                                 .embeddings, space)
         return emb
     from encoders.discrete import AdjacencyOneHot, PathEncoding
 

@@ -50,7 +50,8 @@ def search_trial(config: dict, handles: dict) -> None:
     t0 = time.process_time()
     exp = handles["experiment"]
     spec = SearchSpec(**config["spec"])
-    run = SearchRun(spec, _trial_domain(handles, spec.encoding), _trial_oracle(handles))
+    run = SearchRun(spec, _trial_domain(handles, spec.encoding, spec.encoder_seed),
+                    _trial_oracle(handles))
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d, open(os.path.join(d, STATE_FILE), "rb") as f:
@@ -117,15 +118,15 @@ def _trial_oracle(handles: dict):
                        table.optimum_report)
 
 
-def _trial_domain(handles: dict, encoding: str):
+def _trial_domain(handles: dict, encoding: str, encoder_seed: int | None):
     import ray
 
     from latentnas.actors import ShardedNearest, ShardedTopK
     from latentnas.encodings import make_domain
     from latentnas.spaces import get_space
 
-    ref = handles["features"].get(encoding)
-    shards = handles["shards"].get(encoding)
+    ref = handles["features"].get((encoding, encoder_seed))
+    shards = handles["shards"].get((encoding, encoder_seed))
     return make_domain(get_space(handles["experiment"]["space"]),
                        ray.get(ref) if ref is not None else None,
                        ids=handles["available"], value_scale=handles["value_scale"],
@@ -149,15 +150,17 @@ def _handles(cfg: ExperimentConfig, specs: list[SearchSpec]) -> dict:
         raise ConfigError(f"budget {cfg.budget:,} exceeds the {len(bench.search_ids):,} cells "
                           f"{oracle.info.name} has results for")
     features, shards = {}, {}
-    for enc in sorted({s.encoding for s in specs}):   # only encodings a search uses
-        f = bench.features(enc)
+    for key in sorted({(s.encoding, s.encoder_seed) for s in specs},
+                      key=lambda k: (k[0], k[1] or -1)):     # only encodings a search uses
+        enc, model = key
+        f = bench.features(enc, model)
         if f is not None:
-            features[enc] = ray.put(f)
+            features[key] = ray.put(f)
             if cfg.shards:
-                shards[enc] = make_shards(f, cfg.shards, cfg.gpus_per_shard,
-                                          name=f"shard-{cfg.name}-{enc}",
+                name = f"shard-{cfg.name}-{enc}" + (f"-{model}" if model is not None else "")
+                shards[key] = make_shards(f, cfg.shards, cfg.gpus_per_shard, name=name,
                                           resources=cfg.shard_resources,
-                                          checkpoint=_checkpoint_bytes(bench.name, enc),
+                                          checkpoint=_checkpoint_bytes(bench.name, enc, model),
                                           space=bench.name)
     actors = None
     if cfg.oracle_mode == "actor" or not tabular:
@@ -187,14 +190,14 @@ def _handles(cfg: ExperimentConfig, specs: list[SearchSpec]) -> dict:
     }
 
 
-def _checkpoint_bytes(space: str, encoding: str) -> bytes | None:
+def _checkpoint_bytes(space: str, encoding: str, encoder_seed: int | None) -> bytes | None:
     """The arch2vec checkpoint behind ``encoding``'s table (shards can then encode and
     decode), ``None`` for encodings without a model."""
     if encoding != "arch2vec":
         return None
-    from latentnas.pretrain import pretrain
+    from latentnas.pretrain import default_config, pretrain
 
-    with open(pretrain(space).checkpoint, "rb") as f:
+    with open(pretrain(space, default_config(space, seed=encoder_seed)).checkpoint, "rb") as f:
         return f.read()
 
 

@@ -6,6 +6,8 @@ YAML scalars), several separated by commas, or in a file as a mapping ``{name: {
 value}}``; both forms give the same :class:`SearcherSpec`, whose options are checked
 against the searcher's declared schema (``searchers.check_options``) when it is read.
 ``preset=NAME`` selects a named option set for the space searched (``latentnas.presets``).
+A suffix ``@enc+enc`` (``bo(preset=paper)@arch2vec+supervised``) runs that searcher under
+those encodings only, instead of every encoding of the plan.
 
 :class:`SearchPlan` is everything that decides which searches run and what they return:
 the benchmark, the searchers, the encodings, the seeds and the budget. It validates all of
@@ -28,6 +30,11 @@ from latentnas.search import SearchSpec
 
 #: the longest searcher list the grammar reads (a few hundred characters is plenty)
 MAX_SPEC_TEXT = 4_000
+#: the pretraining seed of the default arch2vec model (the reference's)
+PRETRAIN_SEED = 3
+#: seeds are split: tuning (sweeps that chose defaults) uses seeds below REPORT_SEED,
+#: every figure the project reports uses REPORT_SEED, REPORT_SEED + 1, ... (1000-1099)
+REPORT_SEED = 1000
 _NAME = re.compile(r"[A-Za-z_][\w.-]*")
 _KEY = re.compile(r"[A-Za-z_]\w*")
 
@@ -38,6 +45,8 @@ class SearcherSpec:
 
     name: str
     options: tuple[tuple[str, Any], ...] = ()
+    #: the encodings this searcher runs under (None: every encoding of the plan)
+    only: tuple[str, ...] | None = None
 
     @property
     def opts(self) -> dict[str, Any]:
@@ -47,6 +56,11 @@ class SearcherSpec:
     def label(self) -> str:
         """``name:key=value,...`` (options sorted): the searcher column of the results."""
         return SearchSpec(self.name, "none", 0, 1, self.opts).name
+
+    @property
+    def key(self) -> str:
+        """The label with the encodings it is restricted to (what identifies it in a plan)."""
+        return self.label + (f"@{'+'.join(self.only)}" if self.only is not None else "")
 
     @property
     def cls(self):
@@ -63,15 +77,16 @@ class SearcherSpec:
         cls = self.cls
         if "features" not in cls.requires and not cls.learns_encoding:
             return ["none"]
+        encodings = list(self.only) if self.only is not None else encodings
         out = [e for e in encodings if e in FEATURE_ENCODINGS]
         if cls.learns_encoding and "supervised" in encodings:
             out.append("supervised")
         return out
 
 
-def searcher_spec(name: Any, options: Any = None) -> SearcherSpec:
+def searcher_spec(name: Any, options: Any = None, only: Any = None) -> SearcherSpec:
     """A checked spec: known searcher, options valid for it (``preset`` checked later,
-    against the space)."""
+    against the space), the encodings it is restricted to (``only``)."""
     from searchers import SearcherError, check_options
 
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -87,7 +102,12 @@ def searcher_spec(name: Any, options: Any = None) -> SearcherSpec:
         if not isinstance(preset, str):
             raise ConfigError(f"preset of searcher {name!r} must be a name, got {short(preset)}")
         checked["preset"] = preset
-    return SearcherSpec(name, tuple(sorted(checked.items())))
+    if only is not None:
+        only = tuple(read_encodings(only))
+        cls = SearcherSpec(name).cls
+        if "features" not in cls.requires and not cls.learns_encoding:
+            raise ConfigError(f"searcher {name!r} ignores encodings; drop its @{'+'.join(only)}")
+    return SearcherSpec(name, tuple(sorted(checked.items())), only)
 
 
 def parse_searchers(text: str) -> list[SearcherSpec]:
@@ -130,6 +150,10 @@ def parse_searchers(text: str) -> list[SearcherSpec]:
 
 
 def _parse_item(item: str) -> SearcherSpec:
+    item, at, only = item.rpartition("@") if "@" in item else (item, "", "")
+    if at and ("(" in only or ")" in only or not only.strip()):
+        raise ConfigError(f"after '@' come encodings joined by '+', e.g. "
+                          f"bo@arch2vec+supervised; got {short(only)}")
     name, paren, rest = item.partition("(")
     name = name.strip()
     if paren and not rest.rstrip().endswith(")"):
@@ -146,7 +170,7 @@ def _parse_item(item: str) -> SearcherSpec:
         if key in options:
             raise ConfigError(f"option {key!r} of searcher {name!r} is given twice")
         options[key] = _scalar(value.strip(), key, name)
-    return searcher_spec(name, options)
+    return searcher_spec(name, options, only.split("+") if at else None)
 
 
 def _scalar(text: str, key: str, name: str) -> Any:
@@ -176,15 +200,16 @@ def read_searchers(value: Any) -> list[SearcherSpec]:
             out.append(item)
         elif isinstance(item, str):
             out.extend(parse_searchers(item))
-        elif isinstance(item, dict) and len(item) == 1:
-            (name, opts), = item.items()
+        elif isinstance(item, dict) and len(set(item) - {"encodings"}) == 1:
+            only = item.get("encodings")
+            (name, opts), = ((k, v) for k, v in item.items() if k != "encodings")
             if opts is not None and not isinstance(opts, dict):
                 raise ConfigError(f"options of searcher {short(name)} must be a mapping, "
                                   f"e.g. {{{name}: {{key: value}}}}; got {short(opts)}")
-            out.append(searcher_spec(name, opts))
+            out.append(searcher_spec(name, opts, only))
         else:
             raise ConfigError(f"a searcher is 'name', 'name(key=value)' or {{name: {{key: "
-                              f"value}}}}, got {short(item)}")
+                              f"value}}}} (optionally with encodings: [...]), got {short(item)}")
     if not out:
         raise ConfigError("no searchers given")
     return out
@@ -226,6 +251,9 @@ class SearchPlan(BaseModel):
     nb101_data: str | None = None
     #: training-oracle settings (nb101-full), see latentnas.oracles.training.TrainingSettings
     training: dict[str, Any] = {}
+    #: arch2vec models pretrained with seeds 3, 4, ..., 3+k-1; search seed s uses model
+    #: s mod k, so intervals over seeds include the encoder's training variance
+    encoder_models: Annotated[int, Ge(1)] = 1
 
     def __init__(self, **settings: Any):
         try:
@@ -281,10 +309,14 @@ class SearchPlan(BaseModel):
                     f"({', '.join(s.label for s in self.searchers)}): random, re and ls "
                     "ignore encodings, and 'supervised' needs a searcher that learns its own "
                     "encoding (bo)")
-        labels = [s.label for s in self.searchers]
-        dup = next((x for x in labels if labels.count(x) > 1), None)
+        for spec in self.searchers:
+            if spec.only is not None and not spec.encodings(self.encodings):
+                raise ConfigError(f"searcher {spec.label}@{'+'.join(spec.only)} has none of "
+                                  "its encodings among those it can use")
+        pairs = [(s.label, e) for s in self.searchers for e in s.encodings(self.encodings)]
+        dup = next((p for p in pairs if pairs.count(p) > 1), None)
         if dup:
-            raise ConfigError(f"searcher {dup!r} is listed twice")
+            raise ConfigError(f"searcher {dup[0]!r} under encoding {dup[1]!r} is listed twice")
         return self
 
     def specs(self) -> list[SearchSpec]:
@@ -292,9 +324,17 @@ class SearchPlan(BaseModel):
         out = []
         for s in self.searchers:
             for enc in s.encodings(self.encodings):
-                out.extend(SearchSpec(s.name, enc, seed, self.budget, s.opts)
+                out.extend(SearchSpec(s.name, enc, seed, self.budget, s.opts,
+                                      self.encoder_seed(enc, seed))
                            for seed in range(self.first_seed, self.first_seed + self.seeds))
         return out
+
+    def encoder_seed(self, encoding: str, seed: int) -> int | None:
+        """The pretraining seed of the model a search with ``seed`` uses (None: the
+        default model, or an encoding without one)."""
+        if encoding != "arch2vec" or self.encoder_models == 1:
+            return None
+        return PRETRAIN_SEED + seed % self.encoder_models
 
     @property
     def benchmark(self):
@@ -306,12 +346,14 @@ class SearchPlan(BaseModel):
     def identity(self) -> dict[str, Any]:
         """What the results of this plan depend on (stored with an experiment)."""
         out = {"space": self.space, "dataset": self.dataset,
-               "searchers": [s.label for s in self.searchers],
+               "searchers": [s.key for s in self.searchers],
                "encodings": sorted({spec.encoding for spec in self.specs()}),
                "seeds": [self.first_seed, self.first_seed + self.seeds - 1],
                "budget": self.budget}
         if self.training:
             out["training"] = dict(sorted(self.training.items()))
+        if self.encoder_models > 1:
+            out["encoder_models"] = self.encoder_models
         return out
 
 

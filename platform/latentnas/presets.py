@@ -78,3 +78,8 @@ def expand(searcher: str, options: dict, space: str) -> dict:
             f"authors published searches on {', '.join(sorted(per_space))} only; use "
             f"{searcher} with its own defaults there")
     return {**per_space[_family(space)], **rest}
+
+
+def has_paper(space: str) -> bool:
+    """Whether the authors published a search setting for ``space``."""
+    return _family(space) in PRESETS["reinforce"]["paper"]

@@ -50,7 +50,7 @@ def _run_one(spec: SearchSpec) -> SeedResult:
     from latentnas.benchmarks import resolve
 
     bench = resolve(_WORKER["space"], _WORKER["dataset"])
-    run = SearchRun(spec, bench.domain(spec.encoding), bench.oracle)
+    run = SearchRun(spec, bench.domain(spec.encoding, spec.encoder_seed), bench.oracle)
     rows = run.run()
     return SeedResult(spec.label, spec.name, spec.searcher, spec.encoding, spec.seed,
                       np.array([r["best_search"] for r in rows]),
@@ -82,12 +82,13 @@ def run_benchmark(plan: SearchPlan, workers: int = 2,
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive number of processes, got {workers!r}")
     bench = plan.benchmark
+    bench.oracle                  # missing benchmark data fails before any pretraining
     specs = plan.specs()
     if out:
         stored = claim(out, experiment, plan.identity(), overwrite=overwrite)
         specs = [s for s in specs if (s.name, s.encoding, s.seed) not in stored]
-    for enc in sorted({s.encoding for s in specs}):
-        bench.features(enc)       # pretrain/cache once, before the workers
+    for enc, model in sorted({(s.encoding, s.encoder_seed or -1) for s in specs}):
+        bench.features(enc, None if model < 0 else model)   # pretrain once, before the workers
     results = []
     if on_start:
         on_start(len(specs))
@@ -135,6 +136,6 @@ def summarise(results: list[SeedResult], budgets: Iterable[int]) -> list[dict]:
             b = at["budget"]
             row.update({f"best@{b}": at["best_report"], f"best_se@{b}": at["best_report_se"],
                         f"regret@{b}": at["regret"], f"regret_se@{b}": at["regret_se"],
-                        f"found@{b}": at["found"]})
+                        f"found@{b}": at["found"], f"found_search@{b}": at["found_search"]})
         out.append(row)
     return out

@@ -29,7 +29,9 @@ from pyarrow import fs as pafs
 from latentnas.errors import ConfigError, CorruptDataError, MissingDataError
 from latentnas.storage import filesystem, write_atomic
 
-SCHEMA_VERSION = 1
+#: 2 added ``search_regret``; version-1 files are read with that column empty
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 PARTITIONS = ("experiment", "searcher", "encoding")
 IDENTITY_FILE = "_experiment.json"
 
@@ -38,7 +40,7 @@ SCHEMA = pa.schema([
     ("step", pa.int64()), ("cell_id", pa.int64()), ("cell", pa.string()),
     ("search", pa.float64()), ("report", pa.float64()), ("cost", pa.float64()),
     ("sim_time", pa.float64()), ("best_search", pa.float64()), ("best_report", pa.float64()),
-    ("regret", pa.float64()),
+    ("regret", pa.float64()), ("search_regret", pa.float64()),
 ])
 
 
@@ -76,6 +78,9 @@ def claim(root: str, experiment: str, identity: dict, *, overwrite: bool = False
     older latentnas, none) is refused with one line naming the first difference, unless
     ``overwrite`` is set: then its stored results are deleted first."""
     fs, root_path = filesystem(root)
+    if fs.get_file_info(root_path).type == pafs.FileType.File:
+        raise ConfigError(f"results store {root} is a file, not a directory; give a directory "
+                          "(created if missing) or a URI")
     base = _experiment_dir(root_path, experiment)
     path = f"{base}/{IDENTITY_FILE}"
     if overwrite:
@@ -153,8 +158,9 @@ def read_results(root: str, **equals) -> "pandas.DataFrame":  # noqa: F821
     for f in files:
         _check_version(fs, f)
     part = ds.partitioning(pa.schema([(k, pa.string()) for k in PARTITIONS]), flavor="hive")
+    schema = pa.schema(list(SCHEMA) + [pa.field(k, pa.string()) for k in PARTITIONS])
     dataset = ds.dataset(files, filesystem=fs, format="parquet", partitioning=part,
-                         partition_base_dir=root_path)
+                         partition_base_dir=root_path, schema=schema)
     flt = None
     for key, value in equals.items():
         cond = ds.field(key) == value
@@ -170,6 +176,6 @@ def _check_version(fs: pafs.FileSystem, path: str) -> None:
     except Exception as exc:
         raise CorruptDataError(f"result file {path} is unreadable or not a latentnas result "
                                f"({exc}); move it out of the results directory") from exc
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CorruptDataError(f"result file {path} has schema version {version}; this "
-                               f"latentnas reads version {SCHEMA_VERSION}")
+                               f"latentnas reads versions {READABLE_VERSIONS}")
