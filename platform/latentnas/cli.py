@@ -5,6 +5,7 @@ command exits with 130 and says how to continue."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -348,6 +349,31 @@ def bench_oracles(repeats: int = typer.Option(5, help="timed repetitions per fig
 DEFAULT_SEARCHERS = "random, re, ls, reinforce, bo, gp"
 
 
+@contextlib.contextmanager
+def _search_progress():
+    """A progress bar for a batch of searches: ``start(n)`` shows it once everything is
+    checked, ``done(result)`` advances it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]searches"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console)
+    task = progress.add_task("search", total=None, last="", start=False)
+
+    def start(n: int) -> None:
+        progress.update(task, total=n)
+        progress.start_task(task)
+        progress.start()
+
+    def done(r) -> None:
+        progress.update(task, advance=1, last=f"{escape(r.label)} seed {r.seed}: regret "
+                                              f"{r.regret[-1]:.3f}")
+
+    try:
+        yield start, done
+    finally:
+        progress.stop()
+
+
 @command(bench_app, "search")
 def bench_search(
     space: str = typer.Option("nb201", help="nb201, nbgraph or nb101-full"),
@@ -371,8 +397,6 @@ def bench_search(
     overwrite: bool = typer.Option(False, help="replace a stored experiment of that name"),
 ) -> None:
     """Sample efficiency of searchers: regret and best report metric over seeds (no Ray)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from latentnas.plan import SearchPlan
     from latentnas.sample_efficiency import check_budgets, run_benchmark, summarise
 
@@ -383,21 +407,9 @@ def bench_search(
                             [b for b in (50, 100, 150, 200) if b < budget] + [budget], budget)
     if csv and os.path.isdir(csv):
         raise ConfigError(f"--csv {csv} is a directory; give a file name")
-    progress = Progress(TextColumn("[bold]searches"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console)
-    task = progress.add_task("search", total=len(plan.specs()), last="", start=False)
-
-    def start(n: int) -> None:
-        progress.update(task, total=n)
-        progress.start_task(task)
-        progress.start()
-
-    try:
-        results = run_benchmark(plan, workers, on_result=lambda r: progress.update(
-            task, advance=1, last=f"{escape(r.label)} seed {r.seed}: regret {r.regret[-1]:.3f}"),
-            out=out, experiment=experiment, overwrite=overwrite, on_start=start)
-    finally:
-        progress.stop()
+    with _search_progress() as (start, done):
+        results = run_benchmark(plan, workers, on_result=done, out=out, experiment=experiment,
+                                overwrite=overwrite, on_start=start)
     if out:
         console.print(f"{len(results)} searches run, every query stored in {out} "
                       f"(experiment {experiment}); the table covers this run's searches")
@@ -528,27 +540,13 @@ def reproduce(
     """The arch2vec paper's comparison on one space: searchers × encodings over held-out
     seeds, the encoder comparison with tests, the latent-space analyses, one Markdown report
     (re-running reuses finished searches)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from latentnas.reproduce import paper_plan, reproduce as run_reproduction
 
     plan = paper_plan(space, dataset, seeds, first_seed, budget, models)
     out = out or os.path.join("runs", f"reproduce-{plan.space}-{plan.dataset}")
-    progress = Progress(TextColumn("[bold]searches"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console)
-    task = progress.add_task("search", total=len(plan.specs()), last="", start=False)
-
-    def start(n: int) -> None:
-        progress.update(task, total=n)
-        progress.start_task(task)
-        progress.start()
-
-    try:
+    with _search_progress() as (start, done):
         rep = run_reproduction(plan, out, ray=ray, workers=workers, overwrite=overwrite,
-                               on_start=start, on_result=lambda r: progress.update(
-                                   task, advance=1, last=f"{escape(r.label)} seed {r.seed}"))
-    finally:
-        progress.stop()
+                               on_start=start, on_result=done)
     console.print(f"{rep.searches_run} searches run, {rep.searches_stored} reused; "
                   f"{rep.wall_seconds / 60:.1f} min")
     console.print(f"report: {rep.report}")
