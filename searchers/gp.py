@@ -13,9 +13,17 @@ when ``warm_start`` is on. Then either
 * ``acquisition="qlogei"``: a joint batch chosen greedily with qLogEI
   (``optimize_acqf_discrete``), which accounts for the batch's own correlations.
 
-``local`` (0 < local <= 1) restricts a round's candidates to the ``local`` fraction of
-the domain nearest (L2, in feature space) to the incumbent, a trust region in the
-spirit of TuRBO; 1 (the default) means the whole domain. Targets are normal scores of
+``inputs`` says what the GP sees: the encoding's feature vectors (``"features"``, the
+default), the cell's discrete choices — its adjacency upper triangle and one-hot ops from
+``domain.graphs``, constant columns dropped (``"onehot"``) — or both side by side
+(``"both"``): with ARD the kernel is then a product of one over the latent vector and one
+over the choices. ``candidates="neighbours"`` scores only the unvisited cells within
+``radius`` edits of the ``top`` best cells evaluated so far (all unvisited cells when
+those are fewer than a round needs), the acquisition optimised by local moves as
+evolution does; ``"all"`` (the default) scores every unvisited cell. ``local``
+(0 < local <= 1) restricts a round's candidates to the ``local`` fraction of the domain
+nearest (L2, in feature space) to the incumbent, a trust region in the spirit of TuRBO;
+1 (the default) means the whole domain. Targets are normal scores of
 their ranks by default (``target="rank"``; ``"standardize"`` is the plain alternative),
 and each fit runs at most ``max_fit_iter`` L-BFGS iterations. With ``refit_every`` k > 1
 the hyperparameters are re-optimised only every k-th round; the rounds between condition
@@ -53,18 +61,38 @@ class GPSearch(Searcher):
                  acquisition: Literal["logei", "qlogei"] = "logei", warm_start: bool = True,
                  local: Annotated[float, Interval(gt=0, le=1)] = 1.0,
                  target: Literal["rank", "standardize"] = "rank",
-                 max_fit_iter: Annotated[int, Ge(1)] = 30, refit_every: Annotated[int, Ge(1)] = 3):
+                 max_fit_iter: Annotated[int, Ge(1)] = 30, refit_every: Annotated[int, Ge(1)] = 3,
+                 inputs: Literal["features", "onehot", "both"] = "features",
+                 candidates: Literal["all", "neighbours"] = "all",
+                 top: Annotated[int, Ge(1)] = 10, radius: Annotated[int, Ge(1)] = 1):
         super().__init__(domain, rng)
         self.init, self.batch_size, self.kernel = init, batch_size, kernel
         self.acquisition, self.warm_start, self.local = acquisition, warm_start, local
         self.target, self.max_fit_iter, self.refit_every = target, max_fit_iter, refit_every
+        self.inputs, self.candidates, self.top, self.radius = inputs, candidates, top, radius
+        if candidates == "neighbours" and domain.neighbours is None:
+            raise ValueError("candidates='neighbours' needs a domain with neighbours")
         self.rounds = 0
         self.generator = generator_from(rng)
-        f = domain.features.astype(np.float64)
+        f = self._inputs(domain)
         lo, hi = f.min(0), f.max(0)
         self.lo, self.span = lo, np.where(hi > lo, hi - lo, 1.0)
         self.x = torch.as_tensor(unit_cube(f, self.lo, self.span))
         self.hyper: dict[str, torch.Tensor] | None = None
+
+    def _inputs(self, domain: Domain) -> np.ndarray:
+        """The GP's input vectors of every candidate (see ``inputs``)."""
+        parts = []
+        if self.inputs in ("features", "both"):
+            parts.append(domain.features.astype(np.float64))
+        if self.inputs in ("onehot", "both"):
+            if domain.graphs is None:
+                raise ValueError(f"inputs={self.inputs!r} needs a domain with graphs")
+            adj, ops = domain.graphs
+            upper = np.triu_indices(adj.shape[1], 1)
+            choices = np.hstack([adj[:, upper[0], upper[1]], ops.reshape(len(ops), -1)])
+            parts.append(choices[:, choices.min(0) != choices.max(0)].astype(np.float64))
+        return np.hstack(parts)
 
     def _model(self, pos: np.ndarray, y: np.ndarray):
         from botorch.exceptions.warnings import OptimizationWarning
@@ -101,12 +129,26 @@ class GPSearch(Searcher):
 
     def _candidates(self, pos: np.ndarray, y: np.ndarray) -> np.ndarray:
         free = self.unvisited()
+        if self.candidates == "neighbours":
+            near = self._neighbourhood(pos[np.argsort(-y, kind="stable")[:self.top]])
+            if len(near) >= self.batch_size:
+                return near
         if self.local >= 1:
             return free
         best = self.x[pos[int(np.argmax(y))]]
         dist = ((self.x[free] - best) ** 2).sum(-1).numpy()
         keep = max(int(self.local * self.domain.size), self.batch_size)
         return free[np.sort(np.argsort(dist, kind="stable")[:keep])]
+
+    def _neighbourhood(self, starts: np.ndarray) -> np.ndarray:
+        """Unvisited positions within ``radius`` edits of ``starts``, ascending."""
+        seen, frontier = set(int(p) for p in starts), [int(p) for p in starts]
+        for _ in range(self.radius):
+            frontier = [int(q) for p in frontier for q in self.domain.neighbour_positions(p)
+                        if int(q) not in seen]
+            seen.update(frontier)
+        near = np.array(sorted(seen), dtype=np.int64)
+        return near[~self.taken[near]]
 
     def _propose(self, n: int) -> list[int]:
         from botorch.acquisition import qLogExpectedImprovement
@@ -125,7 +167,8 @@ class GPSearch(Searcher):
         q = min(n, self.batch_size, len(cand))
         if self.acquisition == "logei":
             scorer = self._scorer(model, float(y.max()))
-            if self.domain.top_k is not None and self.local >= 1:
+            if self.domain.top_k is not None and self.local >= 1 and \
+                    self.inputs == "features" and self.candidates == "all":
                 # scored where the features live (encoder shards), top-k merged there
                 return [int(p) for p in self.domain.top_k(scorer, self.taken.copy(), q)]
             return list(top_k(scorer.scores(self.x[cand]), cand, q))

@@ -26,9 +26,11 @@ def smoothness(embeddings: np.ndarray, values: np.ndarray, rng: np.random.Genera
     n = len(embeddings)
     idx = rng.choice(n, min(anchors, n), replace=False)
     nearest = np.empty((len(idx), k), dtype=np.int64)
+    emb = embeddings.astype(np.float64)
+    sq = (emb ** 2).sum(-1)
     for start in range(0, len(idx), 256):      # chunks keep the distance matrix small
         part = idx[start:start + 256]
-        dist = ((embeddings[part, None, :] - embeddings[None, :, :]) ** 2).sum(-1)
+        dist = sq[part, None] + sq[None, :] - 2 * emb[part] @ emb.T
         dist[np.arange(len(part)), part] = np.inf
         nearest[start:start + len(part)] = np.argsort(dist, axis=1, kind="stable")[:, :k]
     random = rng.integers(0, n, len(idx))
@@ -94,3 +96,79 @@ def supervised_embedding(adj: np.ndarray, ops: np.ndarray, values: np.ndarray,
     enc = SupervisedGIN(ops.shape[-1], SupervisedConfig(seed=seed))
     enc.fit(adj_t[train], ops_t[train], torch.as_tensor(values[train]))
     return enc.encode(adj_t, ops_t).numpy()
+
+
+def gp_rank_quality(features: np.ndarray, values: np.ndarray, n: int,
+                    rng: np.random.Generator, max_eval: int = 5000) -> float:
+    """Kendall's τ between a GP's posterior mean and the true values on cells it was not
+    fitted on, the GP (BoTorch ``SingleTaskGP``, RBF with ARD, inputs scaled to the unit
+    cube of the whole space, targets standardised) fitted on ``n`` random labelled cells:
+    how well the embedding lets a surrogate rank what it has not seen."""
+    import torch
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+    from scipy.stats import kendalltau
+
+    f = features.astype(np.float64)
+    lo, span = f.min(0), np.where(f.max(0) > f.min(0), f.max(0) - f.min(0), 1.0)
+    x = torch.as_tensor((f - lo) / span)
+    train = rng.choice(len(values), n, replace=False)
+    rest = np.setdiff1d(np.arange(len(values)), train)
+    rest = rng.choice(rest, min(max_eval, len(rest)), replace=False)
+    y = torch.as_tensor(values[train], dtype=torch.float64).unsqueeze(-1)
+    model = SingleTaskGP(x[train], y, outcome_transform=Standardize(m=1))
+    with torch.random.fork_rng():
+        torch.manual_seed(int(rng.integers(2**31)))
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    with torch.no_grad():
+        mean = model.posterior(x[rest]).mean.squeeze(-1).numpy()
+    return float(kendalltau(mean, values[rest]).statistic)
+
+
+def neighbour_smoothness(values: np.ndarray, neighbours, rng: np.random.Generator,
+                         anchors: int = 1000) -> float:
+    """Mean |Δ value| between random cells and their one-edit neighbours."""
+    idx = rng.integers(0, len(values), anchors)
+    diffs = [abs(values[j] - values[i]) for i in idx for j in neighbours(int(i))]
+    return float(np.mean(diffs))
+
+
+def landscape(bench, encodings=("arch2vec", "adjacency", "path"), sizes=(50, 100),
+              repeats: int = 5, seed: int = 0) -> dict:
+    """Why a searcher does well or badly on ``bench`` (a benchmark with a finite space):
+    how smooth each encoding is for the search metric (nearest latent neighbour, random
+    pair, one-edit neighbour), how well a GP on ``sizes`` random labelled cells ranks the
+    rest per encoding (Kendall τ, mean over ``repeats`` draws), and how far apart the best
+    cells are against how well the search metric predicts the report metric."""
+    from scipy.stats import spearmanr
+
+    from latentnas.encodings import neighbour_fn
+
+    oracle = bench.oracle
+    ids = bench.search_ids if bench.search_ids is not None else np.arange(len(oracle))
+    search, report = oracle.search[ids], oracle.report[ids]
+    rng = np.random.default_rng(seed)
+    out: dict = {"cells": int(len(ids)), "encodings": {}}
+    if bench.search_ids is None:
+        out["one_edit"] = neighbour_smoothness(search, neighbour_fn(bench.space), rng)
+    for enc in encodings:
+        emb = bench.features(enc)[ids]
+        if emb.shape[1] > 1000:         # NAS-Bench-Graph's path encoding: 5,424 dimensions
+            out["encodings"][enc] = {"skipped": f"{emb.shape[1]:,} dimensions"}
+            continue
+        row = smoothness(emb, search, np.random.default_rng(seed))
+        for n in sizes:
+            taus = [gp_rank_quality(emb, search, n, np.random.default_rng(seed + r))
+                    for r in range(repeats)]
+            row[f"gp_tau_{n}"] = float(np.mean(taus))
+            row[f"gp_tau_{n}_se"] = float(np.std(taus, ddof=1) / np.sqrt(repeats))
+        out["encodings"][enc] = row
+    order = np.sort(search)[::-1]
+    top = np.argsort(-search)[: max(len(search) // 100, 10)]
+    out["gaps"] = {"best": float(order[0]), "10th": float(order[9]), "100th": float(order[99]),
+                   "median": float(np.median(search)),
+                   "spearman_search_report": float(spearmanr(search, report).statistic),
+                   "spearman_top1pct": float(spearmanr(search[top], report[top]).statistic)}
+    return out
