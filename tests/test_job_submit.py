@@ -1,7 +1,8 @@
 """End to end as cluster/README.md tells users: a Ray head started with the `ray start`
-CLI, an experiment submitted with the real `ray job submit` CLI, results read back from
-the storage the head's environment names (LATENTNAS_STORAGE, here a file:// URI), then the
-head stopped by the handle this test holds (its own processes only)."""
+CLI, an experiment submitted with the real `ray job submit` CLI carrying the storage in the
+job's runtime environment (LATENTNAS_STORAGE, here a file:// URI; the head's environment
+does not name it), results read back from there, then the head stopped by the handle this
+test holds (its own processes only)."""
 
 from __future__ import annotations
 
@@ -66,9 +67,10 @@ def ray_head(tmp_path):
     temp = tempfile.mkdtemp(prefix="lnas-e2e-", dir="/tmp")    # short: Unix socket paths
     store = f"file://{tmp_path}/store"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "LATENTNAS_STORAGE": store, "RAY_AUTH_MODE": "disabled",
+           "RAY_AUTH_MODE": "disabled",
            "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
+    env.pop("LATENTNAS_STORAGE", None)
     head = subprocess.Popen(
         [os.path.join(BIN, "ray"), "start", "--head", "--block", "--num-cpus=2",
          f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
@@ -93,13 +95,17 @@ def ray_head(tmp_path):
 
 
 def test_ray_job_submit_runs_an_experiment(ray_head):
+    import json
+
     import duckdb
 
     from latentnas.results import read_results
 
     job = subprocess.run(
         [os.path.join(BIN, "ray"), "job", "submit", "--address", ray_head["url"],
-         "--working-dir", os.path.join(ROOT, "cluster", "experiments"), "--",
+         "--working-dir", os.path.join(ROOT, "cluster", "experiments"),
+         "--runtime-env-json",
+         json.dumps({"env_vars": {"LATENTNAS_STORAGE": ray_head["store"]}}), "--",
          "latentnas", "run", "smoke.yaml"],
         env=ray_head["env"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     output = job.stdout + job.stderr

@@ -216,3 +216,25 @@ def test_losing_a_worker_node_mid_experiment_still_completes_every_trace(tmp_pat
     assert out["traces"] == 6 and out["rows"] == 6 * 40 and out["duplicates"] == 0
     assert out["shard_on_gpu_node"]
     assert out["gpu_shard_refused"]      # given a GPU without CUDA, a shard does not start
+
+
+@pytest.mark.slow
+def test_autoscaled_cluster_with_bucket_storage_survives_abrupt_node_and_driver_loss(tmp_path):
+    """tests/cluster_scenario.py: an autoscaling head with cluster/aws-gpu.yaml's node
+    types, results and Tune state in an S3 bucket (moto's server, reached over the S3
+    protocol), a worker's raylet and then the driver killed with SIGKILL, and --resume."""
+    import json
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "cluster_scenario.py")
+    proc = subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["nodes_added"] >= 2 and out["gpu_nodes"] == 1     # the autoscaler added both kinds
+    assert out["killed_node"] is not None and out["killed_driver"]
+    assert out["resume_exit"] == 0, out["resume_tail"]
+    assert out["stored_when_driver_killed"] < out["trials"] == 15
+    assert out["traces"] == 15 and out["rows"] == 15 * 48 and out["duplicates"] == 0
+    assert out["equal_to_uninterrupted"] == 15, out["differ"]

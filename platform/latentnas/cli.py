@@ -719,18 +719,32 @@ def bench_enumerate(
 @command(cluster_app, "validate")
 def cluster_validate(
     files: Optional[list[str]] = typer.Argument(
-        None, help="cluster YAMLs (default: every *.yaml in ./cluster)"),
+        None, help="cluster files (default: every *.yaml in ./cluster)"),
+    experiment: Optional[list[str]] = typer.Option(
+        None, help="experiment files whose resources the clusters must provide (default: "
+                   "./cluster/experiments/*)"),
+    placeholders: bool = typer.Option(False, "--placeholders",
+                                      help="accept unfilled CHANGE-ME values (check a "
+                                           "template)"),
 ) -> None:
-    """Check cluster files offline with Ray's own checks (schema, prepare_config,
-    validate_config; KubeRay manifests through the autoscaler's translation), plus the
-    project's: latentnas installed on every node, shared LATENTNAS_STORAGE."""
-    from latentnas.cluster import cluster_files, summary_lines, validate_cluster_file
+    """Check cluster files offline: Ray's own checks (schema, prepare_config,
+    validate_config; KubeRay through the autoscaler's translation) and the project's
+    (placeholders, one image, bucket credentials on every node, machine sizes, disk types,
+    Kubernetes requests, resources the experiments ask for). One line per problem; exit
+    status 2 if there is any."""
+    from latentnas.cluster import (check_cluster_file, cluster_files, experiment_files,
+                                   summary_lines)
 
     paths = files or cluster_files("cluster")
-    infos = [validate_cluster_file(p) for p in paths]
-    for info in infos:
-        for line in summary_lines(info):
-            console.print(line, highlight=False)
+    experiments = experiment if experiment is not None else experiment_files("cluster")
+    checks = [check_cluster_file(p, experiments, placeholders) for p in paths]
+    for check in checks:
+        for line in summary_lines(check):
+            console.print(escape(line), highlight=False)
+    problems = sum(len(c.problems) for c in checks)
+    if problems:
+        raise ConfigError(f"{problems} problem(s) in {sum(bool(c.problems) for c in checks)} "
+                          f"of {len(checks)} cluster file(s); see the lines above")
 
 
 def main() -> None:  # pragma: no cover - console entry point

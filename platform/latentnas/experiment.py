@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
+import ray
 from ray.tune import Callback
 
 from latentnas.config import ExperimentConfig
@@ -102,8 +103,6 @@ def _maybe_fail(fault: dict | None, spec: SearchSpec, queries: int) -> None:
 def _trial_oracle(handles: dict):
     """The oracle for a trial: the object-store table (a zero-copy read), or a proxy that
     sends each batch to the ``OracleActor`` pool."""
-    import ray
-
     from latentnas.actors import ActorOracle, oracle_from_table
     from latentnas.spaces import get_space
 
@@ -119,7 +118,6 @@ def _trial_oracle(handles: dict):
 
 
 def _trial_domain(handles: dict, encoding: str, encoder_seed: int | None):
-    import ray
 
     from latentnas.actors import ShardedNearest, ShardedTopK
     from latentnas.encodings import make_domain
@@ -136,7 +134,6 @@ def _trial_domain(handles: dict, encoding: str, encoder_seed: int | None):
 
 # -- the driver -------------------------------------------------------------------------
 def _handles(cfg: ExperimentConfig, specs: list[SearchSpec]) -> dict:
-    import ray
 
     from latentnas.actors import OracleActor, make_shards, put_table
 
@@ -216,7 +213,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     (``services.resolve_ip_for_localhost``), and its GCS, raylet and worker gRPC servers
     listen on every interface (measured with ``ss -ltnp``). What guards them is Ray's token
     authentication, on by default in 2.60: keep it on outside tests (README, "Security")."""
-    import ray
 
     if ray.is_initialized():
         return
@@ -262,6 +258,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
                           "choose one")
     init_ray()
     start = time.perf_counter()
+    check_shared_storage(cfg)
     path = cfg.tune_path()
     specs = cfg.specs()
     if resume and not tune.Tuner.can_restore(path):
@@ -323,6 +320,48 @@ def _key(spec: dict | None) -> tuple | None:
     if not spec:
         return None
     return SearchSpec(**spec).name, spec["encoding"], spec["seed"]
+
+
+def check_shared_storage(cfg: ExperimentConfig) -> None:
+    """On a cluster of more than one node, Tune state and results must be where every node
+    reads and writes the same files: a bucket, or a directory every node mounts. A local
+    path (or ``file://`` URI) is checked from every node for a marker the driver writes;
+    a node that does not see it makes the run refuse (it would silently keep its trials'
+    files to itself)."""
+    import uuid
+
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    if len(nodes) < 2:
+        return
+    for what, location in (("--storage", cfg.storage_root()), ("--results",
+                                                              cfg.results_root())):
+        if "://" in location and not location.startswith("file://"):
+            continue                                    # a bucket: every node reaches it
+        directory = os.path.abspath(location[len("file://"):] if location.startswith("file://")
+                                    else location)
+        os.makedirs(directory, exist_ok=True)
+        marker = os.path.join(directory, f".latentnas-shared-{uuid.uuid4().hex}")
+        with open(marker, "w") as f:
+            f.write("shared")
+        try:
+            sees = ray.get([_sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                n["NodeID"], soft=False)).remote(marker) for n in nodes])
+        finally:
+            os.remove(marker)
+        blind = [n for n, seen in zip(nodes, sees) if not seen]
+        if blind:
+            raise ConfigError(
+                f"{what} {location} is not shared: node {blind[0]['NodeManagerAddress']} "
+                f"({len(blind)} of {len(nodes)} nodes) does not see it; on a cluster use a "
+                "bucket (--storage s3://BUCKET/path, or LATENTNAS_STORAGE) or a directory "
+                "every node mounts")
+
+
+@ray.remote(num_cpus=0, max_retries=0)     # runs on any node, a head with num-cpus 0 too
+def _sees(path: str) -> bool:
+    return os.path.exists(path)
 
 
 def _interrupted(cfg: ExperimentConfig, stored: set, specs: list) -> InterruptedRunError:

@@ -267,7 +267,7 @@ def _reusable(out_dir: str, space: SearchSpace, config: Arch2VecConfig,
                if os.path.exists(os.path.join(out_dir, n))]
     if not present:
         return None
-    fix = (f"choose another --out, or pass --force to replace it" if explicit else
+    fix = ("choose another --out, or pass --force to replace it" if explicit else
            f"run `latentnas pretrain --space {space.name} --force` to retrain it")
     try:
         header = read_header(os.path.join(out_dir, CHECKPOINT))
