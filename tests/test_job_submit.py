@@ -94,6 +94,7 @@ def ray_head(tmp_path):
             p.kill()
 
 
+@pytest.mark.slow
 def test_ray_job_submit_runs_an_experiment(ray_head):
     import json
 

@@ -198,6 +198,7 @@ def test_the_readme_experiment_file_is_valid(tmp_path):
     assert len(cfg.specs()) == 100 * (2 + 3 * 2)
 
 
+@pytest.mark.slow
 def test_losing_a_worker_node_mid_experiment_still_completes_every_trace(tmp_path):
     """Head + 2 simulated nodes (one with a GPU resource for the encoder shard); a worker is
     removed when the first trial reports. Runs in its own process: a driver joins one cluster."""
