@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from latentnas.cli import app
@@ -37,6 +38,7 @@ def test_spaces_lists_sizes():
     assert "15,625" in result.output and "26,206" in result.output
 
 
+@pytest.mark.slow
 def test_demo_pretrains_shows_a_smooth_latent_space_and_races_searchers(ray_local, tmp_path,
                                                                           monkeypatch):
     import re

@@ -47,6 +47,7 @@ def test_an_experiment_stores_every_query_once_and_matches_in_process_runs(ray_l
     assert remote["cell_id"].tolist() == [r["id"] for r in local]
 
 
+@pytest.mark.slow
 def test_interrupted_experiment_resumes_to_identical_rows(ray_local, tmp_path):
     whole = small(tmp_path, "whole")
     run_experiment(whole)
@@ -62,6 +63,7 @@ def test_interrupted_experiment_resumes_to_identical_rows(ray_local, tmp_path):
     assert a.equals(b)
 
 
+@pytest.mark.slow
 def test_retried_trials_end_with_one_complete_trace_each(ray_local, tmp_path):
     cfg = small(tmp_path, "retry", max_failures=2,
                 fault_injection={"fail_at": 10, "marker_dir": str(tmp_path / "faults")})
@@ -70,6 +72,7 @@ def test_retried_trials_end_with_one_complete_trace_each(ray_local, tmp_path):
     assert len(df) == 4 * 24 and not df.duplicated(KEY).any()
 
 
+@pytest.mark.slow
 def test_one_and_three_encoder_shards_give_identical_traces(ray_local, tmp_path):
     # reinforce asks the shards for nearest cells; gp ships its GP to them and merges their
     # LogEI top-k; without shards both run locally

@@ -112,6 +112,7 @@ def test_a_search_with_the_training_oracle_writes_measured_rows(ray_local, tmp_p
         ray.kill(a)
 
 
+@pytest.mark.slow
 def test_the_users_tfrecord_is_searched_on_the_same_ids(ray_local, nb101, tmp_path,
                                                          monkeypatch):
     """NB101 from a tfrecord (a fixture in the official format) on nb101-full: the same
