@@ -242,3 +242,41 @@ def test_autoscaled_cluster_with_bucket_storage_survives_abrupt_node_and_driver_
     assert out["stored_when_driver_killed"] < out["trials"] == 15
     assert out["traces"] == 15 and out["rows"] == 15 * 48 and out["duplicates"] == 0
     assert out["equal_to_uninterrupted"] == 15, out["differ"]
+
+
+def test_shard_benchmark_asks_every_device_the_same_questions():
+    """`latentnas bench shards` without Ray: the actor class used directly; two shards on
+    the CPU give the same ids (on a GPU machine the second is CUDA), and the figures are
+    measured, not invented."""
+    from latentnas.bench import shard_figures
+
+    ticks = []
+    f = shard_figures(rows=3_000, dim=8, calls=2, k=3, train=20, devices=["cpu", "cpu"],
+                      advance=lambda n=1: ticks.append(n))
+    assert f["identical"] and len(ticks) == 2 * 2 * 2
+    d = f["devices"]["cpu"]
+    assert d["name"].startswith("CPU") and d["nearest_ms"] > 0 and d["top_k_ms"] > 0
+    assert d["nearest_per_s"] == pytest.approx(1e3 / d["nearest_ms"])
+
+
+def test_shard_benchmark_on_cuda_without_cuda_is_one_line():
+    import torch
+    from typer.testing import CliRunner
+
+    from latentnas.cli import app
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = CliRunner().invoke(app, ["bench", "shards", "--device", "cuda", "--rows", "100"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --device cuda asked for, but PyTorch sees no CUDA GPU; use cpu or auto"]
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()")
+def test_a_cuda_shard_answers_like_the_cpu_shard():
+    """On a GPU machine: the same ids from a CUDA shard as from a CPU shard."""
+    from latentnas.bench import shard_figures
+
+    f = shard_figures(rows=50_000, dim=16, calls=3, k=5, devices=["cpu", "cuda"])
+    assert f["identical"]

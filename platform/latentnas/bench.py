@@ -116,3 +116,75 @@ def enumeration_figures(workers: int | None = None, save: bool = True) -> dict[s
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def shard_figures(rows: int = 423_624, dim: int = 16, calls: int = 20, k: int = 5,
+                  train: int = 150, devices: list[str] | None = None,
+                  seed: int = 0, advance=lambda n=1: None) -> dict[str, Any]:
+    """Latency and queries/s of an :class:`~latentnas.actors.EncoderShard`'s two queries,
+    per device, on a table of ``rows`` × ``dim`` (NB101's size by default: random normal
+    rows, which cost the same as an arch2vec table of that shape), without Ray: the
+    actor's class is used directly, as a shard process would run it.
+
+    * ``nearest``: the nearest unblocked row to a point (a REINFORCE/BO step);
+    * ``top_k``: the ``k`` best unblocked rows by a GP's LogEI, the GP fitted on
+      ``train`` rows (what ``gp`` ships to shards every round).
+
+    Both are asked the same questions on every device; ``identical`` says whether every
+    device returned the same row ids as the first."""
+    import torch
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    from latentnas.actors import EncoderShard
+    from searchers.gp import GPScorer, unit_cube
+
+    devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    rng = np.random.default_rng(seed)
+    table = rng.standard_normal((rows, dim)).astype(np.float32)
+    lo, span = table.min(0).astype(np.float64), np.ptp(table, 0).astype(np.float64)
+    seen = rng.choice(rows, train, replace=False)
+    x = torch.as_tensor(unit_cube(table[seen], lo, span))
+    y = torch.as_tensor(-np.sum(table[seen, :4] ** 2, axis=1, keepdims=True), dtype=x.dtype)
+    torch.manual_seed(seed)
+    model = SingleTaskGP(x, y, outcome_transform=Standardize(m=1))
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    scorer = GPScorer.from_model(model, lo, span, float(y.max()))
+    blocked = np.zeros(rows, bool)
+    blocked[seen] = True
+    bits = np.packbits(blocked)
+    points = rng.standard_normal((calls, dim)).astype(np.float32)
+    shard_class = EncoderShard.__ray_actor_class__
+    out: dict[str, Any] = {"rows": rows, "dim": dim, "calls": calls, "k": k, "devices": {}}
+    answers = {}
+    for device in devices:
+        shard = shard_class(table, 0, device=device)
+        shard.nearest(points[0], bits)                       # warm-up: kernels, allocations
+        shard.top_k(scorer, bits, k)
+        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+        sync()
+        start = time.perf_counter()
+        near = []
+        for p in points:
+            near.append(shard.nearest(p, bits)[1])
+            advance(1)
+        sync()
+        t_near = (time.perf_counter() - start) / calls
+        start = time.perf_counter()
+        tops = []
+        for _ in range(calls):
+            tops.append([i for _, i in shard.top_k(scorer, bits, k)])
+            advance(1)
+        sync()
+        t_top = (time.perf_counter() - start) / calls
+        name = torch.cuda.get_device_name(torch.device(device)) \
+            if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+        out["devices"][device] = {"name": name, "nearest_ms": t_near * 1e3,
+                                  "nearest_per_s": 1 / t_near, "top_k_ms": t_top * 1e3,
+                                  "top_k_per_s": 1 / t_top}
+        answers[device] = (near, tops)
+    first = answers[devices[0]]
+    out["identical"] = all(a == first for a in answers.values())
+    return out

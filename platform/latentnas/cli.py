@@ -688,6 +688,47 @@ def bench_platform(
     console.print(table)
 
 
+@command(bench_app, "shards")
+def bench_shards(
+    rows: int = typer.Option(423_624, help="table rows (default: NB101's cell count)"),
+    dim: int = typer.Option(16, help="embedding width"),
+    calls: int = typer.Option(10, help="timed calls per query kind"),
+    k: int = typer.Option(5, help="rows per top-k query"),
+    device: str = typer.Option("auto", help="auto (CPU, and CUDA when present), cpu or cuda"),
+) -> None:
+    """Encoder-shard queries (nearest cell, GP LogEI top-k) per device: latency and
+    queries/s on an NB101-size table, and whether every device returned the same ids."""
+    import torch
+
+    from latentnas.bench import shard_figures
+    from latentnas.progress import stage
+
+    for name, value in (("rows", rows), ("dim", dim), ("calls", calls), ("k", k)):
+        _positive(name, value)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but PyTorch sees no CUDA GPU; use cpu "
+                          "or auto")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {device!r}")
+    devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    devices = devices if device == "auto" else [device]
+    with stage(f"encoder shard queries on a {rows:,} x {dim} table",
+               total=2 * calls * len(devices)) as advance:
+        f = shard_figures(rows, dim, calls, k, devices=devices, advance=advance)
+    table = Table(title=f"Encoder shard, {rows:,} x {dim} rows, {calls} calls each")
+    for col in ("device", "nearest ms/call", "nearest /s", f"top-{k} LogEI ms/call",
+                f"top-{k} /s"):
+        table.add_column(col, justify="right")
+    for d in f["devices"].values():
+        table.add_row(d["name"], f"{d['nearest_ms']:.2f}", f"{d['nearest_per_s']:,.0f}",
+                      f"{d['top_k_ms']:.1f}", f"{d['top_k_per_s']:,.1f}")
+    console.print(table)
+    if len(f["devices"]) > 1:
+        console.print("same row ids on every device: " + ("yes" if f["identical"] else "NO"))
+    if not torch.cuda.is_available():
+        console.print("no CUDA GPU here: only the CPU shard was measured")
+
+
 @command(bench_app, "enumerate")
 def bench_enumerate(
     workers: int = typer.Option(0, help="hashing processes (0: one per CPU)"),
