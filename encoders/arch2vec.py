@@ -228,7 +228,10 @@ class Arch2Vec(Encoder):
             self.model.train()
             start = time.perf_counter()
             order = torch.randperm(n, generator=self.generator).to(self.device)
-            total, mus = 0.0, []
+            # the loss is summed on the device: a .item() per step would make a GPU wait
+            # for every batch before the next can be launched
+            total = torch.zeros((), dtype=torch.float64, device=self.device)
+            mus = []
             for batch in order.split(cfg.batch_size):
                 a, x = adj[batch], ops[batch]
                 with torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.bf16):
@@ -243,12 +246,13 @@ class Arch2Vec(Encoder):
                 optimizer.step()
                 if schedule is not None:
                     schedule.step()
-                total += loss.item() * len(batch)
+                total += loss.detach().double() * len(batch)
                 mus.append(mu.detach())
             all_mu = torch.cat(mus)
             self.latent_mean, self.latent_std = all_mu.mean(0), all_mu.std(0)
             self.model.eval()
-            yield EpochReport(epoch + 1, total / n, time.perf_counter() - start, n)
+            loss_mean = float(total) / n                       # one synchronisation per epoch
+            yield EpochReport(epoch + 1, loss_mean, time.perf_counter() - start, n)
 
     def fit(self, adj, ops, y=None, on_epoch: Callable[[EpochReport], None] | None = None):
         for report in self.train_epochs(adj, ops):
