@@ -265,6 +265,15 @@ class GPScorer:
         """LogEI over the incumbent ``best`` at unit-cube rows ``x``."""
         return log_expected_improvement(*self.mean_var(x), best=self.best)
 
-    def scores_raw(self, features: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(unit_cube(features, self.lo, self.span), device=self.x_train.device)
+    def scores_raw(self, features) -> np.ndarray:
+        """LogEI at raw feature rows: a NumPy array, or a tensor on the scorer's device (an
+        encoder shard's own table, so a query uploads nothing of it). Both are scaled with
+        the same elementwise float64 subtraction and division, so the scores are
+        bit-identical either way."""
+        if isinstance(features, torch.Tensor):
+            x = (features.double() - torch.as_tensor(self.lo, device=features.device)) \
+                / torch.as_tensor(self.span, device=features.device)
+        else:
+            x = torch.as_tensor(unit_cube(features, self.lo, self.span),
+                                device=self.x_train.device)
         return self.scores(x)

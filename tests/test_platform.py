@@ -244,16 +244,25 @@ def test_autoscaled_cluster_with_bucket_storage_survives_abrupt_node_and_driver_
     assert out["equal_to_uninterrupted"] == 15, out["differ"]
 
 
-def test_shard_benchmark_asks_every_device_the_same_questions():
-    """`latentnas bench shards` without Ray: the actor class used directly; two shards on
-    the CPU give the same ids (on a GPU machine the second is CUDA), and the figures are
-    measured, not invented."""
+def test_shard_benchmark_answers_like_a_direct_computation():
+    """`latentnas bench shards` without Ray (the actor class used directly): the shard's
+    nearest rows and LogEI top-k, which it scores on its own device-resident table, equal
+    a brute-force NumPy argmin and the scorer on NumPy rows; the figures are measured."""
     from latentnas.bench import shard_figures
+    from searchers.acquisition import top_k
 
     ticks = []
-    f = shard_figures(rows=3_000, dim=8, calls=2, k=3, train=20, devices=["cpu", "cpu"],
+    f = shard_figures(rows=3_000, dim=8, calls=2, k=3, train=20, devices=["cpu"],
                       advance=lambda n=1: ticks.append(n))
-    assert f["identical"] and len(ticks) == 2 * 2 * 2
+    assert len(ticks) == 2 * 2
+    table, blocked = f["table"], f["blocked"]
+    for point, got in zip(f["points"], f["ids"]["nearest"]):
+        dist = ((table - point) ** 2).sum(1)
+        dist[blocked] = np.inf
+        assert got == int(np.argmin(dist))
+    free = np.flatnonzero(~blocked)
+    want = [int(i) for i in top_k(f["scorer"].scores_raw(table[free]), free, 3)]
+    assert f["ids"]["top_k"] == [want, want]
     d = f["devices"]["cpu"]
     assert d["name"].startswith("CPU") and d["nearest_ms"] > 0 and d["top_k_ms"] > 0
     assert d["nearest_per_s"] == pytest.approx(1e3 / d["nearest_ms"])

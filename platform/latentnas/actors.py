@@ -142,21 +142,6 @@ class EncoderShard:
         self.raw = np.array(features, dtype=np.float32)
         self.features = torch.as_tensor(self.raw, device=self.device)
         self.encoder = _load_encoder(checkpoint, space, str(self.device)) if checkpoint else None
-        self._unit: tuple[bytes, object] | None = None     # (scaling key, unit-cube rows)
-
-    def _unit_rows(self, lo: np.ndarray, span: np.ndarray):
-        """The rows scaled to the domain's unit cube, float64, kept on the device for as
-        long as the scaling stays the same (every round of a search): a query uploads
-        nothing of the table. Elementwise IEEE subtraction and division, so the values are
-        bit-identical to the searcher's own NumPy copy."""
-        import torch
-
-        key = np.asarray(lo, np.float64).tobytes() + np.asarray(span, np.float64).tobytes()
-        if self._unit is None or self._unit[0] != key:
-            lo_t = torch.as_tensor(np.asarray(lo, np.float64), device=self.device)
-            span_t = torch.as_tensor(np.asarray(span, np.float64), device=self.device)
-            self._unit = (key, (self.features.double() - lo_t) / span_t)
-        return self._unit[1]
 
     def _blocked(self, blocked_bits: np.ndarray) -> np.ndarray:
         n = len(self.raw)
@@ -187,11 +172,9 @@ class EncoderShard:
             return []
         if hasattr(scorer, "to"):
             scorer = scorer.to(self.device)
-        if hasattr(scorer, "scores") and hasattr(scorer, "lo"):     # a GP scorer: on device
-            rows = self._unit_rows(scorer.lo, scorer.span)
-            scores = np.asarray(scorer.scores(rows[torch.as_tensor(free, device=self.device)]))
-        else:
-            scores = np.asarray(scorer.scores_raw(self.raw[free]))
+        # the rows where they live: nothing of the table is uploaded per query
+        scores = np.asarray(scorer.scores_raw(self.features[torch.as_tensor(free,
+                                                                           device=self.device)]))
         order = np.lexsort((free, -scores))[:k]
         return [(float(scores[i]), self.start + int(free[i])) for i in order]
 

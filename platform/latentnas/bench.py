@@ -131,7 +131,9 @@ def shard_figures(rows: int = 423_624, dim: int = 16, calls: int = 20, k: int = 
       ``train`` rows (what ``gp`` ships to shards every round).
 
     Both are asked the same questions on every device; ``identical`` says whether every
-    device returned the same row ids as the first."""
+    device returned the same row ids as the first, ``ids`` holds the first's. The table,
+    the GP and the points are returned too (``table``, ``scorer``, ``points``,
+    ``blocked``), so the answers can be checked against a direct computation."""
     import torch
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
@@ -157,7 +159,9 @@ def shard_figures(rows: int = 423_624, dim: int = 16, calls: int = 20, k: int = 
     bits = np.packbits(blocked)
     points = rng.standard_normal((calls, dim)).astype(np.float32)
     shard_class = EncoderShard.__ray_actor_class__
-    out: dict[str, Any] = {"rows": rows, "dim": dim, "calls": calls, "k": k, "devices": {}}
+    out: dict[str, Any] = {"rows": rows, "dim": dim, "calls": calls, "k": k, "devices": {},
+                           "table": table, "scorer": scorer, "points": points,
+                           "blocked": blocked}
     answers = {}
     for device in devices:
         shard = shard_class(table, 0, device=device)
@@ -187,4 +191,5 @@ def shard_figures(rows: int = 423_624, dim: int = 16, calls: int = 20, k: int = 
         answers[device] = (near, tops)
     first = answers[devices[0]]
     out["identical"] = all(a == first for a in answers.values())
+    out["ids"] = {"nearest": first[0], "top_k": first[1]}     # the first device's answers
     return out

@@ -701,17 +701,13 @@ def bench_shards(
     import torch
 
     from latentnas.bench import shard_figures
+    from latentnas.pretrain import resolve_device
     from latentnas.progress import stage
 
     for name, value in (("rows", rows), ("dim", dim), ("calls", calls), ("k", k)):
         _positive(name, value)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but PyTorch sees no CUDA GPU; use cpu "
-                          "or auto")
-    if device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"--device must be auto, cpu or cuda, got {device!r}")
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-    devices = devices if device == "auto" else [device]
+    devices = devices if device == "auto" else [resolve_device(device)]
     with stage(f"encoder shard queries on a {rows:,} x {dim} table",
                total=2 * calls * len(devices)) as advance:
         f = shard_figures(rows, dim, calls, k, devices=devices, advance=advance)

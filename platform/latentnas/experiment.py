@@ -118,7 +118,6 @@ def _trial_oracle(handles: dict):
 
 
 def _trial_domain(handles: dict, encoding: str, encoder_seed: int | None):
-
     from latentnas.actors import ShardedNearest, ShardedTopK
     from latentnas.encodings import make_domain
     from latentnas.spaces import get_space
@@ -134,7 +133,6 @@ def _trial_domain(handles: dict, encoding: str, encoder_seed: int | None):
 
 # -- the driver -------------------------------------------------------------------------
 def _handles(cfg: ExperimentConfig, specs: list[SearchSpec]) -> dict:
-
     from latentnas.actors import OracleActor, make_shards, put_table
 
     bench = cfg.benchmark
