@@ -90,7 +90,7 @@ def check_cluster_file(path: str, experiments: list[str] | None = None,
     check = ClusterCheck(path)
     docs = load_documents(path)
     if not placeholders:
-        for k, doc in enumerate(docs):
+        for doc in docs:
             prefix = f"{doc.get('kind', 'document')}." if len(docs) > 1 else ""
             for where, value in _strings(doc):
                 if PLACEHOLDER in value:
@@ -104,7 +104,7 @@ def check_cluster_file(path: str, experiments: list[str] | None = None,
         elif kind == "RayJob":
             check.kind = "rayjob"
             _rayjob(check, doc)
-        elif kind in (None,) and "provider" in doc:
+        elif kind is None and "provider" in doc:
             check.kind = (doc.get("provider") or {}).get("type", "?")
             _launcher(check, doc, experiments or [])
         elif kind is None:
@@ -290,14 +290,14 @@ def _kuberay(check: ClusterCheck, data: dict, experiments: list[str]) -> None:
         if not pod.get("serviceAccountName"):
             check.problem(f"group {name} has no serviceAccountName: its pods cannot reach "
                           "the results bucket (IRSA / Workload Identity, see cluster/README.md)")
-        limits = pod["containers"][0].get("resources", {})
-        requests = limits.get("requests") or limits.get("limits") or {}
+        resources = pod["containers"][0].get("resources", {})
+        requests = resources.get("requests") or resources.get("limits") or {}
         gpu = float(requests.get("nvidia.com/gpu", 0) or 0)
         if gpu and not any(t.get("key") == "nvidia.com/gpu" for t in pod.get("tolerations", [])):
             check.problem(f"group {name} requests a GPU but does not tolerate the "
                           "nvidia.com/gpu taint GPU nodes carry")
         machine = (pod.get("nodeSelector") or {}).get("node.kubernetes.io/instance-type")
-        if gpu and not machine and not pod.get("nodeSelector"):
+        if gpu and not pod.get("nodeSelector"):
             check.problem(f"group {name} requests a GPU but has no nodeSelector for a GPU "
                           "node pool")
         if machine in MACHINES:
