@@ -34,13 +34,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from encoders.base import Encoder
+from encoders.base import EpochReport, LearnedEncoder
 
 REFERENCE_BATCH = 32
 
@@ -116,17 +116,21 @@ class Arch2VecModel(nn.Module):
             raise ValueError(f"ops_activation must be 'softmax' or 'sigmoid', "
                              f"got {cfg.ops_activation!r}")
 
+    def inputs(self, ops: torch.Tensor) -> torch.Tensor:
+        """``H⁽⁰⁾``: the one-hot ops, with a one-hot node position appended if configured."""
+        if not self.cfg.node_positions:
+            return ops
+        b, n, _ = ops.shape
+        if n > self.cfg.node_positions:
+            raise ValueError(f"graphs of {n} nodes, but the model was built for "
+                             f"node_positions={self.cfg.node_positions}")
+        eye = torch.eye(n, self.cfg.node_positions, device=ops.device, dtype=ops.dtype)
+        return torch.cat([ops, eye.expand(b, n, -1)], dim=-1)
+
     def encode(self, adj: torch.Tensor, ops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-node ``(μ, log σ)``, each ``[B, N, latent_dim]``."""
         bidirectional = adj + adj.transpose(1, 2)       # Ã = A + Aᵀ
-        h = ops
-        if self.cfg.node_positions:                     # H⁽⁰⁾ = [X | one-hot position]
-            b, n, _ = ops.shape
-            if n > self.cfg.node_positions:
-                raise ValueError(f"graphs of {n} nodes, but the model was built for "
-                                 f"node_positions={self.cfg.node_positions}")
-            eye = torch.eye(n, self.cfg.node_positions, device=ops.device, dtype=ops.dtype)
-            h = torch.cat([ops, eye.expand(b, n, -1)], dim=-1)
+        h = self.inputs(ops)
         for layer in self.layers:
             h = layer(h, bidirectional)
         return self.mu_head(h), self.log_sigma_head(h)
@@ -165,16 +169,9 @@ def vae_loss(ops_hat, adj_hat, ops, adj, mu, log_sigma, kl_batch: int = REFERENC
     return recon + kl
 
 
-@dataclass
-class EpochReport:
-    epoch: int
-    loss: float
-    seconds: float
-    graphs: int
-
-
-class Arch2Vec(Encoder):
-    """arch2vec behind the :class:`Encoder` interface: ``fit`` pretrains without labels.
+class Arch2Vec(LearnedEncoder):
+    """arch2vec behind the :class:`~encoders.base.LearnedEncoder` interface: ``fit``
+    pretrains without labels.
 
     Example:
         >>> enc = Arch2Vec(num_ops=7, config=Arch2VecConfig(epochs=1))
@@ -184,20 +181,27 @@ class Arch2Vec(Encoder):
 
     name = "arch2vec"
     generative = True
+    config_class = Arch2VecConfig
+    model_class = Arch2VecModel
 
     def __init__(self, num_ops: int, config: Arch2VecConfig | None = None,
-                 device: str | torch.device = "cpu"):
-        self.config = config or Arch2VecConfig()
-        self.num_ops = num_ops
-        self.device = torch.device(device)
-        self.dim = self.config.latent_dim
-        self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
-        self.model = Arch2VecModel(num_ops, self.config)
+                 device: str | torch.device = "cpu", frozen_ops: tuple[int, ...] = ()):
+        super().__init__(num_ops, config, device, frozen_ops)
+        self.model = self.model_class(num_ops, self.config)
         self.model.reset_parameters(self.generator)
         self.model.to(self.device)
         #: per-node mean and std of μ over the training set (the prior for sampling)
         self.latent_mean: torch.Tensor | None = None
         self.latent_std: torch.Tensor | None = None
+
+    def extra_tensors(self) -> dict[str, torch.Tensor]:
+        if self.latent_mean is None:
+            return {}
+        return {"prior.mean": self.latent_mean, "prior.std": self.latent_std}
+
+    def load_extra(self, tensors: dict[str, torch.Tensor]) -> None:
+        if "prior.mean" in tensors:
+            self.latent_mean, self.latent_std = tensors["prior.mean"], tensors["prior.std"]
 
     def _noise(self, shape) -> torch.Tensor:
         return torch.randn(shape, generator=self.generator).to(self.device)
@@ -253,12 +257,6 @@ class Arch2Vec(Encoder):
             self.model.eval()
             loss_mean = float(total) / n                       # one synchronisation per epoch
             yield EpochReport(epoch + 1, loss_mean, time.perf_counter() - start, n)
-
-    def fit(self, adj, ops, y=None, on_epoch: Callable[[EpochReport], None] | None = None):
-        for report in self.train_epochs(adj, ops):
-            if on_epoch:
-                on_epoch(report)
-        return self
 
     @torch.no_grad()
     def node_latents(self, adj: torch.Tensor, ops: torch.Tensor, batch_size: int = 8192

@@ -208,7 +208,7 @@ class EncoderShard:
 
 
 def _load_encoder(checkpoint: bytes, space: str, device: str):
-    """An arch2vec encoder from checkpoint bytes (through a file, so every header check of
+    """A learned encoder from checkpoint bytes (through a file, so every header check of
     :func:`latentnas.checkpoints.load_encoder` applies)."""
     import os
     import tempfile

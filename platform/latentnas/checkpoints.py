@@ -29,18 +29,14 @@ def make_header(space: SearchSpace, config: dict[str, Any], **extra: Any) -> dic
 
 
 def save_encoder(path: str, encoder, space: SearchSpace, **extra: Any) -> None:
-    """Writes an :class:`encoders.arch2vec.Arch2Vec` atomically with its header."""
+    """Writes a learned encoder (:class:`encoders.base.LearnedEncoder`) atomically with its
+    header; the header names the encoder (``encoders.registry``) and its config."""
     from safetensors.torch import save
 
     from latentnas.storage import write_bytes
 
-    tensors = {f"model.{k}": v.detach().cpu().contiguous()
-               for k, v in encoder.model.state_dict().items()}
-    if encoder.latent_mean is not None:
-        tensors["prior.mean"] = encoder.latent_mean.detach().cpu().contiguous()
-        tensors["prior.std"] = encoder.latent_std.detach().cpu().contiguous()
-    header = make_header(space, encoder.config.to_dict(), **extra)
-    write_bytes(path, save(tensors, metadata={"latentnas": json.dumps(header)}))
+    header = make_header(space, encoder.config.to_dict(), encoder=encoder.name, **extra)
+    write_bytes(path, save(encoder.tensors(), metadata={"latentnas": json.dumps(header)}))
 
 
 def read_header(path: str) -> dict[str, Any]:
@@ -76,30 +72,45 @@ def check_header(header: dict[str, Any], space: SearchSpace, where: str) -> None
             f"`latentnas pretrain --space {space.name}`")
 
 
+def frozen_ops(space: SearchSpace) -> tuple[int, ...]:
+    """Op indices an augmentation never puts on or takes off a node: input, output, and
+    ops of the vocabulary the space's layers do not use (NAS-Bench-Graph proteins)."""
+    layer_ops = getattr(space, "layer_ops", None)
+    return tuple(k for k, op in enumerate(space.ops) if op in ("input", "output")
+                 or (layer_ops is not None and op not in layer_ops))
+
+
 def load_encoder(path: str, space: SearchSpace, device: str = "cpu"):
-    """Loads a checkpoint for ``space`` onto ``device`` (header checked first)."""
+    """Loads a checkpoint for ``space`` onto ``device`` (header checked first); the
+    encoder class is the one the header names (arch2vec for checkpoints that name none)."""
     from safetensors.torch import load_file
 
-    from encoders.arch2vec import Arch2Vec, Arch2VecConfig
+    from encoders.registry import EncoderNameError, get_encoder
 
     header = read_header(path)
     check_header(header, space, f"checkpoint {path}")
+    name = header.get("encoder", "arch2vec")
+    try:
+        cls = get_encoder(name)
+    except EncoderNameError as exc:
+        raise CheckpointError(f"checkpoint {path} holds encoder {name!r}, which is not "
+                              f"installed here ({exc}); install the package that provides "
+                              "it") from None
     try:
         tensors = load_file(path, device="cpu")
     except Exception as exc:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({exc}); delete it "
                               "and run `latentnas pretrain` again") from exc
-    config = Arch2VecConfig(**header["config"])
-    encoder = Arch2Vec(len(space.ops), config, device=device)
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
-        encoder.model.load_state_dict(state, strict=True)
+        config = cls.config_class(**header["config"])
+    except TypeError as exc:
+        raise CheckpointError(f"checkpoint {path}'s {name} settings are not this version's "
+                              f"({exc}); pretrain again") from None
+    encoder = cls(len(space.ops), config, device=device, frozen_ops=frozen_ops(space))
+    try:
+        encoder.load_tensors(tensors)
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path} does not match its own header: {exc}") from exc
-    if "prior.mean" in tensors:
-        encoder.latent_mean = tensors["prior.mean"].to(device)
-        encoder.latent_std = tensors["prior.std"].to(device)
-    encoder.model.eval()
     return encoder
 
 

@@ -26,6 +26,8 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figure
 app.add_typer(bench_app, name="bench")
 cluster_app = typer.Typer(no_args_is_help=True, help="Cluster files (see cluster/README.md).")
 app.add_typer(cluster_app, name="cluster")
+encoders_app = typer.Typer(no_args_is_help=True, help="The learned encoders: list, compare.")
+app.add_typer(encoders_app, name="encoders")
 #: tables keep their natural width when written to a pipe or a file (Rich would cut them
 #: to 80 columns and truncate values to "0.4…")
 console = Console(width=None if sys.stdout.isatty() else 1000)
@@ -130,7 +132,9 @@ def _epoch_table(rows: list[dict], title: str) -> Table:
     table = Table(title=title)
     cols = [("epoch", "{}"), ("loss", "{:.4f}"), ("seconds", "{:.2f}"), ("graphs_per_s", "{:,.0f}"),
             ("ops_acc", "{:.2%}"), ("adj_acc", "{:.2%}"), ("exact_acc", "{:.2%}"),
-            ("validity", "{:.1%}"), ("uniqueness", "{:.1%}")]
+            ("validity", "{:.1%}"), ("uniqueness", "{:.1%}"), ("distinct", "{:.1%}"),
+            ("std_ratio", "{:.3f}")]
+    cols = [c for c in cols if any(c[0] in row for row in rows)]
     for name, _ in cols:
         table.add_column(name.replace("_", " "), justify="right")
     for row in rows:
@@ -140,21 +144,17 @@ def _epoch_table(rows: list[dict], title: str) -> Table:
 
 def _summary(final: dict, title: str) -> Table:
     table = Table(title=title, show_header=False)
-    ceiling = (f" (at most {final['exact_ceiling']:.2%} reachable: other graphs have "
-               "unjoined nodes the GIN cannot tell apart)"
-               if final.get("exact_ceiling", 1.0) < 1.0 else "")
-    rows = [("held-out exact-graph reconstruction", f"{final['exact_acc']:.2%}{ceiling}"),
-            ("held-out ops / adjacency accuracy", f"{final['ops_acc']:.2%} / {final['adj_acc']:.2%}"),
-            ("validity / uniqueness (space rule, 10,000 samples)",
-             f"{final['validity']:.1%} / {final['uniqueness']:.1%}"),
-            ("validity / uniqueness (reference's rule)",
-             f"{final['ref_validity']:.1%} / {final['ref_uniqueness']:.1%}"),
-            *([("uniqueness if the valid samples were spread evenly over the space",
-                f"{final['uniqueness_uniform']:.1%}")] if "uniqueness_uniform" in final else []),
-            ("training seconds", f"{final['train_seconds']:.1f}"),
-            ("embedding extraction seconds", f"{final['extract_seconds']:.2f} ({final['cells']:,} cells)"),
-            ("wall seconds (train + metrics + extraction)", f"{final['wall_seconds']:.1f}"),
-            ("device", final["device"])]
+    if "exact_acc" not in final:                     # an encoder without a decoder
+        rows = [("held-out embeddings: distinct cells", f"{final['distinct']:.1%}"),
+                ("held-out embeddings: per-dimension std / mean norm",
+                 f"{final['std_ratio']:.3f}")]
+    else:
+        rows = _generative_rows(final)
+    rows += [("training seconds", f"{final['train_seconds']:.1f}"),
+             ("embedding extraction seconds",
+              f"{final['extract_seconds']:.2f} ({final['cells']:,} cells)"),
+             ("wall seconds (train + metrics + extraction)", f"{final['wall_seconds']:.1f}"),
+             ("device", final["device"])]
     if "peak_gpu_mb" in final:
         rows.append(("peak GPU memory", f"{final['peak_gpu_mb']:.0f} MiB"))
     for k, v in rows:
@@ -162,6 +162,22 @@ def _summary(final: dict, title: str) -> Table:
     return table
 
 
+def _generative_rows(final: dict) -> list[tuple[str, str]]:
+    ceiling = (f" (at most {final['exact_ceiling']:.2%} reachable: other graphs have "
+               "unjoined nodes the GIN cannot tell apart)"
+               if final.get("exact_ceiling", 1.0) < 1.0 else "")
+    return [("held-out exact-graph reconstruction", f"{final['exact_acc']:.2%}{ceiling}"),
+            ("held-out ops / adjacency accuracy", f"{final['ops_acc']:.2%} / {final['adj_acc']:.2%}"),
+            ("validity / uniqueness (space rule, 10,000 samples)",
+             f"{final['validity']:.1%} / {final['uniqueness']:.1%}"),
+            ("validity / uniqueness (reference's rule)",
+             f"{final['ref_validity']:.1%} / {final['ref_uniqueness']:.1%}"),
+            *([("uniqueness if the valid samples were spread evenly over the space",
+                f"{final['uniqueness_uniform']:.1%}")] if "uniqueness_uniform" in final else [])]
+
+
+ENCODER = typer.Option("arch2vec", help="learned encoder: arch2vec, mpnn, barlow, jepa or an "
+                       "installed plug-in (latentnas encoders)")
 NODE_POSITIONS = typer.Option(
     None, "--node-positions/--no-node-positions",
     help="append each node's position to its features (not in the reference): lets the "
@@ -170,19 +186,37 @@ NODE_POSITIONS = typer.Option(
 
 
 def _run_pretrain(space: str, epochs, batch_size, lr, device, out, cells, force, seed, reference,
-                  epoch_samples: int = 1000, node_positions: bool | None = None):
+                  epoch_samples: int = 1000, node_positions: bool | None = None,
+                  encoder: str = "arch2vec"):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from latentnas.benchmarks import check
     from latentnas.pretrain import default_config, pretrain, reference_config
 
     info, _ = check(space)
-    make = reference_config if reference else default_config
     positions = None if node_positions is None else \
         (get_num_nodes(info.space) if node_positions else 0)
-    config = make(info.space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                  node_positions=positions)
-    progress = Progress(TextColumn("[bold]pretrain {task.fields[space]}"), BarColumn(),
+    if encoder != "arch2vec":
+        from dataclasses import fields
+
+        from latentnas.pretrain import encoder_class
+
+        own = {f.name for f in fields(encoder_class(encoder).config_class)}
+        if reference:
+            raise ConfigError(f"--reference is the arch2vec authors' setting; encoder "
+                              f"{encoder} has none (leave --reference out)")
+        if positions is not None and "node_positions" not in own:
+            raise ConfigError(f"encoder {encoder} has no node positions; leave "
+                              "--node-positions out")
+        config = default_config(info.space, encoder, epochs=epochs, batch_size=batch_size,
+                                lr=lr, seed=seed, **({"node_positions": positions}
+                                                     if "node_positions" in own else {}))
+    else:
+        make = reference_config if reference else default_config
+        config = make(info.space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                      node_positions=positions)
+    progress = Progress(TextColumn(f"[bold]pretrain {encoder} " + "{task.fields[space]}"),
+                        BarColumn(),
                         TextColumn("epoch {task.completed}/{task.total}"),
                         TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                         console=console, transient=False)
@@ -190,13 +224,14 @@ def _run_pretrain(space: str, epochs, batch_size, lr, device, out, cells, force,
 
     def on_epoch(row):
         valid = f"  valid {row['validity']:.0%}" if "validity" in row else ""
-        progress.update(task, advance=1, status=(
-            f"loss {row['loss']:.4f}  exact {row['exact_acc']:.2%}{valid}"))
+        quality = (f"exact {row['exact_acc']:.2%}{valid}" if "exact_acc" in row else
+                   f"distinct {row['distinct']:.1%}")
+        progress.update(task, advance=1, status=f"loss {row['loss']:.4f}  {quality}")
 
     try:
         return pretrain(info.space, config, out_dir=out, device=device, num_cells=cells,
                         force=force, on_epoch=on_epoch, epoch_samples=epoch_samples,
-                        on_start=progress.start)
+                        on_start=progress.start, encoder=encoder)
     finally:
         progress.stop()
 
@@ -229,18 +264,21 @@ def pretrain_cmd(
     reference: bool = typer.Option(False, help="the authors' defaults (batch 32, constant lr)"),
     node_positions: Optional[bool] = NODE_POSITIONS,
     force: bool = typer.Option(False, help="train even if --out holds a model, replacing it"),
+    encoder: str = ENCODER,
 ) -> None:
-    """Pretrain arch2vec on a space (no accuracies used); write checkpoint and embeddings."""
+    """Pretrain a learned encoder (arch2vec by default) on a space (no accuracies used);
+    write checkpoint and embeddings."""
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr),
                         ("cells", cells)):
         _positive(name, value)
     result = _run_pretrain(space, epochs, batch_size, lr, device, out, cells, force, seed,
-                           reference, node_positions=node_positions)
+                           reference, node_positions=node_positions, encoder=encoder)
     if result.cached:
         console.print(f"[green]cached[/] model for this configuration: {result.out_dir}")
     else:
-        console.print(_epoch_table(result.epochs, f"arch2vec on {space}: held-out metrics per epoch"))
-    console.print(_summary(result.final, f"arch2vec on {space}"))
+        console.print(_epoch_table(result.epochs, f"{encoder} on {space}: held-out metrics "
+                                   "per epoch"))
+    console.print(_summary(result.final, f"{encoder} on {space}"))
     where = result.uri.rstrip("/") if result.uri else result.out_dir
     console.print(f"checkpoint: {where}/{os.path.basename(result.checkpoint)}")
     if os.path.exists(result.embeddings):
@@ -257,6 +295,7 @@ def bench_pretrain(
                                         "(default: all 423,624, enumerated and cached)"),
     reference: bool = typer.Option(False, help="the authors' defaults (batch 32, constant lr)"),
     node_positions: Optional[bool] = NODE_POSITIONS,
+    encoder: str = ENCODER,
 ) -> None:
     """Graphs/s, seconds per epoch, peak memory and final quality of one fresh pretraining."""
     import tempfile
@@ -269,9 +308,11 @@ def bench_pretrain(
         _positive(name, value)
     with tempfile.TemporaryDirectory() as tmp:
         result = _run_pretrain(space, epochs, batch_size, None, device, tmp, cells, True,
-                               None, reference, epoch_samples=0, node_positions=node_positions)
+                               None, reference, epoch_samples=0, node_positions=node_positions,
+                               encoder=encoder)
     rows = result.epochs
-    table = Table(title=f"bench pretrain: {space} on {result.final['device']}", show_header=False)
+    table = Table(title=f"bench pretrain: {encoder} on {space} on {result.final['device']}",
+                  show_header=False)
     secs = [r["seconds"] for r in rows]
     table.add_row("epochs", str(len(rows)))
     table.add_row("seconds per epoch (mean, min)", f"{np.mean(secs):.2f}, {min(secs):.2f}")
@@ -549,6 +590,64 @@ def reproduce(
                                on_start=start, on_result=done)
     console.print(f"{rep.searches_run} searches run, {rep.searches_stored} reused; "
                   f"{rep.wall_seconds / 60:.1f} min")
+    console.print(f"report: {rep.report}")
+
+
+# -- the encoder family -----------------------------------------------------------------
+@command(encoders_app, "list")
+def encoders_list() -> None:
+    """The learned encoders this installation has (built in and plug-ins) and their
+    settings; each is a name for `pretrain --encoder` and for `--encodings`."""
+    from dataclasses import fields
+
+    from encoders.registry import BUILTIN, available, get_encoder
+
+    table = Table(title="learned encoders")
+    for col in ("name", "class", "decoder", "settings (defaults)"):
+        table.add_column(col)
+    for name in available():
+        cls = get_encoder(name)
+        defaults = cls.config_class()
+        settings = ", ".join(f"{f.name}={getattr(defaults, f.name)}"
+                             for f in fields(defaults))
+        table.add_row(name, f"{cls.__module__}.{cls.__qualname__}"
+                      + ("" if name in BUILTIN else " (plug-in)"),
+                      "yes" if cls.generative else "no", settings)
+    console.print(table)
+
+
+@command(encoders_app, "compare")
+def encoders_compare(
+    space: str = typer.Option("nb201", help="nb201 or nbgraph (any searchable space)"),
+    dataset: Optional[str] = typer.Option(None, help="dataset (nbgraph: arxiv, cora, ...)"),
+    encoders: Optional[str] = typer.Option(None, help="learned encoders to compare "
+                                           "(default: arch2vec, mpnn, barlow, jepa)"),
+    searchers: str = typer.Option("gp, reinforce", help="searchers run under every encoding"),
+    seeds: int = typer.Option(100, help="seeds per searcher and encoding"),
+    first_seed: int = typer.Option(1000, help="first seed (1000 on: seeds that tuned nothing)"),
+    budget: Optional[int] = typer.Option(None, help="queries per search (default: the "
+                                         "space's, 150 for NB201)"),
+    models: int = typer.Option(3, help="pretrained models per encoder the seeds are spread "
+                               "over"),
+    repeats: int = typer.Option(3, help="random draws per GP ranking figure"),
+    out: Optional[str] = typer.Option(None, help="output folder (default "
+                                      "runs/encoders-SPACE-DATASET)"),
+    workers: int = typer.Option(2, help="local processes for the searches"),
+    overwrite: bool = typer.Option(False, help="replace stored searches of other settings"),
+) -> None:
+    """Which embedding makes search find good cells with fewer queries: every encoder
+    pretrained on the same cells, its latent space measured, gp and reinforce run in it
+    over held-out seeds; one Markdown report (re-running reuses finished work)."""
+    from latentnas.compare import compare, comparison_plan
+
+    names = None if encoders is None else [e.strip() for e in encoders.split(",") if e.strip()]
+    _positive("repeats", repeats)
+    plan = comparison_plan(space, dataset, seeds, first_seed, budget, models, names, searchers)
+    out = out or os.path.join("runs", f"encoders-{plan.space}-{plan.dataset}")
+    with _search_progress() as (start, done):
+        rep = compare(plan, out, workers=workers, overwrite=overwrite, repeats=repeats,
+                      on_start=start, on_result=done)
+    console.print(f"{rep.searches_run} searches run; {rep.wall_seconds / 60:.1f} min")
     console.print(f"report: {rep.report}")
 
 

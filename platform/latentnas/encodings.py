@@ -3,6 +3,9 @@
 Encodings:
 
 * ``arch2vec``: the pretrained embedding table (pretrained on first use, then cached);
+* every other learned encoder of ``encoders.registry`` (``mpnn``, ``barlow``, ``jepa``,
+  plug-ins) by its name, the same way: its default model for the space, pretrained on
+  first use and cached;
 * ``adjacency``: adjacency one-hot (upper triangle + one-hot ops);
 * ``path``: path encoding, vocabulary = every path label that occurs in the space;
 * ``supervised``: no fixed vectors; searchers that learn their own encoding of the cell
@@ -28,16 +31,37 @@ ENCODINGS = ("arch2vec", "adjacency", "path", "supervised", "none")
 FEATURE_ENCODINGS = ("arch2vec", "adjacency", "path")
 
 
+def learned(encoding: str) -> bool:
+    """Whether ``encoding`` is a pretrained encoder's table (arch2vec, mpnn, plug-ins...)."""
+    from encoders.registry import is_encoder
+
+    return is_encoder(encoding)
+
+
+def encoding_names() -> tuple[str, ...]:
+    """Every encoding a search accepts: the fixed ones and every learned encoder."""
+    from encoders.registry import available
+
+    return tuple(dict.fromkeys([*ENCODINGS, *available()]))
+
+
+def feature_encodings() -> tuple[str, ...]:
+    """Encodings that give every cell a vector (the others give none)."""
+    from encoders.registry import available
+
+    return tuple(dict.fromkeys([*FEATURE_ENCODINGS, *available()]))
+
+
 def encoding_features(space: FiniteSpace, encoding: str,
                       encoder_seed: int | None = None) -> np.ndarray | None:
     """``[M, d]`` float32 vectors of every cell of ``space`` (``None`` for supervised/none),
-    computed once per process; ``encoder_seed`` picks the arch2vec model pretrained with
-    that seed (default: the space's default model)."""
-    if encoding not in ENCODINGS:
-        raise UnknownNameError("encoding", encoding, ENCODINGS)
-    if encoding not in FEATURE_ENCODINGS:
+    computed once per process; ``encoder_seed`` picks the learned encoder's model
+    pretrained with that seed (default: the space's default model)."""
+    if encoding in ("supervised", "none"):
         return None
-    return _features(space.name, encoding, encoder_seed if encoding == "arch2vec" else None)
+    if encoding not in ("adjacency", "path") and not learned(encoding):
+        raise UnknownNameError("encoding", encoding, encoding_names())
+    return _features(space.name, encoding, encoder_seed if learned(encoding) else None)
 
 
 @lru_cache(maxsize=None)
@@ -47,13 +71,13 @@ def _features(space_name: str, encoding: str, encoder_seed: int | None) -> np.nd
     from latentnas.spaces import get_space
 
     space = get_space(space_name)
-    if encoding == "arch2vec":
+    if learned(encoding):
         from latentnas.checkpoints import load_embeddings
         from latentnas.pretrain import default_config, pretrain
 
-        emb, _ = load_embeddings(pretrain(space_name, default_config(space_name,
-                                                                     seed=encoder_seed))
-                                 .embeddings, space)
+        config = default_config(space_name, encoding, seed=encoder_seed)
+        emb, _ = load_embeddings(pretrain(space_name, config, encoder=encoding).embeddings,
+                                 space)
         return emb
     from encoders.discrete import AdjacencyOneHot, PathEncoding
 

@@ -186,13 +186,16 @@ def _handles(cfg: ExperimentConfig, specs: list[SearchSpec]) -> dict:
 
 
 def _checkpoint_bytes(space: str, encoding: str, encoder_seed: int | None) -> bytes | None:
-    """The arch2vec checkpoint behind ``encoding``'s table (shards can then encode and
-    decode), ``None`` for encodings without a model."""
-    if encoding != "arch2vec":
+    """The learned encoder's checkpoint behind ``encoding``'s table (shards can then encode,
+    and decode for a generative one), ``None`` for encodings without a model."""
+    from latentnas.encodings import learned
+
+    if not learned(encoding):
         return None
     from latentnas.pretrain import default_config, pretrain
 
-    with open(pretrain(space, default_config(space, seed=encoder_seed)).checkpoint, "rb") as f:
+    config = default_config(space, encoding, seed=encoder_seed)
+    with open(pretrain(space, config, encoder=encoding).checkpoint, "rb") as f:
         return f.read()
 
 

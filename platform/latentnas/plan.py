@@ -72,13 +72,13 @@ class SearcherSpec:
         """The encodings this searcher runs under: ``none`` for strategies that ignore
         features, otherwise each feature encoding given, plus ``supervised`` for those
         that learn their own encoding from the cell graphs."""
-        from latentnas.encodings import FEATURE_ENCODINGS
+        from latentnas.encodings import feature_encodings
 
         cls = self.cls
         if "features" not in cls.requires and not cls.learns_encoding:
             return ["none"]
         encodings = list(self.only) if self.only is not None else encodings
-        out = [e for e in encodings if e in FEATURE_ENCODINGS]
+        out = [e for e in encodings if e in feature_encodings()]
         if cls.learns_encoding and "supervised" in encodings:
             out.append("supervised")
         return out
@@ -217,7 +217,9 @@ def read_searchers(value: Any) -> list[SearcherSpec]:
 
 def read_encodings(value: Any) -> list[str]:
     """``"arch2vec, adjacency"`` or a list of names -> checked names, in order."""
-    from latentnas.encodings import ENCODINGS
+    from latentnas.encodings import encoding_names
+
+    names_known = encoding_names()
 
     if isinstance(value, str):
         value = [e.strip() for e in value.split(",")]
@@ -226,10 +228,10 @@ def read_encodings(value: Any) -> list[str]:
                           f"got {short(value)}")
     names = [e for e in value if e]
     if not names:
-        raise ConfigError(f"no encodings given; choose from {', '.join(ENCODINGS)}")
+        raise ConfigError(f"no encodings given; choose from {', '.join(names_known)}")
     for e in names:
-        if e not in ENCODINGS:
-            raise UnknownNameError("encoding", e, ENCODINGS)
+        if e not in names_known:
+            raise UnknownNameError("encoding", e, names_known)
     return list(dict.fromkeys(names))
 
 
@@ -251,8 +253,9 @@ class SearchPlan(BaseModel):
     nb101_data: str | None = None
     #: training-oracle settings (nb101-full), see latentnas.oracles.training.TrainingSettings
     training: dict[str, Any] = {}
-    #: arch2vec models pretrained with seeds 3, 4, ..., 3+k-1; search seed s uses model
-    #: s mod k, so intervals over seeds include the encoder's training variance
+    #: models of each learned encoding (arch2vec, mpnn, ...) pretrained with seeds 3, 4,
+    #: ..., 3+k-1; search seed s uses model s mod k, so intervals over seeds include the
+    #: encoder's training variance
     encoder_models: Annotated[int, Ge(1)] = 1
 
     def __init__(self, **settings: Any):
@@ -332,7 +335,9 @@ class SearchPlan(BaseModel):
     def encoder_seed(self, encoding: str, seed: int) -> int | None:
         """The pretraining seed of the model a search with ``seed`` uses (None: the
         default model, or an encoding without one)."""
-        if encoding != "arch2vec" or self.encoder_models == 1:
+        from latentnas.encodings import learned
+
+        if self.encoder_models == 1 or not learned(encoding):
             return None
         return PRETRAIN_SEED + seed % self.encoder_models
 

@@ -1,6 +1,9 @@
-"""Pretraining arch2vec on a space's cells, with quality metrics, checkpoint and embeddings.
+"""Pretraining a learned encoder (arch2vec by default, or any name of ``encoders.registry``)
+on a space's cells, with quality metrics, checkpoint and embeddings.
 
-No accuracies are used. Cells are split 90/10 (seeded); after every epoch the held-out
+No accuracies are used. Cells are split 90/10 (seeded). Every encoder reports its loss and
+speed per epoch and the spread of its embeddings on the held-out cells; for generative
+encoders (arch2vec, mpnn) after every epoch the held-out
 reconstruction accuracy is measured, and decodings of latent samples drawn per node from
 N(mean, std) of the training codes are judged by the space's own validity rule and
 canonical hash (1,000 samples per epoch, 10,000 at the end). The reference's looser
@@ -22,11 +25,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from encoders.arch2vec import (Arch2Vec, Arch2VecConfig, inner_product_ambiguous,
-                               reconstruction_accuracy)
+from encoders.arch2vec import Arch2Vec, Arch2VecConfig, inner_product_ambiguous, \
+    reconstruction_accuracy
+from encoders.base import LearnedEncoder
 from latentnas.cache import cache_dir
-from latentnas.checkpoints import (load_encoder, make_header, read_header, save_embeddings,
-                                   save_encoder)
+from latentnas.checkpoints import (frozen_ops, load_encoder, make_header, read_header,
+                                   save_embeddings, save_encoder)
 from latentnas.errors import CheckpointError, ConfigError
 from latentnas.spaces import get_space
 from latentnas.spaces.base import SearchSpace
@@ -42,20 +46,41 @@ def reference_settings(space: str) -> dict:
                 epochs=8 if space.startswith("nb101") else 10)
 
 
-def _config(base: dict, overrides: dict) -> Arch2VecConfig:
+def encoder_class(name: str) -> type[LearnedEncoder]:
+    """The learned encoder called ``name``; :class:`ConfigError` naming the choices."""
+    from encoders.registry import EncoderNameError, get_encoder
+
+    try:
+        return get_encoder(name)
+    except EncoderNameError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _config(base: dict, overrides: dict, encoder: str = "arch2vec"):
+    cls = encoder_class(encoder).config_class
     base = {**base, **{k: v for k, v in overrides.items() if v is not None}}
     try:
-        return Arch2VecConfig(**base)
+        return cls(**base)
     except TypeError as exc:
-        raise ConfigError(f"unknown arch2vec setting: {exc}") from exc
+        raise ConfigError(f"unknown {encoder} setting: {exc}") from exc
 
 
-def default_config(space: str, **overrides) -> Arch2VecConfig:
+def default_config(space: str, encoder: str = "arch2vec", **overrides):
     """The default for ``space`` (measured per space, ``latentnas.benchmarks``) with
-    ``overrides`` (``None`` values ignored)."""
+    ``overrides`` (``None`` values ignored). ``mpnn`` takes arch2vec's settings for the space
+    (it differs from arch2vec in the encoder alone); other encoders their own defaults
+    with arch2vec's number of epochs for the space (the same passes over the cells)."""
+    from dataclasses import fields
+
     from latentnas.benchmarks import check
 
-    return _config(check(space)[0].pretrain or reference_settings(space), overrides)
+    settings = check(space)[0].pretrain or reference_settings(space)
+    if encoder != "arch2vec":
+        own = {f.name for f in fields(encoder_class(encoder).config_class)}
+        shared = set(settings) if issubclass(encoder_class(encoder).config_class,
+                                             Arch2VecConfig) else {"epochs"}
+        settings = {k: v for k, v in settings.items() if k in shared and k in own}
+    return _config(settings, overrides, encoder)
 
 
 def reference_config(space: str, **overrides) -> Arch2VecConfig:
@@ -73,14 +98,17 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def config_key(space: str, config: Arch2VecConfig, num_cells: int | None) -> str:
+def config_key(space: str, config, num_cells: int | None, encoder: str = "arch2vec") -> str:
+    named = {} if encoder == "arch2vec" else {"encoder": encoder}   # arch2vec keys unchanged
     blob = json.dumps({"space": space, "config": config.to_dict(), "cells": num_cells,
-                       "format": 1}, sort_keys=True)
+                       "format": 1, **named}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def default_out_dir(space: str, config: Arch2VecConfig, num_cells: int | None = None) -> str:
-    return cache_dir("pretrained", f"{space}-{config_key(space, config, num_cells)}")
+def default_out_dir(space: str, config, num_cells: int | None = None,
+                    encoder: str = "arch2vec") -> str:
+    prefix = space if encoder == "arch2vec" else f"{space}-{encoder}"
+    return cache_dir("pretrained", f"{prefix}-{config_key(space, config, num_cells, encoder)}")
 
 
 @dataclass
@@ -165,44 +193,51 @@ def space_tensors(space: SearchSpace, num_cells: int | None, seed: int):
     return torch.as_tensor(adj, dtype=torch.float32), torch.as_tensor(ops), cells
 
 
-def pretrain(space_name: str, config: Arch2VecConfig | None = None, out_dir: str | None = None,
+def pretrain(space_name: str, config=None, out_dir: str | None = None,
              device: str = "auto", num_cells: int | None = None, force: bool = False,
              final_samples: int = 10_000, epoch_samples: int = 1_000,
              on_epoch: Callable[[dict], None] | None = None,
-             on_start: Callable[[], None] | None = None) -> PretrainResult:
-    """Pretrains (or finds cached) arch2vec for ``space_name``; see the module docstring.
-    ``out_dir`` may be a URI (``s3://``, ``gs://``, ``file://``): see :func:`_pretrain_remote`.
+             on_start: Callable[[], None] | None = None,
+             encoder: str = "arch2vec") -> PretrainResult:
+    """Pretrains (or finds cached) the learned encoder ``encoder`` (arch2vec by default) for
+    ``space_name``; see the module docstring. ``out_dir`` may be a URI (``s3://``, ``gs://``,
+    ``file://``): see :func:`_pretrain_remote`.
 
-    A directory that already holds a model is reused when the model matches ``config`` and
-    refused otherwise (another space or configuration, or a corrupt file): its files are
-    replaced only with ``force``. ``on_start()`` is called when training begins (after
-    every check); without ``on_epoch``, progress goes to :func:`latentnas.progress.stage`."""
+    A directory that already holds a model is reused when the model matches ``encoder`` and
+    ``config`` and refused otherwise (another space, encoder or configuration, or a corrupt
+    file): its files are replaced only with ``force``. ``on_start()`` is called when
+    training begins (after every check); without ``on_epoch``, progress goes to
+    :func:`latentnas.progress.stage`."""
     if out_dir and is_uri(out_dir):
         return _pretrain_remote(space_name, config, out_dir, device=device, num_cells=num_cells,
                                 force=force, final_samples=final_samples,
                                 epoch_samples=epoch_samples, on_epoch=on_epoch,
-                                on_start=on_start)
+                                on_start=on_start, encoder=encoder)
     space = get_space(space_name)
-    config = config or default_config(space_name)
+    cls = encoder_class(encoder)
+    config = config or default_config(space_name, encoder)
+    if not isinstance(config, cls.config_class):
+        raise ConfigError(f"encoder {encoder} takes a {cls.config_class.__name__}, got "
+                          f"{type(config).__name__}")
     device = resolve_device(device)
     explicit = out_dir is not None
-    out_dir = out_dir or default_out_dir(space_name, config, num_cells)
+    out_dir = out_dir or default_out_dir(space_name, config, num_cells, encoder)
     ckpt = os.path.join(out_dir, CHECKPOINT)
     metrics_path = os.path.join(out_dir, METRICS)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ConfigError(f"--out {out_dir} is a file; give a directory")
     if not force:
-        saved = _reusable(out_dir, space, config, num_cells, explicit)
+        saved = _reusable(out_dir, space, config, num_cells, explicit, encoder)
         if saved is not None:
             return PretrainResult(out_dir, saved["epochs"], saved["final"], cached=True)
     if on_epoch is None:
         from latentnas.progress import stage
 
-        with stage(f"pretraining arch2vec on {space.name} ({config.epochs} epochs; cached "
+        with stage(f"pretraining {encoder} on {space.name} ({config.epochs} epochs; cached "
                    "afterwards)", total=config.epochs) as advance:
             return pretrain(space_name, config, out_dir, device, num_cells, True,
                             final_samples, epoch_samples, on_epoch=lambda row: advance(1),
-                            on_start=on_start)
+                            on_start=on_start, encoder=encoder)
     if on_start:
         on_start()
 
@@ -211,33 +246,38 @@ def pretrain(space_name: str, config: Arch2VecConfig | None = None, out_dir: str
     perm = torch.randperm(len(adj), generator=torch.Generator().manual_seed(config.seed))
     cut = int(0.9 * len(adj))
     train, held = perm[:cut], perm[cut:]
-    encoder = Arch2Vec(len(space.ops), config, device=device)
+    model = cls(len(space.ops), config, device=device, frozen_ops=frozen_ops(space))
+    generative = isinstance(model, Arch2Vec)       # reconstruct() and sample() exist
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     result = PretrainResult(out_dir)
     start = time.perf_counter()
     train_seconds = 0.0
-    for report in encoder.train_epochs(adj[train], ops[train]):
+    for report in model.train_epochs(adj[train], ops[train]):
         train_seconds += report.seconds
-        adj_rec, op_rec = encoder.reconstruct(adj[held], ops[held])
         row = {"epoch": report.epoch, "loss": report.loss, "seconds": report.seconds,
-               "graphs_per_s": report.graphs / report.seconds,
-               **reconstruction_accuracy(adj[held], ops[held], adj_rec, op_rec)}
-        if epoch_samples:
-            row.update(sample_quality(encoder, space, epoch_samples, seed=report.epoch))
+               "graphs_per_s": report.graphs / report.seconds}
+        if generative:
+            adj_rec, op_rec = model.reconstruct(adj[held], ops[held])
+            row.update(reconstruction_accuracy(adj[held], ops[held], adj_rec, op_rec))
+            if epoch_samples:
+                row.update(sample_quality(model, space, epoch_samples, seed=report.epoch))
+        else:
+            row.update(embedding_spread(model.encode(adj[held], ops[held])))
         result.epochs.append(row)
         if on_epoch:
             on_epoch(row)
 
     final = dict(result.epochs[-1])
-    if not config.node_positions:
+    if encoder == "arch2vec" and not config.node_positions:
         # graphs with pairs of unjoined nodes 1-WL cannot tell apart: never exact (see
         # encoders.arch2vec); with node positions every graph can be
         ambiguous = inner_product_ambiguous(adj[held], ops[held], config.num_layers)
         final["exact_ceiling"] = 1.0 - float(ambiguous.float().mean())
-    final.update(sample_quality(encoder, space, final_samples, seed=10_000))
+    if generative:
+        final.update(sample_quality(model, space, final_samples, seed=10_000))
     t = time.perf_counter()
-    embeddings = encoder.encode(adj, ops).cpu().numpy()
+    embeddings = model.encode(adj, ops).cpu().numpy()
     final["extract_seconds"] = time.perf_counter() - t
     final["train_seconds"] = train_seconds
     final["wall_seconds"] = time.perf_counter() - start
@@ -248,21 +288,34 @@ def pretrain(space_name: str, config: Arch2VecConfig | None = None, out_dir: str
     result.final = final
 
     os.makedirs(out_dir, exist_ok=True)
-    save_encoder(ckpt, encoder, space, num_cells=num_cells)
+    save_encoder(ckpt, model, space, num_cells=num_cells)
     if space.size is not None:
         save_embeddings(os.path.join(out_dir, EMBEDDINGS), embeddings, space.hashes(),
-                        make_header(space, config.to_dict()))
-    write_bytes(metrics_path, json.dumps({"space": space.name, "config": config.to_dict(),
+                        make_header(space, config.to_dict(), encoder=encoder))
+    write_bytes(metrics_path, json.dumps({"space": space.name, "encoder": encoder,
+                                          "config": config.to_dict(),
                                           "epochs": result.epochs, "final": final},
                                          indent=1).encode())
     return result
 
 
-def _reusable(out_dir: str, space: SearchSpace, config: Arch2VecConfig,
-              num_cells: int | None, explicit: bool) -> dict | None:
-    """The saved metrics of a model in ``out_dir`` made with ``config``; ``None`` when the
-    directory holds no model; :class:`CheckpointError` when it holds another one or a
-    damaged one (never trained over without ``force``)."""
+def embedding_spread(z: torch.Tensor) -> dict[str, float]:
+    """How spread out embeddings are, for encoders without a decoder (a collapsed encoder
+    maps every cell to nearly one point): ``distinct`` share of distinct rows (rounded to
+    4 significant digits per dimension) and ``std_ratio``, the mean per-dimension standard
+    deviation over the mean row norm."""
+    z = z.detach().float().cpu()
+    scale = z.norm(dim=1).mean().clamp_min(1e-12)
+    rounded = torch.round(z / scale * 1e4)
+    return {"distinct": len(torch.unique(rounded, dim=0)) / max(len(z), 1),
+            "std_ratio": float(z.std(0).mean() / scale)}
+
+
+def _reusable(out_dir: str, space: SearchSpace, config, num_cells: int | None,
+              explicit: bool, encoder: str = "arch2vec") -> dict | None:
+    """The saved metrics of a model in ``out_dir`` made with ``encoder`` and ``config``;
+    ``None`` when the directory holds no model; :class:`CheckpointError` when it holds
+    another one or a damaged one (never trained over without ``force``)."""
     present = [n for n in (CHECKPOINT, METRICS, EMBEDDINGS)
                if os.path.exists(os.path.join(out_dir, n))]
     if not present:
@@ -276,11 +329,13 @@ def _reusable(out_dir: str, space: SearchSpace, config: Arch2VecConfig,
     except (CheckpointError, OSError, ValueError) as exc:
         raise CheckpointError(f"{out_dir} holds a damaged or incomplete model ({exc}); "
                               f"{fix}") from None
-    if header["space"] != space.name or header["config"] != config.to_dict() \
+    held = header.get("encoder", "arch2vec")
+    if header["space"] != space.name or held != encoder or header["config"] != config.to_dict() \
             or header.get("num_cells") != num_cells:
         what = (f"space {header['space']}" if header["space"] != space.name
-                else "another configuration")
-        raise CheckpointError(f"{out_dir} already holds an arch2vec model for {what}; {fix}")
+                else "another configuration" if held == encoder else f"encoder {held}")
+        raise CheckpointError(f"{out_dir} already holds {'an' if held[0] in 'aeiou' else 'a'} "
+                              f"{held} model for {what}; {fix}")
     return saved
 
 
@@ -311,7 +366,7 @@ def _pretrain_remote(space_name: str, config, uri: str, **kwargs) -> PretrainRes
     return result
 
 
-def load_pretrained(out_dir: str, space_name: str, device: str = "cpu") -> Arch2Vec:
-    """The encoder saved in ``out_dir`` for ``space_name``."""
+def load_pretrained(out_dir: str, space_name: str, device: str = "cpu") -> LearnedEncoder:
+    """The encoder saved in ``out_dir`` for ``space_name`` (of the class its header names)."""
     return load_encoder(os.path.join(out_dir, CHECKPOINT), get_space(space_name),
                         resolve_device(device))

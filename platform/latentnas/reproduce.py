@@ -149,9 +149,9 @@ def latent_analyses(plan: SearchPlan, seed: int = 0) -> dict:
     return out
 
 
-def compare_encodings(df, budgets: list[int]):
-    """Per searcher and budget: arch2vec against each other encoding of that searcher, by
-    Mann–Whitney U (unpaired) and the Wilcoxon signed-rank test over seeds (paired: both
+def compare_encodings(df, budgets: list[int], reference: str = "arch2vec"):
+    """Per searcher and budget: ``reference`` against each other encoding of that searcher,
+    by Mann–Whitney U (unpaired) and the Wilcoxon signed-rank test over seeds (paired: both
     searches of a seed start from the same seed)."""
     import pandas as pd
     from scipy import stats
@@ -164,17 +164,18 @@ def compare_encodings(df, budgets: list[int]):
         for searcher, group in snap.groupby("searcher", observed=True):
             by_enc = {e: g.set_index("seed")["regret"] for e, g in group.groupby("encoding",
                                                                                observed=True)}
-            if "arch2vec" not in by_enc:
+            if reference not in by_enc:
                 continue
             for other, values in sorted(by_enc.items()):
-                if other == "arch2vec":
+                if other == reference:
                     continue
-                a, o = by_enc["arch2vec"], values
+                a, o = by_enc[reference], values
                 common = a.index.intersection(o.index)
                 diff = (a[common] - o[common]).to_numpy()
                 wilcoxon = stats.wilcoxon(diff).pvalue if np.any(diff != 0) else 1.0
                 rows.append({"searcher": searcher, "budget": b, "other": other,
-                             "regret_arch2vec": float(a.mean()), "regret_other": float(o.mean()),
+                             "regret_reference": float(a.mean()),
+                             "regret_other": float(o.mean()),
                              "mann_whitney_p": float(stats.mannwhitneyu(
                                  a, o, alternative="two-sided").pvalue),
                              "wilcoxon_p": float(wilcoxon), "pairs": int(len(common))})
@@ -239,8 +240,8 @@ def write_report(plan: SearchPlan, df, latent: dict, out: str, wall: float, ran:
               "Mann–Whitney p", "Wilcoxon p", "arch2vec better?"]
     lines += _md_row(header) + ["|" + "---|" * len(header)]
     for _, t in tests.iterrows():
-        better = "yes" if t["regret_arch2vec"] < t["regret_other"] else "no"
-        lines += _md_row([t["searcher"], t["budget"], t["other"], f"{t['regret_arch2vec']:.3f}",
+        better = "yes" if t["regret_reference"] < t["regret_other"] else "no"
+        lines += _md_row([t["searcher"], t["budget"], t["other"], f"{t['regret_reference']:.3f}",
                           f"{t['regret_other']:.3f}", f"{t['mann_whitney_p']:.2g}",
                           f"{t['wilcoxon_p']:.2g}",
                           better + (" (p < 0.05)" if t["wilcoxon_p"] < 0.05 else "")])
@@ -287,24 +288,32 @@ def _random_l2(distance: dict) -> float:
 def _distance_plot(latent: dict, out: str) -> str:
     """Mean L2 distance (divided by that of random pairs) against edit distance, per
     embedding: the paper's figure of how smoothly each embedding follows the graph."""
+    series = {}
+    for name, res in latent.items():
+        by, scale = res["distance"]["mean_l2_by_distance"], _random_l2(res["distance"])
+        ks = sorted(by)
+        series[f"{name} (ρ = {res['distance']['spearman']:.2f})"] = (
+            ks, [by[k] / scale for k in ks])
+    return line_plot(series, "edit distance", "mean L2 distance ÷ L2 of random pairs",
+                     os.path.join(out, "plots", "latent_distance.png"))
+
+
+def line_plot(series: dict[str, tuple[list, list]], xlabel: str, ylabel: str,
+              path: str) -> str:
+    """One line with markers per ``label -> (xs, ys)``, saved as a PNG at ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for name, res in latent.items():
-        by = res["distance"]["mean_l2_by_distance"]
-        ks = sorted(by)
-        scale = _random_l2(res["distance"])
-        ax.plot(ks, [by[k] / scale for k in ks], marker="o",
-                label=f"{name} (ρ = {res['distance']['spearman']:.2f})")
-    ax.set_xlabel("edit distance")
-    ax.set_ylabel("mean L2 distance ÷ L2 of random pairs")
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = os.path.join(out, "plots", "latent_distance.png")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
