@@ -422,6 +422,7 @@ def bench_search(
     searchers: str = typer.Option(DEFAULT_SEARCHERS, help="comma-separated; options in "
                                   "parentheses, e.g. 'gp(kernel=matern,local=0.1)'"),
     encodings: Optional[str] = typer.Option(None, help="comma-separated: arch2vec (default), "
+                                            "mpnn, barlow, jepa (or any learned encoder), "
                                             "supervised, adjacency, path (random, re and ls "
                                             "ignore it)"),
     seeds: int = typer.Option(100, help="seeds per searcher"),
