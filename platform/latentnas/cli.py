@@ -825,6 +825,54 @@ def bench_shards(
         console.print("no CUDA GPU here: only the CPU shard was measured")
 
 
+@command(bench_app, "train")
+def bench_train(
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    dataset: str = typer.Option("synthetic-cifar", help="synthetic-cifar (CIFAR-10's shape, "
+                                "random tensors: timing only), digits or cifar10"),
+    data_dir: Optional[str] = typer.Option(None, help="cifar10: the cifar-10-batches-py "
+                                           "directory"),
+    cells: int = typer.Option(3, help="NB101 cells to train (sampled with --seed)"),
+    epochs: int = typer.Option(1, help="epochs per cell"),
+    batch_size: int = typer.Option(256, help="training batch size"),
+    stem: int = typer.Option(128, help="stem channels (NAS-Bench-101: 128)"),
+    modules: int = typer.Option(3, help="cell copies per stack (NAS-Bench-101: 3)"),
+    max_train: Optional[int] = typer.Option(None, help="train on at most this many images"),
+    amp: str = typer.Option("none", help="autocast: none, bf16 or fp16 (CUDA only)"),
+    channels_last: bool = typer.Option(False, help="NHWC images and weights"),
+    seed: int = typer.Option(0, help="which cells are sampled"),
+) -> None:
+    """Seconds per cell of the training oracle (nb101-full's answer to a query) on one
+    device, with images/s and, on CUDA, peak memory. The default network is
+    NAS-Bench-101's size (stem 128, 3 stacks of 3 cells)."""
+    from latentnas.bench import training_figures
+    from latentnas.oracles.training import TrainingSettings
+    from latentnas.progress import stage
+
+    for name, value in (("cells", cells), ("max_train", max_train)):
+        _positive(name, value)
+    settings = TrainingSettings(dataset=dataset, data_dir=data_dir, epochs=epochs,
+                                batch_size=batch_size, stem_channels=stem,
+                                modules_per_stack=modules, max_train=max_train,
+                                device=device, amp=amp, channels_last=channels_last)
+    with stage(f"training {cells} NB101 cells on {dataset}", total=cells) as advance:
+        f = training_figures(settings, cells, seed, advance=advance)
+    table = Table(title=f"bench train: {dataset}, {f['train_images']:,} images x {epochs} "
+                        f"epoch(s), batch {batch_size}, amp {amp}, "
+                        f"{'channels-last' if channels_last else 'NCHW'} on {f['name']}")
+    for col in ("cell hash", "nodes", "params", "seconds", "images/s", "valid %"):
+        table.add_column(col, justify="right")
+    for r in f["cells"]:
+        table.add_row(r["cell"], str(r["nodes"]), f"{r['params']:,}", f"{r['seconds']:.2f}",
+                      f"{r['images_per_s']:,.0f}", f"{r['valid']:.1f}")
+    console.print(table)
+    console.print(f"mean seconds per cell: {f['seconds_mean']:.2f}"
+                  + (f"; peak GPU memory {f['peak_mib']:,.0f} MiB" if "peak_mib" in f else ""))
+    if dataset == "synthetic-cifar":
+        console.print("synthetic-cifar has random labels: its accuracies mean nothing, the "
+                      "seconds are what it measures")
+
+
 @command(bench_app, "enumerate")
 def bench_enumerate(
     workers: int = typer.Option(0, help="hashing processes (0: one per CPU)"),
