@@ -372,6 +372,50 @@ def demo(
 
 
 # -- searching --------------------------------------------------------------------------
+@command(bench_app, "landscape")
+def bench_landscape(
+    space: str = typer.Option("nb201", help="nb201 or nbgraph"),
+    dataset: Optional[str] = typer.Option(None, help="NAS-Bench-Graph dataset, e.g. arxiv"),
+    encodings: str = typer.Option("arch2vec,adjacency,path", help="comma-separated"),
+    repeats: int = typer.Option(5, help="random labelled sets per GP size"),
+    seed: int = typer.Option(0, help="anchors and labelled sets"),
+) -> None:
+    """Why search is easy or hard on a benchmark: smoothness of each encoding for the
+    search metric (nearest latent neighbour, one-edit neighbour, random pair), how well a
+    GP on 50 / 100 random labelled cells ranks the rest (Kendall τ), and the gaps between
+    the best cells against how well the search metric tracks the report metric."""
+    from latentnas.benchmarks import resolve
+    from latentnas.latent import landscape
+    from latentnas.progress import stage
+
+    _positive("repeats", repeats)
+    bench = resolve(space, dataset)
+    names = [e.strip() for e in encodings.split(",") if e.strip()]
+    with stage(f"landscape of {bench.name}"):
+        f = landscape(bench, names, repeats=repeats, seed=seed)
+    table = Table(title=f"{bench.name}: {f['cells']:,} cells, search metric "
+                        f"{bench.oracle.info.search_metric}")
+    for col in ("encoding", "|Δ| nearest", "|Δ| 10 nearest", "|Δ| random", "GP τ n=50",
+                "GP τ n=100"):
+        table.add_column(col, justify="right")
+    for enc, row in f["encodings"].items():
+        if "skipped" in row:
+            table.add_row(enc, f"skipped: {row['skipped']}", "", "", "", "")
+            continue
+        table.add_row(enc, f"{row['nearest']:.3f}", f"{row['nearest_10']:.3f}",
+                      f"{row['random']:.3f}",
+                      f"{row['gp_tau_50']:.3f} ± {row['gp_tau_50_se']:.3f}",
+                      f"{row['gp_tau_100']:.3f} ± {row['gp_tau_100_se']:.3f}")
+    console.print(table)
+    if "one_edit" in f:
+        console.print(f"|Δ| to one-edit neighbours: {f['one_edit']:.3f}")
+    g = f["gaps"]
+    console.print(f"search metric: best {g['best']:.3f}, 10th {g['10th']:.3f}, 100th "
+                  f"{g['100th']:.3f}, median {g['median']:.3f}; Spearman ρ(search, report) "
+                  f"{g['spearman_search_report']:.3f} over all cells, "
+                  f"{g['spearman_top1pct']:.3f} over the top 1 %")
+
+
 @command(bench_app, "oracles")
 def bench_oracles(repeats: int = typer.Option(5, help="timed repetitions per figure")) -> None:
     """Load time (cold, in a fresh process) and per-query cost of every oracle here."""
