@@ -56,3 +56,25 @@ def test_demo_pretrains_shows_a_smooth_latent_space_and_races_searchers(ray_loca
     nearest = float(re.search(r"nearest latent neighbour\s*│\s*([\d.]+)", result.output).group(1))
     random_ = float(re.search(r"random cells\s*│\s*([\d.]+)", result.output).group(1))
     assert nearest < random_ / 2
+
+
+def test_bench_landscape_measures_smoothness_against_direct_computation():
+    import numpy as np
+
+    from latentnas.benchmarks import resolve
+    from latentnas.latent import smoothness
+
+    result = runner.invoke(app, ["bench", "landscape", "--encodings", "adjacency",
+                                 "--repeats", "2"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "adjacency" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    bench = resolve("nb201")
+    direct = smoothness(bench.features("adjacency"), bench.oracle.search,
+                        np.random.default_rng(0))
+    assert cells[1:4] == [f"{direct['nearest']:.3f}", f"{direct['nearest_10']:.3f}",
+                          f"{direct['random']:.3f}"]
+    # NB201 is smooth under one-hot edits: neighbours differ far less than random cells
+    assert direct["nearest"] < direct["random"] / 2
+    assert "|Δ| to one-edit neighbours:" in result.output
+    assert "best 94.066" in result.output

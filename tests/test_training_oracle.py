@@ -154,3 +154,56 @@ def test_the_users_tfrecord_is_searched_on_the_same_ids(ray_local, nb101, tmp_pa
     plan = SearchPlan(space="nb101-full", dataset="tfrecord", searchers="re", seeds=1, budget=15)
     out = run_benchmark(plan, workers=1)
     assert len(out[0].rows) == 15 and {r["id"] for r in out[0].rows} <= set(by_id)
+
+
+def test_bf16_autocast_and_channels_last_train_the_same_network(nb101):
+    plain = TrainingOracle(nb101, [CHAIN], TrainingSettings.short()).query_ids([0])
+    fast = TrainingOracle(nb101, [CHAIN], TrainingSettings.short(amp="bf16",
+                                                                 channels_last=True))
+    batch = fast.query_ids([0])
+    assert batch.extras["params"][0] == plain.extras["params"][0]
+    # a real model was trained: on 10 digit classes it is far above chance (10 %)
+    assert 30 < batch.search[0] <= 100 and 30 < batch.report[0] <= 100
+    assert fast.info.notes.count("'amp': 'bf16'") == 1
+
+
+def test_fp16_and_unknown_amp_are_refused_with_the_fix():
+    with pytest.raises(ConfigError, match="unknown training amp 'int8'.*none, bf16, fp16"):
+        TrainingSettings(amp="int8")
+    from latentnas.oracles.training import train_cell
+
+    with pytest.raises(ConfigError, match="'fp16' needs a CUDA device.*use amp 'bf16'"):
+        train_cell(CHAIN, TrainingSettings.short(amp="fp16", device="cpu"))
+
+
+def test_synthetic_cifar_has_cifar_shape_and_fixed_content():
+    first = load_dataset(TrainingSettings(dataset="synthetic-cifar"))
+    assert [len(a) for a in first] == [10_000] * 2 + [1_000] * 4
+    assert first[0].shape[1:] == (3, 32, 32) and first[0].dtype == np.float32
+    assert set(np.unique(first[1])) == set(range(10))
+    again = load_dataset(TrainingSettings(dataset="synthetic-cifar"))
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[5], again[5])
+
+
+def test_bench_train_prints_seconds_per_cell():
+    from typer.testing import CliRunner
+
+    from latentnas.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "train", "--device", "cpu", "--dataset",
+                                      "digits", "--cells", "2", "--stem", "8", "--modules",
+                                      "1", "--batch-size", "64", "--amp", "bf16"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())          # the title may wrap
+    assert "1,197 images x 1 epoch(s), batch 64, amp bf16" in flat
+    assert "mean seconds per cell:" in result.output
+    rows = [line for line in result.output.splitlines() if line.count("│") == 7]
+    assert len(rows) == 2                     # one row per cell
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_cuda_training_with_autocast_and_channels_last(nb101, amp):
+    settings = TrainingSettings.short(device="cuda", amp=amp, channels_last=True)
+    batch = TrainingOracle(nb101, [CHAIN], settings).query_ids([0])
+    assert 30 < batch.search[0] <= 100 and batch.cost[0] > 0

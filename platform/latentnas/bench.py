@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -192,4 +193,39 @@ def shard_figures(rows: int = 423_624, dim: int = 16, calls: int = 20, k: int = 
     first = answers[devices[0]]
     out["identical"] = all(a == first for a in answers.values())
     out["ids"] = {"nearest": first[0], "top_k": first[1]}     # the first device's answers
+    return out
+
+
+def training_figures(settings, cells: int = 3, seed: int = 0,
+                     advance=lambda n=1: None) -> dict[str, Any]:
+    """Seconds per cell of the training oracle (``latentnas.oracles.training``) with
+    ``settings``, on ``cells`` NB101 cells sampled with ``seed``: per cell its training
+    seconds (as the oracle measures them), images/s through training, parameters and
+    validation accuracy; the device's name and, on CUDA, peak memory."""
+    import torch
+
+    from latentnas.oracles.training import load_dataset, train_cell
+    from latentnas.pretrain import resolve_device
+    from latentnas.spaces import get_space
+
+    device = resolve_device(settings.device)
+    space = get_space("nb101")
+    chosen = space.sample(np.random.default_rng(seed), cells)
+    data = load_dataset(settings)
+    n_train = min(len(data[0]), settings.max_train or len(data[0]))
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    rows = []
+    for cell in chosen:
+        r = train_cell(space.canonical(cell), replace(settings, device=device), data)
+        rows.append({"cell": space.canonical_hash(cell)[:10],
+                     "nodes": len(space.canonical(cell).ops), "seconds": r["seconds"],
+                     "images_per_s": settings.epochs * n_train / r["seconds"],
+                     "params": int(r["params"]), "valid": r["valid"]})
+        advance()
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
+    out = {"device": device, "name": name, "train_images": n_train, "cells": rows,
+           "seconds_mean": float(np.mean([r["seconds"] for r in rows]))}
+    if device.startswith("cuda"):
+        out["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out

@@ -372,6 +372,50 @@ def demo(
 
 
 # -- searching --------------------------------------------------------------------------
+@command(bench_app, "landscape")
+def bench_landscape(
+    space: str = typer.Option("nb201", help="nb201 or nbgraph"),
+    dataset: Optional[str] = typer.Option(None, help="NAS-Bench-Graph dataset, e.g. arxiv"),
+    encodings: str = typer.Option("arch2vec,adjacency,path", help="comma-separated"),
+    repeats: int = typer.Option(5, help="random labelled sets per GP size"),
+    seed: int = typer.Option(0, help="anchors and labelled sets"),
+) -> None:
+    """Why search is easy or hard on a benchmark: smoothness of each encoding for the
+    search metric (nearest latent neighbour, one-edit neighbour, random pair), how well a
+    GP on 50 / 100 random labelled cells ranks the rest (Kendall τ), and the gaps between
+    the best cells against how well the search metric tracks the report metric."""
+    from latentnas.benchmarks import resolve
+    from latentnas.latent import landscape
+    from latentnas.progress import stage
+
+    _positive("repeats", repeats)
+    bench = resolve(space, dataset)
+    names = [e.strip() for e in encodings.split(",") if e.strip()]
+    with stage(f"landscape of {bench.name}"):
+        f = landscape(bench, names, repeats=repeats, seed=seed)
+    table = Table(title=f"{bench.name}: {f['cells']:,} cells, search metric "
+                        f"{bench.oracle.info.search_metric}")
+    for col in ("encoding", "|Δ| nearest", "|Δ| 10 nearest", "|Δ| random", "GP τ n=50",
+                "GP τ n=100"):
+        table.add_column(col, justify="right")
+    for enc, row in f["encodings"].items():
+        if "skipped" in row:
+            table.add_row(enc, f"skipped: {row['skipped']}", "", "", "", "")
+            continue
+        table.add_row(enc, f"{row['nearest']:.3f}", f"{row['nearest_10']:.3f}",
+                      f"{row['random']:.3f}",
+                      f"{row['gp_tau_50']:.3f} ± {row['gp_tau_50_se']:.3f}",
+                      f"{row['gp_tau_100']:.3f} ± {row['gp_tau_100_se']:.3f}")
+    console.print(table)
+    if "one_edit" in f:
+        console.print(f"|Δ| to one-edit neighbours: {f['one_edit']:.3f}")
+    g = f["gaps"]
+    console.print(f"search metric: best {g['best']:.3f}, 10th {g['10th']:.3f}, 100th "
+                  f"{g['100th']:.3f}, median {g['median']:.3f}; Spearman ρ(search, report) "
+                  f"{g['spearman_search_report']:.3f} over all cells, "
+                  f"{g['spearman_top1pct']:.3f} over the top 1 %")
+
+
 @command(bench_app, "oracles")
 def bench_oracles(repeats: int = typer.Option(5, help="timed repetitions per figure")) -> None:
     """Load time (cold, in a fresh process) and per-query cost of every oracle here."""
@@ -823,6 +867,54 @@ def bench_shards(
         console.print("same row ids on every device: " + ("yes" if f["identical"] else "NO"))
     if not torch.cuda.is_available():
         console.print("no CUDA GPU here: only the CPU shard was measured")
+
+
+@command(bench_app, "train")
+def bench_train(
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    dataset: str = typer.Option("synthetic-cifar", help="synthetic-cifar (CIFAR-10's shape, "
+                                "random tensors: timing only), digits or cifar10"),
+    data_dir: Optional[str] = typer.Option(None, help="cifar10: the cifar-10-batches-py "
+                                           "directory"),
+    cells: int = typer.Option(3, help="NB101 cells to train (sampled with --seed)"),
+    epochs: int = typer.Option(1, help="epochs per cell"),
+    batch_size: int = typer.Option(256, help="training batch size"),
+    stem: int = typer.Option(128, help="stem channels (NAS-Bench-101: 128)"),
+    modules: int = typer.Option(3, help="cell copies per stack (NAS-Bench-101: 3)"),
+    max_train: Optional[int] = typer.Option(None, help="train on at most this many images"),
+    amp: str = typer.Option("none", help="autocast: none, bf16 or fp16 (CUDA only)"),
+    channels_last: bool = typer.Option(False, help="NHWC images and weights"),
+    seed: int = typer.Option(0, help="which cells are sampled"),
+) -> None:
+    """Seconds per cell of the training oracle (nb101-full's answer to a query) on one
+    device, with images/s and, on CUDA, peak memory. The default network is
+    NAS-Bench-101's size (stem 128, 3 stacks of 3 cells)."""
+    from latentnas.bench import training_figures
+    from latentnas.oracles.training import TrainingSettings
+    from latentnas.progress import stage
+
+    for name, value in (("cells", cells), ("max_train", max_train)):
+        _positive(name, value)
+    settings = TrainingSettings(dataset=dataset, data_dir=data_dir, epochs=epochs,
+                                batch_size=batch_size, stem_channels=stem,
+                                modules_per_stack=modules, max_train=max_train,
+                                device=device, amp=amp, channels_last=channels_last)
+    with stage(f"training {cells} NB101 cells on {dataset}", total=cells) as advance:
+        f = training_figures(settings, cells, seed, advance=advance)
+    table = Table(title=f"bench train: {dataset}, {f['train_images']:,} images x {epochs} "
+                        f"epoch(s), batch {batch_size}, amp {amp}, "
+                        f"{'channels-last' if channels_last else 'NCHW'} on {f['name']}")
+    for col in ("cell hash", "nodes", "params", "seconds", "images/s", "valid %"):
+        table.add_column(col, justify="right")
+    for r in f["cells"]:
+        table.add_row(r["cell"], str(r["nodes"]), f"{r['params']:,}", f"{r['seconds']:.2f}",
+                      f"{r['images_per_s']:,.0f}", f"{r['valid']:.1f}")
+    console.print(table)
+    console.print(f"mean seconds per cell: {f['seconds_mean']:.2f}"
+                  + (f"; peak GPU memory {f['peak_mib']:,.0f} MiB" if "peak_mib" in f else ""))
+    if dataset == "synthetic-cifar":
+        console.print("synthetic-cifar has random labels: its accuracies mean nothing, the "
+                      "seconds are what it measures")
 
 
 @command(bench_app, "enumerate")

@@ -17,6 +17,15 @@ Datasets:
 * ``cifar10``: the user's CIFAR-10 in its standard python-pickle form (the directory
   ``cifar-10-batches-py`` with ``data_batch_1..5`` and ``test_batch``). The last 5,000
   training images are the validation set, as NAS-Bench-101 does. It is never downloaded.
+* ``synthetic-cifar``: random tensors of CIFAR-10's shape (3 x 32 x 32; 10,000 train, 1,000
+  validation, 1,000 test, random labels), for timing the oracle on a device where no
+  CIFAR-10 copy exists. Its accuracies mean nothing (about 10 %); ``latentnas bench
+  train`` uses it by default.
+
+On a GPU, ``amp="bf16"`` (or ``"fp16"``, CUDA only, with a gradient scaler) runs the
+forward pass under autocast and ``channels_last=True`` stores images and weights in
+NHWC, which the tensor-core convolutions prefer; both are off by default, so a cell's
+answer on CPU does not change.
 
 Answers are cached per canonical hash for the oracle's lifetime, so no cell is trained
 twice in an experiment (the experiment hosts the oracle in a pool of ``OracleActor``s
@@ -40,7 +49,8 @@ from latentnas.errors import ConfigError, MissingDataError
 from latentnas.oracles.base import Oracle, OracleInfo, QueryBatch
 from latentnas.spaces.base import Cell
 
-DATASETS = ("digits", "cifar10")
+DATASETS = ("digits", "cifar10", "synthetic-cifar")
+AMP = ("none", "bf16", "fp16")
 CIFAR_HINT = ("set `training: {data_dir: DIR}` (TrainingSettings.data_dir) to the directory "
               "`cifar-10-batches-py` of the python version of CIFAR-10 "
               "(https://www.cs.toronto.edu/~kriz/cifar.html); it is never downloaded at run time")
@@ -63,6 +73,10 @@ class TrainingSettings:
     device: str = "auto"
     #: train on at most this many training images (None: all)
     max_train: int | None = None
+    #: autocast of the forward pass: none, bf16 or fp16 (CUDA only)
+    amp: str = "none"
+    #: NHWC memory format for images and weights
+    channels_last: bool = False
 
     @classmethod
     def short(cls, **overrides) -> "TrainingSettings":
@@ -76,6 +90,9 @@ class TrainingSettings:
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ConfigError(f"training {key} must be a positive integer, "
                                   f"got {getattr(self, key)!r}")
+        if self.amp not in AMP:
+            raise ConfigError(f"unknown training amp {self.amp!r}; choose one of: "
+                              f"{', '.join(AMP)}")
         if not self.lr > 0:
             raise ConfigError(f"training lr must be positive, got {self.lr}")
 
@@ -100,6 +117,13 @@ def load_dataset(settings: TrainingSettings):
             parts["train"].append(idx[n_valid + n_test:])
         tr, va, te = (np.sort(np.concatenate(parts[k])) for k in ("train", "valid", "test"))
         return x[tr], y[tr], x[va], y[va], x[te], y[te]
+    if settings.dataset == "synthetic-cifar":
+        rng = np.random.default_rng(0)
+        parts = []
+        for n in (10_000, 1_000, 1_000):
+            parts += [rng.standard_normal((n, 3, 32, 32), dtype=np.float32),
+                      rng.integers(0, 10, size=n)]
+        return tuple(parts)
     directory = settings.data_dir
     if not directory:
         raise MissingDataError(f"the cifar10 training dataset needs a directory: {CIFAR_HINT}")
@@ -131,6 +155,9 @@ def train_cell(cell: Cell, settings: TrainingSettings, data=None) -> dict[str, f
     device = settings.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if settings.amp == "fp16" and not device.startswith("cuda"):
+        raise ConfigError(f"training amp 'fp16' needs a CUDA device (this one is {device}); "
+                          "use amp 'bf16' or 'none'")
     x_tr, y_tr, x_va, y_va, x_te, y_te = data if data is not None else load_dataset(settings)
     if settings.max_train:
         x_tr, y_tr = x_tr[:settings.max_train], y_tr[:settings.max_train]
@@ -142,15 +169,24 @@ def train_cell(cell: Cell, settings: TrainingSettings, data=None) -> dict[str, f
                   in_channels=x_tr.shape[1], stem_out_channels=settings.stem_channels,
                   num_stacks=settings.num_stacks,
                   num_modules_per_stack=settings.modules_per_stack).to(device)
+    memory = torch.channels_last if settings.channels_last else torch.contiguous_format
+    net = net.to(memory_format=memory)
     params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.SGD(net.parameters(), lr=settings.lr, momentum=0.9, nesterov=True,
                           weight_decay=settings.weight_decay)
     steps = settings.epochs * int(np.ceil(len(x_tr) / settings.batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    xt = torch.as_tensor(x_tr, device=device)
+    xt = torch.as_tensor(x_tr, device=device).contiguous(memory_format=memory)
     yt = torch.as_tensor(y_tr, device=device)
     gen = torch.Generator().manual_seed(int.from_bytes(digest[4:8], "little"))
-    if device.startswith("cuda"):
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.amp)
+
+    def autocast():
+        return torch.autocast(kind, dtype=dtype, enabled=dtype is not None)
+
+    scaler = torch.amp.GradScaler(kind, enabled=settings.amp == "fp16")
+    if kind == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     net.train()
@@ -159,9 +195,11 @@ def train_cell(cell: Cell, settings: TrainingSettings, data=None) -> dict[str, f
         for k in range(0, len(xt), settings.batch_size):
             idx = order[k:k + settings.batch_size]
             opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
+            with autocast():
+                loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -172,7 +210,9 @@ def train_cell(cell: Cell, settings: TrainingSettings, data=None) -> dict[str, f
         net.eval()
         hits = 0
         for k in range(0, len(x), 512):
-            out = net(torch.as_tensor(x[k:k + 512], device=device))
+            with autocast():
+                out = net(torch.as_tensor(x[k:k + 512], device=device)
+                          .contiguous(memory_format=memory))
             hits += int((out.argmax(1).cpu().numpy() == y[k:k + 512]).sum())
         return 100.0 * hits / len(x)
 
