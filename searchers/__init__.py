@@ -1,8 +1,9 @@
 """Search strategies over finite cell spaces: ask for ids, tell their values.
 
 Built in (registry names): ``random``, ``re`` (regularized evolution), ``ls`` (local
-search), ``reinforce`` (arch2vec-REINFORCE), ``bo`` (arch2vec-BO, DNGO) and ``gp``
-(BoTorch GP-BO). Plug-ins register through the ``latentnas.searchers`` entry-point group.
+search), ``reinforce`` (arch2vec-REINFORCE), ``bo`` (arch2vec-BO, DNGO), ``gp``
+(BoTorch GP-BO) and ``gp-mixed`` (GP-BO over latent vector and discrete choices, local
+acquisition). Plug-ins register through the ``latentnas.searchers`` entry-point group.
 No Ray, no files: see :class:`searchers.base.Searcher` for the protocol.
 """
 

@@ -12,18 +12,22 @@ import searchers
 from searchers import Domain, Searcher, SearcherError, available, create, register
 from searchers.registry import _REGISTRY
 
-BUILT_IN = ["bo", "gp", "ls", "random", "re", "reinforce"]
+BUILT_IN = ["bo", "gp", "gp-mixed", "ls", "random", "re", "reinforce"]
 # small settings so every strategy runs several learning rounds in well under a second
 FAST = {"bo": {"init": 8, "epochs": 20}, "gp": {"init": 8, "max_fit_iter": 20},
+        "gp-mixed": {"init": 8, "max_fit_iter": 20},
         "reinforce": {"batch_size": 8}}
 
 
 def toy_domain(m: int = 240, d: int = 4, seed: int = 0) -> tuple[Domain, np.ndarray]:
-    """Ids 0..m-1 on a ring (neighbours ±1, ±2), features, and a smooth objective."""
+    """Ids 0..m-1 on a ring (neighbours ±1, ±2), features, random 4-node cells, and a
+    smooth objective."""
     rng = np.random.default_rng(seed)
     feats = rng.normal(size=(m, d)).astype(np.float32)
     y = -((feats - 0.7) ** 2).sum(1) + 0.05 * rng.normal(size=m)
-    return Domain(ids=np.arange(m), features=feats,
+    adj = np.triu(rng.integers(0, 2, size=(m, 4, 4)), 1).astype(np.int8)
+    ops = np.eye(3, dtype=np.int8)[rng.integers(0, 3, size=(m, 4))]
+    return Domain(ids=np.arange(m), features=feats, graphs=(adj, ops),
                   neighbours=lambda i: [(i + k) % m for k in (-2, -1, 1, 2)]), y
 
 
@@ -248,3 +252,50 @@ def test_gp_refits_hyperparameters_only_on_schedule_and_resumes_exactly():
     assert head + drive(resumed, y, 17, chunk=1) == full
     with pytest.raises(ValueError, match="refit_every"):
         create("gp", domain, np.random.default_rng(0), refit_every=0)
+
+
+def choice_domain(seed: int = 0) -> tuple[Domain, np.ndarray]:
+    """Every cell of 4 positions x 4 ops (256), neighbours one op apart, features that
+    are pure noise, and a value that depends on the ops alone (additive, with noise)."""
+    rng = np.random.default_rng(seed)
+    choices = (np.arange(256)[:, None] // 4 ** np.arange(4)) % 4          # id = its digits
+    ops = np.eye(4, dtype=np.int8)[choices]                                # [256, 4, 4]
+    adj = np.broadcast_to(np.triu(np.ones((4, 4), dtype=np.int8), 1), (256, 4, 4)).copy()
+    weights = rng.normal(size=(4, 4))
+    y = weights[np.arange(4), choices].sum(1) + 0.05 * rng.normal(size=256)
+
+    def neighbours(i):
+        return [int(i + (o - choices[i, k]) * 4 ** k) for k in range(4) for o in range(4)
+                if o != choices[i, k]]
+
+    return Domain(ids=np.arange(256), features=rng.normal(size=(256, 3)), graphs=(adj, ops),
+                  neighbours=neighbours), y
+
+
+def test_gp_mixed_learns_from_the_choices_and_moves_locally():
+    domain, y = choice_domain()
+    s = create("gp-mixed", domain, np.random.default_rng(0), init=8)
+    # its GP sees the 3 feature columns and the 16 one-hot op columns (adjacency is constant)
+    assert s.x.shape == (256, 3 + 16)
+    trace = drive(s, y, 30, chunk=1)
+    told = []
+    for k, i in enumerate(trace):
+        if k >= 8:       # after the random start: one edit from one of the 10 best so far
+            best = [told[j] for j in np.argsort(-y[told], kind="stable")[:10]]
+            assert any(i in domain.neighbours(b) for b in best), (k, i)
+        told.append(i)
+    # the features are noise, so a GP on them alone is random search; the choices are not
+    found = {name: np.mean([y[drive(create(name, domain, np.random.default_rng(r), init=8), y,
+                                     30)].max() == y.max() for r in range(4)])
+             for name in ("gp", "gp-mixed")}
+    assert found["gp-mixed"] >= 0.75 and found["gp"] <= 0.25, found
+
+
+def test_gp_mixed_needs_the_cells_and_their_neighbours():
+    domain, _ = toy_domain()
+    bare = Domain(ids=domain.ids, features=domain.features, neighbours=domain.neighbours)
+    with pytest.raises(SearcherError, match="needs domain graphs"):
+        create("gp-mixed", bare, np.random.default_rng(0))
+    with pytest.raises(SearcherError, match="needs domain neighbours"):
+        create("gp-mixed", Domain(ids=domain.ids, features=domain.features,
+                                  graphs=domain.graphs), np.random.default_rng(0))
