@@ -318,6 +318,12 @@ class MixedGPSearch(GPSearch):
     cell lets a poor global model send the search anywhere; regularized evolution's one
     edit from the best cells wins there. On NAS-Bench-201 the arch2vec space is smooth
     and the choices add little. Requires features, neighbours and graphs.
+
+    Measured (held-out seeds 1000–1099, arch2vec features, best search metric at 100
+    queries, README "One searcher for every shipped benchmark"): NAS-Bench-Graph arxiv
+    73.59 against ``re`` 73.39, cora 81.11 against 80.95, proteins 85.29 against 85.10
+    (Mann–Whitney p < 0.001 on each); NB201 regret 0.011 with the optimum found in 97 %
+    of seeds by 100 queries (``gp``: 0.029, 84 %); 6–7 CPU s per 150-query search.
     """
 
     requires = ("features", "neighbours", "graphs")
