@@ -65,13 +65,14 @@ class GPSearch(Searcher):
                  inputs: Literal["features", "onehot", "both"] = "features",
                  candidates: Literal["all", "neighbours"] = "all",
                  top: Annotated[int, Ge(1)] = 10, radius: Annotated[int, Ge(1)] = 1):
+        # the domain parts these options read, checked by Searcher like any requirement
+        self.requires = ("features",) + (("graphs",) if inputs != "features" else ()) \
+            + (("neighbours",) if candidates == "neighbours" else ())
         super().__init__(domain, rng)
         self.init, self.batch_size, self.kernel = init, batch_size, kernel
         self.acquisition, self.warm_start, self.local = acquisition, warm_start, local
         self.target, self.max_fit_iter, self.refit_every = target, max_fit_iter, refit_every
         self.inputs, self.candidates, self.top, self.radius = inputs, candidates, top, radius
-        if candidates == "neighbours" and domain.neighbours is None:
-            raise ValueError("candidates='neighbours' needs a domain with neighbours")
         self.rounds = 0
         self.generator = generator_from(rng)
         f = self._inputs(domain)
@@ -86,8 +87,6 @@ class GPSearch(Searcher):
         if self.inputs in ("features", "both"):
             parts.append(domain.features.astype(np.float64))
         if self.inputs in ("onehot", "both"):
-            if domain.graphs is None:
-                raise ValueError(f"inputs={self.inputs!r} needs a domain with graphs")
             adj, ops = domain.graphs
             upper = np.triu_indices(adj.shape[1], 1)
             choices = np.hstack([adj[:, upper[0], upper[1]], ops.reshape(len(ops), -1)])
@@ -317,7 +316,7 @@ class MixedGPSearch(GPSearch):
     0.255 vs 0.462), the best cells differ by fractions of a point, and scoring every
     cell lets a poor global model send the search anywhere; regularized evolution's one
     edit from the best cells wins there. On NAS-Bench-201 the arch2vec space is smooth
-    and the choices add little. Requires features, neighbours and graphs.
+    and the choices add little. With its defaults it needs features, neighbours and graphs.
 
     Measured (held-out seeds 1000–1099, arch2vec features, best search metric at 100
     queries, README "One searcher for every shipped benchmark"): NAS-Bench-Graph arxiv
@@ -326,5 +325,4 @@ class MixedGPSearch(GPSearch):
     of seeds by 100 queries (``gp``: 0.029, 84 %); 6–7 CPU s per 150-query search.
     """
 
-    requires = ("features", "neighbours", "graphs")
     __init__ = with_defaults(GPSearch.__init__, inputs="both", candidates="neighbours")

@@ -291,11 +291,16 @@ def test_gp_mixed_learns_from_the_choices_and_moves_locally():
     assert found["gp-mixed"] >= 0.75 and found["gp"] <= 0.25, found
 
 
-def test_gp_mixed_needs_the_cells_and_their_neighbours():
+def test_gp_needs_the_domain_parts_its_options_read():
     domain, _ = toy_domain()
-    bare = Domain(ids=domain.ids, features=domain.features, neighbours=domain.neighbours)
+    no_graphs = Domain(ids=domain.ids, features=domain.features, neighbours=domain.neighbours)
+    no_neighbours = Domain(ids=domain.ids, features=domain.features, graphs=domain.graphs)
     with pytest.raises(SearcherError, match="needs domain graphs"):
-        create("gp-mixed", bare, np.random.default_rng(0))
+        create("gp-mixed", no_graphs, np.random.default_rng(0))
     with pytest.raises(SearcherError, match="needs domain neighbours"):
-        create("gp-mixed", Domain(ids=domain.ids, features=domain.features,
-                                  graphs=domain.graphs), np.random.default_rng(0))
+        create("gp-mixed", no_neighbours, np.random.default_rng(0))
+    with pytest.raises(SearcherError, match="needs domain graphs"):
+        create("gp", no_graphs, np.random.default_rng(0), inputs="onehot")
+    # the options that read neither part run without them
+    create("gp-mixed", no_graphs, np.random.default_rng(0), inputs="features")
+    create("gp", no_neighbours, np.random.default_rng(0))
