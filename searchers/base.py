@@ -246,6 +246,17 @@ class Searcher(ABC):
     def _load_state(self, state: dict) -> None:
         pass
 
+    def start_round(self, n: int, init: int) -> list[int] | None:
+        """For model-based strategies that propose in rounds after a random start: random
+        unvisited positions while fewer than ``init`` were proposed, ``[]`` while a
+        round's values are still pending, ``None`` when the model may propose."""
+        seeding = init - self.num_told - len(self.pending)
+        if seeding > 0:
+            return list(self.random_unvisited(min(n, seeding)))
+        if self.pending:
+            return []                     # a round is being evaluated
+        return None
+
     def unvisited(self) -> np.ndarray:
         """Positions not yet proposed, ascending."""
         return np.flatnonzero(~self.taken)

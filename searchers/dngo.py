@@ -203,11 +203,9 @@ class DNGOSearch(Searcher):
 
     # -- the loop ---------------------------------------------------------------------
     def _propose(self, n: int) -> list[int]:
-        seeding = self.init - self.num_told - len(self.pending)
-        if seeding > 0:
-            return list(self.random_unvisited(min(n, seeding)))
-        if self.pending:
-            return []                     # a round is being evaluated
+        started = self.start_round(n, self.init)
+        if started is not None:
+            return started
         pos = np.asarray(self.history_pos)
         y = np.asarray(self.history_y)
         y_fit = y / self.domain.value_scale if self.target == "raw" else \

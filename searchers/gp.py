@@ -66,8 +66,7 @@ class GPSearch(Searcher):
                  candidates: Literal["all", "neighbours"] = "all",
                  top: Annotated[int, Ge(1)] = 10, radius: Annotated[int, Ge(1)] = 1):
         # the domain parts these options read, checked by Searcher like any requirement
-        self.requires = ("features",) + (("graphs",) if inputs != "features" else ()) \
-            + (("neighbours",) if candidates == "neighbours" else ())
+        self.requires = surrogate_requires(inputs, candidates)
         super().__init__(domain, rng)
         self.init, self.batch_size, self.kernel = init, batch_size, kernel
         self.acquisition, self.warm_start, self.local = acquisition, warm_start, local
@@ -83,15 +82,7 @@ class GPSearch(Searcher):
 
     def _inputs(self, domain: Domain) -> np.ndarray:
         """The GP's input vectors of every candidate (see ``inputs``)."""
-        parts = []
-        if self.inputs in ("features", "both"):
-            parts.append(domain.features.astype(np.float64))
-        if self.inputs in ("onehot", "both"):
-            adj, ops = domain.graphs
-            upper = np.triu_indices(adj.shape[1], 1)
-            choices = np.hstack([adj[:, upper[0], upper[1]], ops.reshape(len(ops), -1)])
-            parts.append(choices[:, choices.min(0) != choices.max(0)].astype(np.float64))
-        return np.hstack(parts)
+        return surrogate_inputs(domain, self.inputs)
 
     def _model(self, pos: np.ndarray, y: np.ndarray):
         from botorch.exceptions.warnings import OptimizationWarning
@@ -141,24 +132,16 @@ class GPSearch(Searcher):
 
     def _neighbourhood(self, starts: np.ndarray) -> np.ndarray:
         """Unvisited positions within ``radius`` edits of ``starts``, ascending."""
-        seen, frontier = set(int(p) for p in starts), [int(p) for p in starts]
-        for _ in range(self.radius):
-            frontier = [int(q) for p in frontier for q in self.domain.neighbour_positions(p)
-                        if int(q) not in seen]
-            seen.update(frontier)
-        near = np.array(sorted(seen), dtype=np.int64)
-        return near[~self.taken[near]]
+        return unvisited_neighbourhood(self.domain, self.taken, starts, self.radius)
 
     def _propose(self, n: int) -> list[int]:
         from botorch.acquisition import qLogExpectedImprovement
         from botorch.optim import optimize_acqf_discrete
         from botorch.sampling import SobolQMCNormalSampler
 
-        seeding = self.init - self.num_told - len(self.pending)
-        if seeding > 0:
-            return list(self.random_unvisited(min(n, seeding)))
-        if self.pending:
-            return []
+        started = self.start_round(n, self.init)
+        if started is not None:
+            return started
         pos = np.asarray(self.history_pos)
         y = transform_targets(np.asarray(self.history_y), self.target)
         model = self._model(pos, y)
@@ -199,6 +182,40 @@ class GPSearch(Searcher):
         self.rounds = int(state.get("rounds", 0))
         self.hyper = None if state["hyper"] is None else \
             {k: torch.as_tensor(v) for k, v in state["hyper"].items()}
+
+
+def surrogate_requires(inputs: str, candidates: str) -> tuple[str, ...]:
+    """The domain parts a surrogate's ``inputs`` and ``candidates`` options read."""
+    return ("features",) + (("graphs",) if inputs != "features" else ()) \
+        + (("neighbours",) if candidates == "neighbours" else ())
+
+
+def surrogate_inputs(domain: Domain, inputs: str) -> np.ndarray:
+    """A surrogate's input vectors of every candidate, float64: the encoding's features
+    (``"features"``), the cell's adjacency upper triangle and one-hot ops from
+    ``domain.graphs`` with constant columns dropped (``"onehot"``), or both side by side
+    (``"both"``)."""
+    parts = []
+    if inputs in ("features", "both"):
+        parts.append(domain.features.astype(np.float64))
+    if inputs in ("onehot", "both"):
+        adj, ops = domain.graphs
+        upper = np.triu_indices(adj.shape[1], 1)
+        choices = np.hstack([adj[:, upper[0], upper[1]], ops.reshape(len(ops), -1)])
+        parts.append(choices[:, choices.min(0) != choices.max(0)].astype(np.float64))
+    return np.hstack(parts)
+
+
+def unvisited_neighbourhood(domain: Domain, taken: np.ndarray, starts: np.ndarray,
+                            radius: int) -> np.ndarray:
+    """Positions within ``radius`` edits of ``starts`` not in ``taken``, ascending."""
+    seen, frontier = set(int(p) for p in starts), [int(p) for p in starts]
+    for _ in range(radius):
+        frontier = [int(q) for p in frontier for q in domain.neighbour_positions(p)
+                    if int(q) not in seen]
+        seen.update(frontier)
+    near = np.array(sorted(seen), dtype=np.int64)
+    return near[~taken[near]]
 
 
 def with_defaults(init, **defaults):

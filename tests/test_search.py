@@ -38,7 +38,7 @@ def test_rows_record_every_query_with_incumbent_and_regret(oracle):
 
 @pytest.mark.parametrize("searcher,encoding,options", [
     ("reinforce", "adjacency", {}), ("gp", "adjacency", {"init": 8}),
-    ("gp-mixed", "adjacency", {"init": 8}),
+    ("gp-mixed", "adjacency", {"init": 8}), ("gbt", "adjacency", {"init": 8, "trees": 10}),
     ("bo", "adjacency", {"init": 8, "epochs": 5, "warm_start": True}), ("re", "none", {}),
     ("ls", "none", {})])
 def test_a_run_resumes_from_its_safe_checkpoint_with_identical_rows(oracle, searcher, encoding,

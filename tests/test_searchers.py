@@ -12,10 +12,10 @@ import searchers
 from searchers import Domain, Searcher, SearcherError, available, create, register
 from searchers.registry import _REGISTRY
 
-BUILT_IN = ["bo", "gp", "gp-mixed", "ls", "random", "re", "reinforce"]
+BUILT_IN = ["bo", "gbt", "gp", "gp-mixed", "ls", "random", "re", "reinforce"]
 # small settings so every strategy runs several learning rounds in well under a second
 FAST = {"bo": {"init": 8, "epochs": 20}, "gp": {"init": 8, "max_fit_iter": 20},
-        "gp-mixed": {"init": 8, "max_fit_iter": 20},
+        "gp-mixed": {"init": 8, "max_fit_iter": 20}, "gbt": {"init": 8, "trees": 10, "members": 3},
         "reinforce": {"batch_size": 8}}
 
 
@@ -135,7 +135,7 @@ def test_a_searcher_lacking_its_domain_part_says_what_it_needs():
 
 def test_unknown_names_and_options_list_the_valid_ones():
     domain, _ = toy_domain()
-    with pytest.raises(SearcherError, match="unknown searcher 'nope'; available: bo, gp"):
+    with pytest.raises(SearcherError, match="unknown searcher 'nope'; available: bo, gbt, gp"):
         create("nope", domain, np.random.default_rng(0))
     with pytest.raises(SearcherError, match=r"no option 'kernal'.*kernel='rbf'"):
         create("gp", domain, np.random.default_rng(0), kernal="matern")
@@ -291,6 +291,36 @@ def test_gp_mixed_learns_from_the_choices_and_moves_locally():
     assert found["gp-mixed"] >= 0.75 and found["gp"] <= 0.25, found
 
 
+def test_gbt_ensemble_predicts_held_out_cells_and_is_less_sure_of_them():
+    from scipy.stats import kendalltau
+
+    domain, y = choice_domain()
+    s = create("gbt", domain, np.random.default_rng(0), inputs="onehot", trees=30)
+    assert s.x.shape == (256, 16)                       # the one-hot ops; adjacency is constant
+    order = np.random.default_rng(1).permutation(256)
+    train, test = order[:100], order[100:]
+    models = s._ensemble(train, y[train])
+    mean, var = s.mean_var(models, test)
+    assert kendalltau(mean, y[test])[0] > 0.7           # the value is additive in the ops
+    assert (var > 1e-6).all()                           # bootstrap members disagree
+    # members agree more on the cells they were fitted to than on cells none of them saw
+    _, v_train = s.mean_var(models, train)
+    assert v_train.mean() < var.mean()
+
+
+def test_gbt_learns_from_the_choices_it_is_given():
+    domain, y = choice_domain()
+
+    def found(**opts):
+        return np.mean([y[drive(create("gbt", domain, np.random.default_rng(r), init=8,
+                                       trees=30, **opts), y, 30)].max() == y.max()
+                        for r in range(4)])
+
+    # the features are noise (a tree ensemble on them searches at random), the ops are not
+    assert found(inputs="onehot") >= 0.75
+    assert found(inputs="features") <= 0.25
+
+
 def test_gp_needs_the_domain_parts_its_options_read():
     domain, _ = toy_domain()
     no_graphs = Domain(ids=domain.ids, features=domain.features, neighbours=domain.neighbours)
@@ -301,6 +331,10 @@ def test_gp_needs_the_domain_parts_its_options_read():
         create("gp-mixed", no_neighbours, np.random.default_rng(0))
     with pytest.raises(SearcherError, match="needs domain graphs"):
         create("gp", no_graphs, np.random.default_rng(0), inputs="onehot")
+    with pytest.raises(SearcherError, match="needs domain graphs"):
+        create("gbt", no_graphs, np.random.default_rng(0), inputs="both")
+    with pytest.raises(SearcherError, match="needs domain neighbours"):
+        create("gbt", no_neighbours, np.random.default_rng(0), candidates="neighbours")
     # the options that read neither part run without them
     create("gp-mixed", no_graphs, np.random.default_rng(0), inputs="features")
     create("gp", no_neighbours, np.random.default_rng(0))
