@@ -320,9 +320,17 @@ def test_encoders_compare_writes_the_report_and_reuses_finished_work(tmp_path, m
     assert {r["encoder"] for r in rep.pretraining} == {"arch2vec", "mpnn", "barlow", "jepa"}
     assert "exact_acc" in rep.pretraining[1] and "distinct" in rep.pretraining[2]
     assert os.path.exists(os.path.join(out, "plots", "regret_vs_queries.png"))
+    # a re-run measures neither the searches nor the latent spaces again
+    import latentnas.latent as latent_mod
+
+    def measured(*a, **k):
+        raise AssertionError("latent space measured again")
+
+    monkeypatch.setattr(latent_mod, "gp_rank_quality", measured)
     again = compare(plan, out, workers=1, repeats=1)
     assert again.searches_run == 0
     assert again.summary.equals(rep.summary)
+    assert again.quality == rep.quality
 
 
 def test_encoders_cli_lists_and_refuses_unknown_names():

@@ -18,7 +18,8 @@ enough for a GP, i.e. not on NAS-Bench-Graph), on one space:
    Mann–Whitney U and Wilcoxon signed-rank p.
 
 One Markdown report (``out/report.md``, figures also in ``report.json``) with plots;
-finished searches are stored and reused when the command runs again with the same plan.
+finished searches (and the latent-space figures of unchanged embeddings) are stored and
+reused when the command runs again with the same plan.
 """
 
 from __future__ import annotations
@@ -113,11 +114,27 @@ def pretrain_all(plan: SearchPlan) -> list[dict]:
 
 
 def embedding_quality(plan: SearchPlan, features: dict[str, np.ndarray], repeats: int = 3,
-                      seed: int = 0) -> dict:
-    """Smoothness, edit-distance correlation and GP ranking τ of each embedding."""
+                      seed: int = 0, cache: str | None = None) -> dict:
+    """Smoothness, edit-distance correlation and GP ranking τ of each embedding.
+
+    With ``cache`` (a JSON file), an embedding whose figures are stored there for the same
+    table (SHA-1 of its rows), space, ``repeats`` and ``seed`` is not measured again (on
+    NAS-Bench-Graph arxiv the six take about 25 minutes here); new figures are added to
+    the file atomically. An unreadable cache is measured anew and rewritten."""
+    import hashlib
+
     from latentnas.encodings import neighbour_fn
     from latentnas.latent import distance_correlation, gp_rank_quality, smoothness
     from latentnas.progress import stage
+    from latentnas.storage import write_bytes
+
+    stored = {}
+    if cache and os.path.exists(cache):
+        try:
+            with open(cache) as f:
+                stored = json.load(f)
+        except (OSError, ValueError):
+            stored = {}
 
     bench = plan.benchmark
     adj, ops = bench.space.arrays()
@@ -126,8 +143,14 @@ def embedding_quality(plan: SearchPlan, features: dict[str, np.ndarray], repeats
     neighbours = neighbour_fn(bench.space) if bench.search_ids is None else None
     out = {}
     for name, emb in features.items():
+        emb = emb[ids]
+        key = hashlib.sha1(np.ascontiguousarray(emb, dtype=np.float32).tobytes()).hexdigest() \
+            + f":{plan.benchmark.space.name}:{len(ids)}:{repeats}:{seed}:{GP_SIZES}"
+        hit = stored.get(name) if isinstance(stored, dict) else None
+        if isinstance(hit, dict) and hit.get("key") == key:
+            out[name] = _int_keys(hit["quality"])
+            continue
         with stage(f"latent space of {name}"):
-            emb = emb[ids]
             tau = {n: float(np.mean([gp_rank_quality(emb, search, n,
                                                      np.random.default_rng(seed + r))
                                      for r in range(repeats)]))
@@ -137,7 +160,19 @@ def embedding_quality(plan: SearchPlan, features: dict[str, np.ndarray], repeats
                                                           np.random.default_rng(seed),
                                                           neighbours, pairs=5_000),
                          "gp_tau": tau}
+        if cache:
+            stored = {**(stored if isinstance(stored, dict) else {}),
+                      name: {"key": key, "quality": out[name]}}
+            write_bytes(cache, json.dumps(stored, indent=1).encode())
     return out
+
+
+def _int_keys(value):
+    """JSON's text keys back to the ints they were (query counts, edit distances)."""
+    if isinstance(value, dict):
+        return {int(k) if isinstance(k, str) and k.isdigit() else k: _int_keys(v)
+                for k, v in value.items()}
+    return value
 
 
 def compare(plan: SearchPlan, out: str, workers: int = 2, overwrite: bool = False,
@@ -160,7 +195,8 @@ def compare(plan: SearchPlan, out: str, workers: int = 2, overwrite: bool = Fals
             features[name] = load_embeddings(result.embeddings, bench.space)[0]
         else:
             features[name] = bench.features(name)
-    quality = embedding_quality(plan, features, repeats)
+    quality = embedding_quality(plan, features, repeats,
+                                cache=os.path.join(out, "latent_space.json"))
     counts = {}
 
     def started(n: int) -> None:
