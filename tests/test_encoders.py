@@ -293,6 +293,25 @@ def test_default_configs_per_encoder():
         default_config("nb201", "barlow", node_positions=8)
 
 
+def test_crowding_measures_how_close_the_best_cells_sit_to_their_neighbours():
+    from latentnas.latent import crowding
+
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(400, 8))
+    values = rng.normal(size=400)
+    # the same layout with each of the 20 best cells moved next to another cell
+    crowded = spread.copy()
+    best = np.argsort(-values)[:20]
+    others = np.setdiff1d(np.arange(400), best)[:20]
+    crowded[best] = crowded[others] + 1e-3
+    assert crowding(crowded, values, top=20)["mean"] < 0.01
+    assert crowding(spread, values, top=20)["mean"] > 0.1
+    # by hand for the best cell
+    c = int(np.argmax(values))
+    d = np.delete(np.sqrt(((spread - spread[c]) ** 2).sum(1)), c)
+    assert crowding(spread, values, top=1)["best"] == pytest.approx(d.min() / np.median(d))
+
+
 @pytest.mark.slow
 def test_encoders_compare_writes_the_report_and_reuses_finished_work(tmp_path, monkeypatch):
     """The whole comparison on NAS-Bench-Graph proteins (2,021 cells), small: 2 seeds, 20
@@ -311,7 +330,7 @@ def test_encoders_compare_writes_the_report_and_reuses_finished_work(tmp_path, m
     rep = compare(plan, out, workers=1, repeats=1)
     assert rep.searches_run == 2 * 2 * 5
     text = open(rep.report).read()
-    for part in ("## Pretraining", "| mpnn | 1 |", "## The latent spaces", "GP τ n=200",
+    for part in ("## Pretraining", "| mpnn | 1 |", "## The latent spaces", "GP τ n=200", "crowding",
                  "| gp | jepa |", "| reinforce | adjacency |", "## Each encoding against arch2vec",
                  "| gp | 20 | barlow |", "gp_tau.png", "took no part in tuning"):
         assert part in text, part

@@ -124,7 +124,7 @@ def embedding_quality(plan: SearchPlan, features: dict[str, np.ndarray], repeats
     import hashlib
 
     from latentnas.encodings import neighbour_fn
-    from latentnas.latent import distance_correlation, gp_rank_quality, smoothness
+    from latentnas.latent import crowding, distance_correlation, gp_rank_quality, smoothness
     from latentnas.progress import stage
     from latentnas.storage import write_bytes
 
@@ -159,6 +159,7 @@ def embedding_quality(plan: SearchPlan, features: dict[str, np.ndarray], repeats
                          "distance": distance_correlation(emb, adj[ids], ops[ids],
                                                           np.random.default_rng(seed),
                                                           neighbours, pairs=5_000),
+                         "crowding": crowding(emb, search),
                          "gp_tau": tau}
         if cache:
             stored = {**(stored if isinstance(stored, dict) else {}),
@@ -250,18 +251,22 @@ def write_report(plan: SearchPlan, df, pretraining: list[dict], quality: dict, o
     lines += ["", "## The latent spaces", "",
               "Mean |Δ report metric| from 1,000 anchor cells to their nearest neighbour "
               "against random cells (smaller is smoother); Spearman's ρ between edit "
-              "distance and L2 distance; Kendall's τ between a GP's posterior mean (fitted "
+              "distance and L2 distance; crowding: for the 50 best cells (search metric), "
+              "the distance to the nearest other cell over the median distance, mean (near "
+              "0: good cells sit on their neighbours, which a GP smooth at the scale of the "
+              "space cannot tell apart); Kendall's τ between a GP's posterior mean (fitted "
               f"on n random cells' search metric) and the truth on 5,000 others, mean of "
               "the draws (higher ranks better).", ""]
     sizes = sorted({n for q in quality.values() for n in q["gp_tau"]})
-    header = ["embedding", "Δ nearest", "Δ random", "ρ(edit, L2)"] + [f"GP τ n={n}"
-                                                                       for n in sizes]
+    header = ["embedding", "Δ nearest", "Δ random", "ρ(edit, L2)", "crowding"] + [
+        f"GP τ n={n}" for n in sizes]
     lines += _md_row(header) + ["|" + "---|" * len(header)]
     best_tau = {n: max(q["gp_tau"].get(n, -1) for q in quality.values()) for n in sizes}
     for name, q in quality.items():
         s, d = q["smoothness"], q["distance"]
+        crowd = f"{q['crowding']['mean']:.3f}" if "crowding" in q else "–"
         lines += _md_row([name, f"{s['nearest']:.3f}", f"{s['random']:.3f}",
-                          f"{d['spearman']:.3f}"] + [
+                          f"{d['spearman']:.3f}", crowd] + [
             (f"**{q['gp_tau'][n]:.3f}**" if q["gp_tau"][n] == best_tau[n]
              else f"{q['gp_tau'][n]:.3f}") for n in sizes])
     lines += ["", "## Search: regret of the incumbent (report metric), mean ± s.e.", ""]

@@ -5,6 +5,9 @@
 * :func:`distance_correlation`: how L2 distance in the embedding grows with the edit
   distance between cells (the paper's comparison of arch2vec with a supervised embedding):
   the mean L2 per edit distance and the rank correlation over random pairs;
+* :func:`crowding`: how close each of the best cells lies to its nearest other cell,
+  relative to the typical distance (a model whose length-scales fit the whole space
+  cannot tell apart cells crowded much closer than that);
 * :func:`supervised_embedding`: the supervised baseline's embedding, a GIN trained to
   regress the search metric of ``n`` random cells.
 
@@ -17,6 +20,21 @@ is an upper bound of it.
 from __future__ import annotations
 
 import numpy as np
+
+
+def crowding(embeddings: np.ndarray, values: np.ndarray, top: int = 50) -> dict[str, float]:
+    """For the ``top`` cells with the highest ``values``: L2 distance to the nearest other
+    cell divided by the median distance to all cells. ``mean`` over them, ``best`` for
+    the best cell. Near 0: the good cells sit on top of their neighbours, so a surrogate
+    that is smooth at the scale of the whole space gives them one prediction."""
+    emb = np.asarray(embeddings, dtype=np.float64)
+    ratios = []
+    for c in np.argsort(-np.asarray(values), kind="stable")[:top]:
+        d = np.sqrt(((emb - emb[c]) ** 2).sum(-1))
+        d = np.delete(d, c)
+        median = float(np.median(d))
+        ratios.append(float(d.min()) / median if median > 0 else 0.0)
+    return {"top": len(ratios), "mean": float(np.mean(ratios)), "best": ratios[0]}
 
 
 def smoothness(embeddings: np.ndarray, values: np.ndarray, rng: np.random.Generator,
