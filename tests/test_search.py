@@ -119,6 +119,9 @@ def test_bench_search_command_prints_the_table(monkeypatch):
                                       "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "Sample efficiency on nb201" in result.output and "re[none]" in result.output
+    # off a terminal the progress is lines, not a bar that only appears when it ends
+    assert "searches: 4 to run" in result.output
+    assert "searches: 4/4 done in" in result.output
     bad = CliRunner().invoke(app, ["bench", "search", "--searchers", "nope"])
     assert bad.exit_code == 2 and "unknown searcher 'nope'" in bad.output
 

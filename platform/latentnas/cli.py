@@ -435,10 +435,35 @@ DEFAULT_SEARCHERS = "random, re, ls, reinforce, bo, gp"
 
 
 @contextlib.contextmanager
-def _search_progress():
-    """A progress bar for a batch of searches: ``start(n)`` shows it once everything is
-    checked, ``done(result)`` advances it."""
+def _search_progress(every: float = 60.0):
+    """Progress of a batch of searches: ``start(n)`` once everything is checked, ``done(result)``
+    after each. A bar on a terminal; otherwise (logs, CI, nohup) one line on stderr at the
+    start, then at most one every ``every`` seconds and one at the end, so an hours-long
+    comparison shows where it is."""
+    import time
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not console.is_terminal:
+        state = {"n": 0, "total": 0, "t0": time.perf_counter(), "last": 0.0}
+
+        def line_start(n: int) -> None:
+            state.update(total=n, t0=time.perf_counter(), last=time.perf_counter())
+            print(f"searches: {n} to run", file=sys.stderr, flush=True)
+
+        def line_done(r) -> None:
+            state["n"] += 1
+            now = time.perf_counter()
+            if now - state["last"] < every and state["n"] < state["total"]:
+                return
+            state["last"] = now
+            minutes = (now - state["t0"]) / 60
+            print(f"searches: {state['n']}/{state['total']} done in {minutes:.1f} min; "
+                  f"last {r.label} seed {r.seed}: regret {r.regret[-1]:.3f}",
+                  file=sys.stderr, flush=True)
+
+        yield line_start, line_done
+        return
 
     progress = Progress(TextColumn("[bold]searches"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console)
