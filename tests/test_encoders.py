@@ -339,6 +339,20 @@ def test_encoders_compare_writes_the_report_and_reuses_finished_work(tmp_path, m
     assert {r["encoder"] for r in rep.pretraining} == {"arch2vec", "mpnn", "barlow", "jepa"}
     assert "exact_acc" in rep.pretraining[1] and "distinct" in rep.pretraining[2]
     assert os.path.exists(os.path.join(out, "plots", "regret_vs_queries.png"))
+    # searches are told validation and judged on test: both regrets are tabulated and tested
+    assert "(report metric), mean ± s.e." in text and "(search metric), mean ± s.e." in text
+    assert "### Each encoding against arch2vec (search metric)" in text
+    from latentnas.results import read_results
+    from latentnas.results.analysis import at_budget
+
+    final = at_budget(read_results(os.path.join(out, "results"), experiment="encoders"), 20)
+    figures = json.load(open(os.path.join(out, "report.json")))
+    for key, column in (("summary", "regret"), ("search_summary", "search_regret")):
+        row = next(r for r in figures[key] if r["searcher"] == "gp"
+                   and r["encoding"] == "barlow" and r["budget"] == 20)
+        want = final[(final["searcher"] == "gp") & (final["encoding"] == "barlow")][column]
+        assert row["regret"] == pytest.approx(want.mean())
+    assert not np.allclose(final["regret"], final["search_regret"])
     # a re-run measures neither the searches nor the latent spaces again
     import latentnas.latent as latent_mod
 
@@ -350,6 +364,15 @@ def test_encoders_compare_writes_the_report_and_reuses_finished_work(tmp_path, m
     assert again.searches_run == 0
     assert again.summary.equals(rep.summary)
     assert again.quality == rep.quality
+
+
+def test_report_decimals_keep_three_significant_digits_of_small_regrets():
+    from latentnas.compare import decimals
+
+    assert decimals([0.937, 0.002]) == 3                 # NB201: regret in points
+    assert decimals([0.0081, 0.0037]) == 5               # NAS-Bench-Graph: metrics in [0, 1]
+    assert f"{0.00384:.{decimals([0.0081])}f}" != f"{0.00429:.{decimals([0.0081])}f}"
+    assert decimals([0.0, float("nan")]) == 3 and decimals([12.5]) == 3
 
 
 def test_encoders_cli_lists_and_refuses_unknown_names():

@@ -149,10 +149,12 @@ def latent_analyses(plan: SearchPlan, seed: int = 0) -> dict:
     return out
 
 
-def compare_encodings(df, budgets: list[int], reference: str = "arch2vec"):
+def compare_encodings(df, budgets: list[int], reference: str = "arch2vec",
+                      metric: str = "regret"):
     """Per searcher and budget: ``reference`` against each other encoding of that searcher,
     by Mann–Whitney U (unpaired) and the Wilcoxon signed-rank test over seeds (paired: both
-    searches of a seed start from the same seed)."""
+    searches of a seed start from the same seed), on the column ``metric`` (``regret``: of
+    the report metric; ``search_regret``: of the metric the searches were told)."""
     import pandas as pd
     from scipy import stats
 
@@ -162,8 +164,8 @@ def compare_encodings(df, budgets: list[int], reference: str = "arch2vec"):
     for b in budgets:
         snap = at_budget(df, b)
         for searcher, group in snap.groupby("searcher", observed=True):
-            by_enc = {e: g.set_index("seed")["regret"] for e, g in group.groupby("encoding",
-                                                                               observed=True)}
+            by_enc = {e: g.set_index("seed")[metric] for e, g in group.groupby("encoding",
+                                                                             observed=True)}
             if reference not in by_enc:
                 continue
             for other, values in sorted(by_enc.items()):
