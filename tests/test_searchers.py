@@ -313,7 +313,8 @@ def test_gbt_learns_from_the_choices_it_is_given():
 
     def found(**opts):
         return np.mean([y[drive(create("gbt", domain, np.random.default_rng(r), init=8,
-                                       trees=30, **opts), y, 30)].max() == y.max()
+                                       trees=30, candidates="all", **opts), y, 30)].max()
+                        == y.max()
                         for r in range(4)])
 
     # the features are noise (a tree ensemble on them searches at random), the ops are not
@@ -332,9 +333,9 @@ def test_gp_needs_the_domain_parts_its_options_read():
     with pytest.raises(SearcherError, match="needs domain graphs"):
         create("gp", no_graphs, np.random.default_rng(0), inputs="onehot")
     with pytest.raises(SearcherError, match="needs domain graphs"):
-        create("gbt", no_graphs, np.random.default_rng(0), inputs="both")
+        create("gbt", no_graphs, np.random.default_rng(0))      # gp-mixed's defaults
     with pytest.raises(SearcherError, match="needs domain neighbours"):
-        create("gbt", no_neighbours, np.random.default_rng(0), candidates="neighbours")
+        create("gbt", no_neighbours, np.random.default_rng(0), inputs="onehot")
     # the options that read neither part run without them
     create("gp-mixed", no_graphs, np.random.default_rng(0), inputs="features")
     create("gp", no_neighbours, np.random.default_rng(0))
