@@ -367,12 +367,13 @@ def test_encoders_compare_writes_the_report_and_reuses_finished_work(tmp_path, m
 
 
 def test_report_decimals_keep_three_significant_digits_of_small_regrets():
-    from latentnas.compare import decimals
+    from latentnas.results.analysis import decimals
 
     assert decimals([0.937, 0.002]) == 3                 # NB201: regret in points
     assert decimals([0.0081, 0.0037]) == 5               # NAS-Bench-Graph: metrics in [0, 1]
     assert f"{0.00384:.{decimals([0.0081])}f}" != f"{0.00429:.{decimals([0.0081])}f}"
     assert decimals([0.0, float("nan")]) == 3 and decimals([12.5]) == 3
+    assert decimals([0.0003, 0.00002], digits=2) == 5    # s.e. of 0.72 ± 0.0003: two digits
 
 
 def test_encoders_cli_lists_and_refuses_unknown_names():

@@ -157,6 +157,26 @@ def test_reproduce_writes_the_report_and_reuses_finished_searches(tmp_path):
                  "Wilcoxon", "## The latent spaces", "| supervised |", "latent_distance.png"):
         assert part in report, part
     assert (out / "plots" / "regret_vs_queries.png").exists()
+    # searched on validation, reported on test: both regrets get a table and tests, each
+    # with the stored rows' means, printed with enough decimals for metrics in [0, 1]
+    import json
+
+    from latentnas.results import read_results
+    from latentnas.results.analysis import at_budget, decimals
+
+    final = at_budget(read_results(str(out / "results")), 20)
+    figures = json.loads((out / "report.json").read_text())
+    for key, column, title in (("summary", "regret", "report metric"),
+                               ("search_summary", "search_regret", "search metric")):
+        assert f"## Regret of the incumbent ({title})" in report
+        assert f"## arch2vec against the other encodings of each searcher ({title})" in report
+        rows = [r for r in figures[key] if r["budget"] == 20]
+        gp = next(r for r in rows if r["searcher"] == "gp" and r["encoding"] == "arch2vec")
+        want = final[(final["searcher"] == "gp") & (final["encoding"] == "arch2vec")][column]
+        assert gp["regret"] == pytest.approx(want.mean())
+        d = decimals([r["regret"] for r in rows])
+        assert f"| gp | arch2vec | {gp['regret']:.{d}f} ± {gp['regret_se']:.{d}f} [" in report
+    assert decimals([r["regret"] for r in figures["search_summary"]]) >= 4
     # 2 seeds x (random, re, reinforce x 2, bo x 2, gp x 2): no path encoding on NB-Graph
     assert "16 searches run, 0 reused" in result.output
     again = CliRunner().invoke(app, args)

@@ -141,3 +141,16 @@ def test_results_command_prints_the_table_and_writes_outputs(tmp_path, monkeypat
     assert (tmp_path / "t.md").read_text().startswith("| searcher | encoding | budget")
     missing = CliRunner().invoke(app, ["results", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no results at" in missing.output
+
+
+def test_results_table_keeps_three_significant_digits_of_small_regrets(tmp_path, monkeypatch):
+    from latentnas import cli
+
+    monkeypatch.setattr(cli.console, "width", 200)
+    for s in (0, 1):            # metrics in [0, 1], as on NAS-Bench-Graph: regret 0.004 at 10
+        write_trial(str(tmp_path / "s"), rows(20, regret0=0.008, seed=s), experiment="e1",
+                    searcher="gp", encoding="arch2vec", seed=s, space="nb201",
+                    dataset="cifar10")
+    result = CliRunner().invoke(app, ["results", str(tmp_path / "s"), "--at", "10,20"])
+    assert result.exit_code == 0, result.output
+    assert "0.00400 ± 0.00000" in result.output and "0.00100 ± 0.00000" in result.output

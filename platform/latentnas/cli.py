@@ -459,7 +459,7 @@ def _search_progress(every: float = 60.0):
             state["last"] = now
             minutes = (now - state["t0"]) / 60
             print(f"searches: {state['n']}/{state['total']} done in {minutes:.1f} min; "
-                  f"last {r.label} seed {r.seed}: regret {r.regret[-1]:.3f}",
+                  f"last {r.label} seed {r.seed}: regret {r.regret[-1]:.3g}",
                   file=sys.stderr, flush=True)
 
         yield line_start, line_done
@@ -476,7 +476,7 @@ def _search_progress(every: float = 60.0):
 
     def done(r) -> None:
         progress.update(task, advance=1, last=f"{escape(r.label)} seed {r.seed}: regret "
-                                              f"{r.regret[-1]:.3f}")
+                                              f"{r.regret[-1]:.3g}")
 
     try:
         yield start, done
@@ -540,10 +540,16 @@ def bench_search(
     table.add_column(f"found (report) @{at}", justify="right")
     table.add_column(f"found (search) @{at}", justify="right")
     table.add_column("CPU s/seed", justify="right")
+    from latentnas.results.analysis import decimals
+
+    d = decimals([row[f"regret@{b}"] for row in rows for b in budgets])
+    db = decimals([row[f"best_se@{budgets[-1]}"] for row in rows], digits=2)
     for row in sorted(rows, key=lambda r: r[f"regret@{budgets[-1]}"]):
         table.add_row(escape(row["searcher"]),
-                      *[f"{row[f'regret@{b}']:.3f} ± {row[f'regret_se@{b}']:.3f}" for b in budgets],
-                      f"{row[f'best@{budgets[-1]}']:.3f} ± {row[f'best_se@{budgets[-1]}']:.3f}",
+                      *[f"{row[f'regret@{b}']:.{d}f} ± {row[f'regret_se@{b}']:.{d}f}"
+                        for b in budgets],
+                      f"{row[f'best@{budgets[-1]}']:.{db}f} ± "
+                      f"{row[f'best_se@{budgets[-1]}']:.{db}f}",
                       "/".join(_share(row[f"found@{b}"]) for b in budgets),
                       "/".join(_share(row[f"found_search@{b}"]) for b in budgets),
                       f"{row['cpu_s']:.2f}")
@@ -592,7 +598,7 @@ def default_plot_dir(root: str) -> str | None:
 def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=None,
             plots=None) -> None:
     from latentnas.results import read_results
-    from latentnas.results.analysis import markdown_table, report
+    from latentnas.results.analysis import decimals, markdown_table, report
     from latentnas.storage import write_file
 
     df = read_results(root, **({"experiment": experiment} if experiment else {}))
@@ -603,11 +609,12 @@ def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=
                 "found (report)", "found (search)"):
         table.add_column(col, justify="left" if col in ("searcher", "encoding") else "right",
                          no_wrap=col == "searcher")
+    d, db = decimals(rep.summary["regret"]), decimals(rep.summary["best_report_se"], digits=2)
     for _, r in rep.summary.sort_values(["budget", "regret"]).iterrows():
         table.add_row(escape(r["searcher"]), r["encoding"], str(r["budget"]), str(r["seeds"]),
-                      f"{r['best_report']:.3f} ± {r['best_report_se']:.3f}",
-                      *((f"{r['regret']:.3f} ± {r['regret_se']:.3f}",
-                         f"{r['regret_ci_lo']:.3f}–{r['regret_ci_hi']:.3f}", _share(r["found"]))
+                      f"{r['best_report']:.{db}f} ± {r['best_report_se']:.{db}f}",
+                      *((f"{r['regret']:.{d}f} ± {r['regret_se']:.{d}f}",
+                         f"{r['regret_ci_lo']:.{d}f}–{r['regret_ci_hi']:.{d}f}", _share(r["found"]))
                         if r["regret"] == r["regret"] else ("–", "–", "–")),
                       _share(r["found_search"]))
     console.print(table)
@@ -616,9 +623,11 @@ def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=
         t = Table(title=f"Mann–Whitney U on {name} at {rep.compare_at} queries")
         for col in ("a", "b", f"mean {name} a", f"mean {name} b", "p"):
             t.add_column(col)
+        a, b = rep.tests[f"mean_{rep.metric}_a"], rep.tests[f"mean_{rep.metric}_b"]
+        dt = decimals(list(a) + list(b)) if rep.metric == "regret" else 3
         for _, r in rep.tests.sort_values("p_value").iterrows():
-            t.add_row(escape(r["a"]), escape(r["b"]), f"{r[f'mean_{rep.metric}_a']:.3f}",
-                      f"{r[f'mean_{rep.metric}_b']:.3f}", f"{r['p_value']:.2g}")
+            t.add_row(escape(r["a"]), escape(r["b"]), f"{r[f'mean_{rep.metric}_a']:.{dt}f}",
+                      f"{r[f'mean_{rep.metric}_b']:.{dt}f}", f"{r['p_value']:.2g}")
         console.print(t)
     if csv:
         write_file(csv, lambda f: f.write(rep.summary.to_csv(index=False).encode()))

@@ -215,7 +215,7 @@ def compare(plan: SearchPlan, out: str, workers: int = 2, overwrite: bool = Fals
 def write_report(plan: SearchPlan, df, pretraining: list[dict], quality: dict, out: str,
                  wall: float, ran: int) -> Comparison:
     from latentnas.reproduce import BUDGETS, _distance_plot, _md_row, compare_encodings
-    from latentnas.results.analysis import plot, summary
+    from latentnas.results.analysis import decimals, plot, regret_metrics, summary
     from latentnas.storage import write_bytes
 
     bench = plan.benchmark
@@ -271,7 +271,7 @@ def write_report(plan: SearchPlan, df, pretraining: list[dict], quality: dict, o
             (f"**{q['gp_tau'][n]:.3f}**" if q["gp_tau"][n] == best_tau[n]
              else f"{q['gp_tau'][n]:.3f}") for n in sizes])
     tables = {"regret": (stats, tests)}
-    for metric, title in _regret_metrics(df):
+    for metric, title in regret_metrics(df):
         if metric not in tables:
             tables[metric] = (summary(df.assign(regret=df[metric]), budgets),
                               compare_encodings(df, budgets, reference, metric))
@@ -292,30 +292,11 @@ def write_report(plan: SearchPlan, df, pretraining: list[dict], quality: dict, o
                       quality, stats, tests)
 
 
-def decimals(values, digits: int = 3) -> int:
-    """Decimals that show the largest of ``values`` with ``digits`` significant digits, and
-    never fewer than 3: regrets of a few tenths of a percent on NAS-Bench-Graph (metrics in
-    [0, 1]) would all print as 0.004 with three."""
-    top = max((abs(float(v)) for v in values if v == v), default=0.0)
-    if top == 0:
-        return 3
-    return int(min(max(3, digits - 1 - np.floor(np.log10(top))), 8))
-
-
-def _regret_metrics(df) -> list[tuple[str, str]]:
-    """The regrets a report tabulates: of the report metric, and of the search metric too
-    where the searches were told another metric (NAS-Bench-Graph: validation vs test)."""
-    out = [("regret", "report metric")]
-    if "search_regret" in df and df["search_regret"].notna().all() \
-            and not np.allclose(df["search_regret"], df["regret"]):
-        out.append(("search_regret", "search metric"))
-    return out
-
-
 def _search_tables(stats, tests, budgets: list[int], reference: str,
                    title: str) -> list[str]:
     """The regret table and the tests against ``reference`` for one metric."""
-    from latentnas.reproduce import _md_row, _pct
+    from latentnas.reproduce import _md_row, _pct, p_value_rows
+    from latentnas.results.analysis import decimals
 
     dec = decimals(stats["regret"])
     lines = ["", f"## Search: regret of the incumbent ({title}), mean ± s.e.", ""]
@@ -340,14 +321,8 @@ def _search_tables(stats, tests, budgets: list[int], reference: str,
               "over seeds (paired by seed).", ""]
     header = ["searcher", "budget", "encoding", f"regret {reference}", "regret encoding",
               "Mann–Whitney p", "Wilcoxon p", "better than " + reference + "?"]
-    lines += _md_row(header) + ["|" + "---|" * len(header)]
-    for _, t in tests.iterrows():
-        better = "yes" if t["regret_other"] < t["regret_reference"] else "no"
-        lines += _md_row([t["searcher"], t["budget"], t["other"],
-                          f"{t['regret_reference']:.{dec}f}", f"{t['regret_other']:.{dec}f}",
-                          f"{t['mann_whitney_p']:.2g}", f"{t['wilcoxon_p']:.2g}",
-                          better + (" (p < 0.05)" if t["wilcoxon_p"] < 0.05 else "")])
-    return lines
+    return lines + _md_row(header) + ["|" + "---|" * len(header)] + p_value_rows(
+        tests, dec, reference_better=False)
 
 
 def _tau_plot(quality: dict, out: str) -> str:

@@ -189,7 +189,7 @@ def write_report(plan: SearchPlan, df, latent: dict, out: str, wall: float, ran:
     """``out/report.md`` (and ``out/report.json`` with the same figures) plus plots in
     ``out/plots``."""
     from latentnas import presets
-    from latentnas.results.analysis import plot, summary
+    from latentnas.results.analysis import decimals, plot, regret_metrics, summary
     from latentnas.storage import write_bytes
 
     budgets = [b for b in BUDGETS if b < plan.budget] + [plan.budget]
@@ -216,37 +216,13 @@ def write_report(plan: SearchPlan, df, latent: dict, out: str, wall: float, ran:
               "`bo` run with this project's defaults, and so does `gp`."),
              f"- {ran} searches run and {stored} reused from an earlier run; "
              f"{wall / 60:.1f} min wall on {os.cpu_count()} CPUs "
-             f"({'Ray' if ray else 'local processes'}).", "",
-             "## Regret of the incumbent (report metric), mean ± s.e. [95 % CI]", "",
-             "`found (report)`: share of seeds whose incumbent has the best report metric of "
-             "the benchmark; `found (search)`: share that queried the cell with the best "
-             "search metric.", ""]
-    header = ["searcher", "encoding"] + [f"regret @{b}" for b in budgets] + [
-        f"best report @{budgets[-1]}", f"found (report) @{'/'.join(map(str, budgets))}",
-        f"found (search) @{'/'.join(map(str, budgets))}"]
-    lines += _md_row(header) + ["|" + "---|" * len(header)]
-    final = stats[stats["budget"] == budgets[-1]].sort_values("regret")
-    for _, r in final.iterrows():
-        rows = stats[(stats["searcher"] == r["searcher"]) & (stats["encoding"] == r["encoding"])]
-        cell = {int(x["budget"]): x for _, x in rows.iterrows()}
-        lines += _md_row([r["searcher"], r["encoding"]] + [
-            f"{cell[b]['regret']:.3f} ± {cell[b]['regret_se']:.3f} "
-            f"[{cell[b]['regret_ci_lo']:.3f}, {cell[b]['regret_ci_hi']:.3f}]" for b in budgets]
-            + [f"{r['best_report']:.3f} ± {r['best_report_se']:.3f}",
-               "/".join(f"{cell[b]['found']:.0%}" for b in budgets),
-               "/".join(_pct(cell[b]["found_search"]) for b in budgets)])
-    lines += ["", "## arch2vec against the other encodings of each searcher", "",
-              "Regret at each budget; p of the two-sided Mann–Whitney U test and of the "
-              "Wilcoxon signed-rank test over seeds (paired by seed).", ""]
-    header = ["searcher", "budget", "other encoding", "regret arch2vec", "regret other",
-              "Mann–Whitney p", "Wilcoxon p", "arch2vec better?"]
-    lines += _md_row(header) + ["|" + "---|" * len(header)]
-    for _, t in tests.iterrows():
-        better = "yes" if t["regret_reference"] < t["regret_other"] else "no"
-        lines += _md_row([t["searcher"], t["budget"], t["other"], f"{t['regret_reference']:.3f}",
-                          f"{t['regret_other']:.3f}", f"{t['mann_whitney_p']:.2g}",
-                          f"{t['wilcoxon_p']:.2g}",
-                          better + (" (p < 0.05)" if t["wilcoxon_p"] < 0.05 else "")])
+             f"({'Ray' if ray else 'local processes'})."]
+    tables = {"regret": (stats, tests)}
+    for metric, title in regret_metrics(df):
+        if metric not in tables:
+            tables[metric] = (summary(df.assign(regret=df[metric]), budgets),
+                              compare_encodings(df, budgets, metric=metric))
+        lines += _regret_section(*tables[metric], budgets, title)
     lines += ["", "## The latent spaces", "",
               "Mean absolute difference of the report metric from 1,000 anchor cells to their nearest neighbour in "
               "each embedding against random cells (smaller is smoother), and Spearman's ρ "
@@ -261,18 +237,75 @@ def write_report(plan: SearchPlan, df, latent: dict, out: str, wall: float, ran:
         scale = _random_l2(d)
         near = " / ".join(f"{d['mean_l2_by_distance'][k] / scale:.2f}"
                           if k in d["mean_l2_by_distance"] else "–" for k in (1, 2, 3))
-        lines += _md_row([name, f"{s['nearest']:.3f}", f"{s['nearest_10']:.3f}",
-                          f"{s['random']:.3f}", f"{d['spearman']:.3f}", near])
+        dec = decimals([r["smoothness"]["random"] for r in latent.values()])
+        lines += _md_row([name, f"{s['nearest']:.{dec}f}", f"{s['nearest_10']:.{dec}f}",
+                          f"{s['random']:.{dec}f}", f"{d['spearman']:.3f}", near])
     lines += ["", "## Plots", ""] + [f"![{os.path.basename(p)}](plots/{os.path.basename(p)})"
                                      for p in plots] + [""]
     report = os.path.join(out, "report.md")
     write_bytes(report, "\n".join(lines).encode())
     figures = {"summary": stats.to_dict("records"), "tests": tests.to_dict("records"),
+               **({"search_summary": tables["search_regret"][0].to_dict("records"),
+                   "search_tests": tables["search_regret"][1].to_dict("records")}
+                  if "search_regret" in tables else {}),
                "latent": latent, "wall_seconds": wall, "plan": plan.identity()}
     write_bytes(os.path.join(out, "report.json"),
                 json.dumps(figures, indent=1, default=float).encode())
     return Reproduction(report, os.path.join(out, "results"), plots, wall, ran, stored,
                         stats, tests, latent)
+
+
+def _regret_section(stats, tests, budgets: list[int], title: str) -> list[str]:
+    """The regret table (mean ± s.e. [95 % CI]) and arch2vec's tests for one metric."""
+    from latentnas.results.analysis import decimals
+
+    d, db = decimals(stats["regret"]), decimals(stats["best_report_se"], digits=2)
+    lines = ["", f"## Regret of the incumbent ({title}), mean ± s.e. [95 % CI]", ""]
+    if title == "search metric":
+        lines += ["The searches were told the search metric and keep the best cell by it; "
+                  "this table measures how close they got on it, the one above what that "
+                  "cell is worth on the report metric (which can fall as a search goes on "
+                  "where the two disagree).", ""]
+    else:
+        lines += ["`found (report)`: share of seeds whose incumbent has the best report "
+                  "metric of the benchmark; `found (search)`: share that queried the cell "
+                  "with the best search metric.", ""]
+    header = ["searcher", "encoding"] + [f"regret @{b}" for b in budgets] + [
+        f"best report @{budgets[-1]}", f"found (report) @{'/'.join(map(str, budgets))}",
+        f"found (search) @{'/'.join(map(str, budgets))}"]
+    lines += _md_row(header) + ["|" + "---|" * len(header)]
+    final = stats[stats["budget"] == budgets[-1]].sort_values("regret")
+    for _, r in final.iterrows():
+        rows = stats[(stats["searcher"] == r["searcher"]) & (stats["encoding"] == r["encoding"])]
+        cell = {int(x["budget"]): x for _, x in rows.iterrows()}
+        lines += _md_row([r["searcher"], r["encoding"]] + [
+            f"{cell[b]['regret']:.{d}f} ± {cell[b]['regret_se']:.{d}f} "
+            f"[{cell[b]['regret_ci_lo']:.{d}f}, {cell[b]['regret_ci_hi']:.{d}f}]"
+            for b in budgets]
+            + [f"{r['best_report']:.{db}f} ± {r['best_report_se']:.{db}f}",
+               "/".join(_pct(cell[b]["found"]) for b in budgets),
+               "/".join(_pct(cell[b]["found_search"]) for b in budgets)])
+    lines += ["", f"## arch2vec against the other encodings of each searcher ({title})", "",
+              "Regret at each budget; p of the two-sided Mann–Whitney U test and of the "
+              "Wilcoxon signed-rank test over seeds (paired by seed).", ""]
+    header = ["searcher", "budget", "other encoding", "regret arch2vec", "regret other",
+              "Mann–Whitney p", "Wilcoxon p", "arch2vec better?"]
+    return lines + _md_row(header) + ["|" + "---|" * len(header)] + p_value_rows(tests, d)
+
+
+def p_value_rows(tests, decimals: int, reference_better: bool = True) -> list[str]:
+    """Markdown rows of :func:`compare_encodings`' tests; the last column says whether the
+    reference (``reference_better``) or else the other encoding has the lower regret."""
+    lines = []
+    for _, t in tests.iterrows():
+        ref, other = t["regret_reference"], t["regret_other"]
+        better = "yes" if (ref < other if reference_better else other < ref) else "no"
+        lines += _md_row([t["searcher"], t["budget"], t["other"],
+                          f"{t['regret_reference']:.{decimals}f}",
+                          f"{t['regret_other']:.{decimals}f}",
+                          f"{t['mann_whitney_p']:.2g}", f"{t['wilcoxon_p']:.2g}",
+                          better + (" (p < 0.05)" if t["wilcoxon_p"] < 0.05 else "")])
+    return lines
 
 
 def _md_row(cells: list) -> list[str]:

@@ -113,6 +113,28 @@ def report(df: pd.DataFrame, budgets: list[int] | None = None,
                   compare_at, budgets)
 
 
+def decimals(values, digits: int = 3) -> int:
+    """Decimals that show the largest of ``values`` with ``digits`` significant digits, and
+    never fewer than 3 (nor more than 8). Regrets of a few tenths of a point on
+    NAS-Bench-Graph, whose metrics lie in [0, 1], all print as 0.004 with three; pass the
+    standard errors with ``digits=2`` to size a ``mean ± s.e.`` column by its spread."""
+    top = max((abs(float(v)) for v in values if v == v), default=0.0)
+    if top == 0:
+        return 3
+    return int(min(max(3, digits - 1 - np.floor(np.log10(top))), 8))
+
+
+def regret_metrics(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """The regrets a report tabulates, as (column, title): of the report metric, and of the
+    search metric too where the searches were told another one (NAS-Bench-Graph:
+    validation searched, test reported)."""
+    out = [("regret", "report metric")]
+    if "search_regret" in df and len(df) and df["search_regret"].notna().all() \
+            and not np.allclose(df["search_regret"], df["regret"]):
+        out.append(("search_regret", "search metric"))
+    return out
+
+
 def markdown_table(df: pd.DataFrame) -> str:
     """A pipe table (pandas' own needs the optional tabulate package)."""
     fmt = (lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
