@@ -9,17 +9,26 @@ makes every candidate tie; ``log EI = log σ + log h(z)`` keeps the ranking, usi
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erfcx
+from scipy.special import erfcx, ndtr
 
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
 
 def log_expected_improvement(mean: np.ndarray, var: np.ndarray, best: float) -> np.ndarray:
-    """``log EI`` for predictive ``mean [M]`` and ``var [M]`` against ``best``."""
+    """``log EI`` for predictive ``mean [M]`` and ``var [M]`` against ``best``.
+
+    Far above the incumbent (``z`` beyond about 37.7, a confident prediction with a tiny
+    variance) ``Φ(z)/φ(z)`` overflows; there ``h(z) = φ(z) + z Φ(z)`` is taken directly
+    (it is then ``≈ z``), so such candidates keep their order instead of tying at +inf."""
     sigma = np.sqrt(np.maximum(var, 1e-18))
     z = np.maximum((mean - best) / sigma, -1e3)
-    ratio = np.sqrt(np.pi / 2) * erfcx(-z / np.sqrt(2))        # Φ(z) / φ(z)
-    log_h = -0.5 * z**2 - _HALF_LOG_2PI + np.log1p(np.maximum(z * ratio, -1 + 1e-300))
+    with np.errstate(over="ignore", invalid="ignore"):
+        ratio = np.sqrt(np.pi / 2) * erfcx(-z / np.sqrt(2))    # Φ(z) / φ(z)
+        log_h = -0.5 * z**2 - _HALF_LOG_2PI + np.log1p(np.maximum(z * ratio, -1 + 1e-300))
+    far = ~np.isfinite(log_h)
+    if far.any():
+        zf = z[far]
+        log_h[far] = np.log(zf * ndtr(zf) + np.exp(-0.5 * zf**2 - _HALF_LOG_2PI))
     return np.log(sigma) + log_h
 
 

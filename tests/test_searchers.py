@@ -217,6 +217,23 @@ def test_log_expected_improvement_matches_the_closed_form_and_stays_finite():
     assert np.isfinite(far).all() and far[0] > far[1]
 
 
+def test_log_expected_improvement_orders_confident_gains_instead_of_tying_them():
+    """Means 40-100 standard deviations above the incumbent (a tiny predictive variance
+    next to a seen cell) overflow Φ(z)/φ(z); EI is then ≈ mean - best, and the larger
+    gain must still score higher rather than every one of them scoring +inf."""
+    import warnings
+
+    from searchers.acquisition import log_expected_improvement, top_k
+
+    mean, var = np.array([0.5 + 40e-4, 0.5 + 100e-4, 0.5 + 70e-4]), np.full(3, 1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                     # no overflow warning either
+        scores = log_expected_improvement(mean, var, 0.5)
+    assert np.isfinite(scores).all()
+    np.testing.assert_allclose(scores, np.log(mean - 0.5), rtol=1e-9)
+    assert list(top_k(scores, np.arange(3), 3)) == [1, 2, 0]
+
+
 def test_rank_targets_are_robust_to_outliers():
     from searchers.acquisition import transform_targets
 
