@@ -164,20 +164,20 @@ def test_pretrain_writes_checkpoint_embeddings_and_reuses_its_cache(tmp_path):
     cfg = Arch2VecConfig(hidden_dim=32, latent_dim=8, epochs=1, batch_size=512, seed=0)
     out = str(tmp_path / "p")
     epochs_seen = []
-    first = pretrain("nbgraph-proteins", cfg, out_dir=out, device="cpu", final_samples=500,
+    space = get_space("nbgraph-proteins")
+    first = pretrain(space, cfg, out, device="cpu", final_samples=500,
                      epoch_samples=100, on_epoch=epochs_seen.append)
     assert not first.cached and len(epochs_seen) == 1
     for key in ("exact_acc", "validity", "uniqueness", "ref_validity", "extract_seconds"):
         assert key in first.final
     assert 0.5 < first.final["exact_ceiling"] < 1.0   # proteins cells with twin layers
 
-    space = get_space("nbgraph-proteins")
     emb, hashes = load_embeddings(first.embeddings, space)
     assert emb.shape == (2_021, 8) and len(set(hashes)) == 2_021
-    enc = load_pretrained(out, "nbgraph-proteins")
+    enc = load_pretrained(out, space)
     adj, ops = space.to_tensors(space.cells()[:10])
     assert np.allclose(enc.encode(adj, ops).numpy(), emb[:10], atol=1e-5)
-    again = pretrain("nbgraph-proteins", cfg, out_dir=out, device="cpu")
+    again = pretrain(space, cfg, out, device="cpu")
     assert again.cached and again.final == first.final
     with pytest.raises(CheckpointError, match="made for space 'nbgraph-proteins'"):
         load_embeddings(first.embeddings, get_space("nbgraph"))
@@ -190,18 +190,23 @@ def test_pretrain_into_a_filesystem_uri_uploads_and_reuses(tmp_path):
 
     cfg = Arch2VecConfig(hidden_dim=16, latent_dim=4, epochs=1, batch_size=512, seed=0)
     uri = f"file://{tmp_path}/bucket/arch2vec"
-    first = pretrain("nbgraph-proteins", cfg, out_dir=uri, device="cpu", final_samples=200,
-                     epoch_samples=0)
+    space = get_space("nbgraph-proteins")
+    first = pretrain(space, cfg, uri, device="cpu", final_samples=200, epoch_samples=0)
     assert not first.cached and first.uri == uri
     stored = sorted(p.name for p in (tmp_path / "bucket" / "arch2vec").iterdir())
     assert stored == ["checkpoint.safetensors", "embeddings.parquet", "metrics.json"]
     # another machine (an empty local cache) finds it there and does not retrain
     import shutil
     shutil.rmtree(first.out_dir)
-    again = pretrain("nbgraph-proteins", cfg, out_dir=uri, device="cpu")
+    again = pretrain(space, cfg, uri, device="cpu")
     assert again.cached and again.final == first.final
-    emb, _ = load_embeddings(again.embeddings, get_space("nbgraph-proteins"))
+    emb, _ = load_embeddings(again.embeddings, space)
     assert emb.shape == (2_021, 4)
+    # a mirror never keeps a file the URI no longer holds: with the table gone there, the
+    # model is incomplete, not silently completed from the stale local copy
+    (tmp_path / "bucket" / "arch2vec" / "embeddings.parquet").unlink()
+    with pytest.raises(CheckpointError, match="damaged or incomplete"):
+        pretrain(space, cfg, uri, device="cpu")
 
 
 def test_uniform_uniqueness_is_the_expected_share_of_distinct_draws():

@@ -46,7 +46,7 @@ def test_demo_pretrains_shows_a_smooth_latent_space_and_races_searchers(ray_loca
     from latentnas import cli
 
     monkeypatch.setattr(cli.console, "width", 200)
-    result = runner.invoke(app, ["demo", "--device", "cpu", "--seeds", "2", "--budget", "20",
+    result = runner.invoke(app, ["demo", "--seeds", "2", "--budget", "20",
                                  "--storage", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
     assert "8 searches" in result.output and "regret_vs_queries.png" in result.output

@@ -16,7 +16,7 @@ import encoders.registry
 from encoders.augment import free_nodes, mask, substitute
 from encoders.barlow import BarlowConfig, BarlowTwins, barlow_loss
 from encoders.base import LearnedEncoder
-from encoders.jepa import JEPA, JEPAConfig
+from encoders.jepa import JEPAConfig
 from encoders.layers import MPNNLayers, Readout
 from encoders.mpnn import MPNN, MPNNConfig
 from encoders.registry import EncoderNameError, available, get_encoder, register
@@ -227,18 +227,21 @@ def test_unknown_encoder_names_say_what_there_is():
 def test_docstring_plugin_example_runs_and_pretrains(nb201, monkeypatch):
     """The example in LearnedEncoder's docstring, executed: it registers, trains through
     the pretrain pipeline, checkpoints and reloads like any built-in encoder."""
-    from latentnas.pretrain import default_config, load_pretrained, pretrain
+    from latentnas.benchmarks import resolve
+    from latentnas.models import default_config, pretrain_model
+    from latentnas.pretrain import load_pretrained
 
+    bench = resolve("nb201")
     code = textwrap.dedent(LearnedEncoder.__doc__.split("::\n", 1)[1])
     try:
         exec(compile(code, "example", "exec"), {})
         assert "neighbour-bag" in available()
-        config = default_config("nb201", "neighbour-bag", epochs=1)
-        result = pretrain("nb201", config, encoder="neighbour-bag", epoch_samples=0)
+        config = default_config(bench.info, "neighbour-bag", epochs=1)
+        result = pretrain_model(bench, "neighbour-bag", config, epoch_samples=0)
         assert result.final["cells"] == 15_625 and 0 < result.final["distinct"] <= 1
-        loaded = load_pretrained(result.out_dir, "nb201")
+        loaded = load_pretrained(result.out_dir, nb201)
         assert loaded.name == "neighbour-bag"
-        again = pretrain("nb201", config, encoder="neighbour-bag")
+        again = pretrain_model(bench, "neighbour-bag", config)
         assert again.cached
     finally:
         encoders.registry._REGISTRY.pop("neighbour-bag", None)
@@ -269,28 +272,30 @@ def test_pretrain_refuses_another_encoders_directory(nb201, tmp_path):
 
     out = str(tmp_path / "model")
     small = tiny("jepa", epochs=1, hidden_dim=8, latent_dim=4, batch_size=256)
-    pretrain("nb201", small, out_dir=out, encoder="jepa", epoch_samples=0)
+    pretrain(nb201, small, out, encoder="jepa", epoch_samples=0)
     with pytest.raises(CheckpointError, match="holds a jepa model"):
-        pretrain("nb201", tiny("barlow", epochs=1), out_dir=out, encoder="barlow")
+        pretrain(nb201, tiny("barlow", epochs=1), out, encoder="barlow")
     with pytest.raises(ConfigError, match="takes a BarlowConfig"):
-        pretrain("nb201", tiny("jepa", epochs=1), out_dir=out, encoder="barlow")
+        pretrain(nb201, tiny("jepa", epochs=1), out, encoder="barlow")
     with pytest.raises(ConfigError, match="unknown encoder 'jepo'"):
-        pretrain("nb201", None, out_dir=out, encoder="jepo")
+        pretrain(nb201, None, out, encoder="jepo")
 
 
 def test_default_configs_per_encoder():
-    from latentnas.pretrain import default_config
+    from latentnas.benchmarks import RECORDS
+    from latentnas.models import default_config
 
-    a2v = default_config("nb201")
-    mp = default_config("nb201", "mpnn")
+    info = RECORDS["nb201"]
+    a2v = default_config(info)
+    mp = default_config(info, "mpnn")
     assert isinstance(mp, MPNNConfig)
     # mpnn differs from arch2vec in the encoder alone
     assert {k: v for k, v in mp.to_dict().items() if k != "readout"} == a2v.to_dict()
     for name, cls in (("barlow", BarlowConfig), ("jepa", JEPAConfig)):
-        cfg = default_config("nb201", name, seed=9)
+        cfg = default_config(info, name, seed=9)
         assert isinstance(cfg, cls) and cfg.epochs == a2v.epochs and cfg.seed == 9
     with pytest.raises(ConfigError, match="unknown barlow setting"):
-        default_config("nb201", "barlow", node_positions=8)
+        default_config(info, "barlow", node_positions=8)
 
 
 def test_crowding_measures_how_close_the_best_cells_sit_to_their_neighbours():
@@ -317,22 +322,23 @@ def test_encoders_compare_writes_the_report_and_reuses_finished_work(tmp_path, m
     """The whole comparison on NAS-Bench-Graph proteins (2,021 cells), small: 2 seeds, 20
     queries, one model per encoder; pretraining cut to one epoch for speed (in this
     process: workers=1, so the searches read the same one-epoch models)."""
-    import latentnas.pretrain as pretrain_mod
+    import latentnas.models as models_mod
     from latentnas.compare import compare, comparison_plan
 
-    real = pretrain_mod.default_config
-    monkeypatch.setattr(pretrain_mod, "default_config",
-                        lambda space, encoder="arch2vec", **o: real(space, encoder,
-                                                                    **{**o, "epochs": 1}))
+    real = models_mod.default_config
+    monkeypatch.setattr(models_mod, "default_config",
+                        lambda info, encoder="arch2vec", **o: real(info, encoder,
+                                                                   **{**o, "epochs": 1}))
     plan = comparison_plan("nbgraph-proteins", seeds=2, budget=20, models=1)
     assert plan.encodings == ["arch2vec", "mpnn", "barlow", "jepa", "adjacency"]
     out = str(tmp_path / "cmp")
     rep = compare(plan, out, workers=1, repeats=1)
     assert rep.searches_run == 2 * 2 * 5
     text = open(rep.report).read()
-    for part in ("## Pretraining", "| mpnn | 1 |", "## The latent spaces", "GP τ n=200", "crowding",
-                 "| gp | jepa |", "| reinforce | adjacency |", "## Each encoding against arch2vec",
-                 "| gp | 20 | barlow |", "gp_tau.png", "took no part in tuning"):
+    for part in ("## Pretraining", "| mpnn | 1 | 1 |", "## The latent spaces", "GP τ n=200",
+                 "crowding", "| gp | jepa |", "| reinforce | adjacency |",
+                 "### arch2vec against each other encoding", "| gp | 20 | barlow |",
+                 "gp_tau.png", "seeds 1000–1001", "Holm", "Cliff's δ", "Searches stored by"):
         assert part in text, part
     taus = [q["gp_tau"][100] for q in rep.quality.values()]
     assert len(taus) == 5 and all(-1 <= t <= 1 for t in taus)
@@ -341,25 +347,26 @@ def test_encoders_compare_writes_the_report_and_reuses_finished_work(tmp_path, m
     assert os.path.exists(os.path.join(out, "plots", "regret_vs_queries.png"))
     # searches are told validation and judged on test: both regrets are tabulated and tested
     assert "(report metric), mean ± s.e." in text and "(search metric), mean ± s.e." in text
-    assert "### Each encoding against arch2vec (search metric)" in text
+    assert "### arch2vec against each other encoding (search metric)" in text
     from latentnas.results import read_results
     from latentnas.results.analysis import at_budget
 
     final = at_budget(read_results(os.path.join(out, "results"), experiment="encoders"), 20)
     figures = json.load(open(os.path.join(out, "report.json")))
-    for key, column in (("summary", "regret"), ("search_summary", "search_regret")):
-        row = next(r for r in figures[key] if r["searcher"] == "gp"
+    tables = {t["metric"]: t for t in figures["tables"]}
+    for key, column in (("report metric", "regret"), ("search metric", "search_regret")):
+        row = next(r for r in tables[key]["summary"] if r["searcher"] == "gp"
                    and r["encoding"] == "barlow" and r["budget"] == 20)
         want = final[(final["searcher"] == "gp") & (final["encoding"] == "barlow")][column]
         assert row["regret"] == pytest.approx(want.mean())
     assert not np.allclose(final["regret"], final["search_regret"])
     # a re-run measures neither the searches nor the latent spaces again
-    import latentnas.latent as latent_mod
+    import latentnas.compare as compare_mod
 
     def measured(*a, **k):
         raise AssertionError("latent space measured again")
 
-    monkeypatch.setattr(latent_mod, "gp_rank_quality", measured)
+    monkeypatch.setattr(compare_mod, "gp_rank_quality", measured)
     again = compare(plan, out, workers=1, repeats=1)
     assert again.searches_run == 0
     assert again.summary.equals(rep.summary)

@@ -153,8 +153,9 @@ def test_reproduce_writes_the_report_and_reuses_finished_searches(tmp_path):
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
     for part in ("seeds from 1000 on took no part in tuning", "published no search on this "
-                 "space", "## arch2vec against the other encodings", "| bo | 20 | supervised |",
-                 "Wilcoxon", "## The latent spaces", "| supervised |", "latent_distance.png"):
+                 "space", "### arch2vec against each other encoding", "| bo | 20 | supervised |",
+                 "Wilcoxon", "Holm", "## The latent spaces", "| supervised |",
+                 "latent_distance.png", "Searches stored by", "`arch2vec`: 2 model(s)"):
         assert part in report, part
     assert (out / "plots" / "regret_vs_queries.png").exists()
     # searched on validation, reported on test: both regrets get a table and tests, each
@@ -166,17 +167,17 @@ def test_reproduce_writes_the_report_and_reuses_finished_searches(tmp_path):
 
     final = at_budget(read_results(str(out / "results")), 20)
     figures = json.loads((out / "report.json").read_text())
-    for key, column, title in (("summary", "regret", "report metric"),
-                               ("search_summary", "search_regret", "search metric")):
+    tables = {t["metric"]: t for t in figures["tables"]}
+    for column, title in (("regret", "report metric"), ("search_regret", "search metric")):
         assert f"## Regret of the incumbent ({title})" in report
-        assert f"## arch2vec against the other encodings of each searcher ({title})" in report
-        rows = [r for r in figures[key] if r["budget"] == 20]
+        assert f"### arch2vec against each other encoding ({title})" in report
+        rows = [r for r in tables[title]["summary"] if r["budget"] == 20]
         gp = next(r for r in rows if r["searcher"] == "gp" and r["encoding"] == "arch2vec")
         want = final[(final["searcher"] == "gp") & (final["encoding"] == "arch2vec")][column]
         assert gp["regret"] == pytest.approx(want.mean())
         d = decimals([r["regret"] for r in rows])
         assert f"| gp | arch2vec | {gp['regret']:.{d}f} ± {gp['regret_se']:.{d}f} [" in report
-    assert decimals([r["regret"] for r in figures["search_summary"]]) >= 4
+    assert decimals([r["regret"] for r in tables["search metric"]["summary"]]) >= 4
     # 2 seeds x (random, re, reinforce x 2, bo x 2, gp x 2): no path encoding on NB-Graph
     assert "16 searches run, 0 reused" in result.output
     again = CliRunner().invoke(app, args)

@@ -101,13 +101,13 @@ def test_encoder_shards_encode_decode_and_score_like_the_local_encoder(ray_local
 
     cfg = Arch2VecConfig(hidden_dim=16, latent_dim=4, epochs=1, batch_size=512, seed=0)
     out = str(tmp_path / "p")
-    result = pretrain("nbgraph-proteins", cfg, out_dir=out, device="cpu", final_samples=100,
-                      epoch_samples=0)
     space = get_space("nbgraph-proteins")
+    result = pretrain(space, cfg, out, device="cpu", final_samples=100,
+                      epoch_samples=0)
     emb, _ = load_embeddings(result.embeddings, space)
     with open(result.checkpoint, "rb") as f:
         shards = make_shards(emb, 2, checkpoint=f.read(), space="nbgraph-proteins")
-    local = load_pretrained(out, "nbgraph-proteins")
+    local = load_pretrained(out, space)
     adj, ops = space.to_tensors(space.cells()[:5])
     np.testing.assert_array_equal(ray.get(shards[1].encode.remote(adj.numpy(), ops.numpy())),
                                   local.encode(adj, ops).numpy())
@@ -248,7 +248,7 @@ def test_shard_benchmark_answers_like_a_direct_computation():
     """`latentnas bench shards` without Ray (the actor class used directly): the shard's
     nearest rows and LogEI top-k, which it scores on its own device-resident table, equal
     a brute-force NumPy argmin and the scorer on NumPy rows; the figures are measured."""
-    from latentnas.bench import shard_figures
+    from latentnas.perf import shard_figures
     from searchers.acquisition import top_k
 
     ticks = []
@@ -285,7 +285,27 @@ def test_shard_benchmark_on_cuda_without_cuda_is_one_line():
 @pytest.mark.skipif("not __import__('torch').cuda.is_available()")
 def test_a_cuda_shard_answers_like_the_cpu_shard():
     """On a GPU machine: the same ids from a CUDA shard as from a CPU shard."""
-    from latentnas.bench import shard_figures
+    from latentnas.perf import shard_figures
 
     f = shard_figures(rows=50_000, dim=16, calls=3, k=5, devices=["cpu", "cuda"])
     assert f["identical"]
+
+
+def test_a_model_directory_is_searched_on_ray_and_named_in_the_stored_rows(ray_local, tmp_path):
+    from encoders.arch2vec import Arch2VecConfig
+    from latentnas import models
+    from latentnas.benchmarks import resolve
+
+    bench = resolve("nb201")
+    out = str(tmp_path / "my-model")
+    models.pretrain_model(bench, "arch2vec", Arch2VecConfig(hidden_dim=16, latent_dim=4,
+                                                             epochs=1, batch_size=512, seed=0),
+                          out=out, device="cpu", final_samples=100, epoch_samples=0)
+    cfg = small(tmp_path, "mine", encodings=[out], searchers=["reinforce(batch_size=8)"])
+    assert run_experiment(cfg).errored == 0
+    df = rows_of(cfg.results_root(), "mine")
+    assert set(df["encoding"]) == {out} and len(df) == 2 * 24
+    assert set(df["model"]) == {bench.encoder(out).digest}
+    local = SearchRun(SearchSpec("reinforce", out, 1, 24, {"batch_size": 8}),
+                      bench.domain(out), get_oracle("nb201")).run()
+    assert df[df.seed == 1]["cell_id"].tolist() == [r["id"] for r in local]

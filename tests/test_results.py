@@ -138,7 +138,10 @@ def test_results_command_prints_the_table_and_writes_outputs(tmp_path, monkeypat
     assert result.exit_code == 0, result.output
     assert "Mann–Whitney" in result.output and "regret_vs_queries.png" in result.output
     assert len(pd.read_csv(tmp_path / "t.csv")) == 4
-    assert (tmp_path / "t.md").read_text().startswith("| searcher | encoding | budget")
+    report = (tmp_path / "t.md").read_text()
+    assert report.startswith("# Experiment `e1` on nb201/cifar10")
+    assert "| searcher | encoding | regret @10 | regret @20 |" in report
+    assert "p (Holm)" in report and (tmp_path / "t" / "regret_vs_queries.png").exists()
     missing = CliRunner().invoke(app, ["results", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no results at" in missing.output
 
@@ -154,3 +157,84 @@ def test_results_table_keeps_three_significant_digits_of_small_regrets(tmp_path,
     result = CliRunner().invoke(app, ["results", str(tmp_path / "s"), "--at", "10,20"])
     assert result.exit_code == 0, result.output
     assert "0.00400 ± 0.00000" in result.output and "0.00100 ± 0.00000" in result.output
+
+
+def test_holm_adjusts_a_family_of_p_values():
+    from latentnas.results.analysis import holm
+
+    # by hand: sorted 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1, then made monotone
+    assert holm([0.04, 0.01, 0.5, 0.03]).tolist() == pytest.approx([0.09, 0.04, 0.5, 0.09])
+    assert holm([0.9, 0.8]).tolist() == [1.0, 1.0] and holm([]).size == 0
+
+
+def test_cliffs_delta_counts_pairs_and_its_interval_covers_it():
+    from latentnas.results.analysis import cliffs_delta
+
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0])
+    # pairs: (1,2) < ; (1,4) < ; (2,2) = ; (2,4) < ; (3,2) > ; (3,4) <  ->  (1 - 4) / 6
+    delta, lo, hi = cliffs_delta(a, b)
+    assert delta == pytest.approx(-0.5) and lo <= delta <= hi
+    rng = np.random.default_rng(0)
+    far = cliffs_delta(rng.normal(0, 1, 50), rng.normal(5, 1, 50))
+    assert far[0] == -1.0 and far[2] < -0.9
+    assert cliffs_delta(a, b) == cliffs_delta(a, b)          # seeded: the same interval
+
+
+def test_a_rerun_under_other_code_is_refused_unless_versions_are_mixed_and_kept_apart(
+        tmp_path, monkeypatch):
+    import latentnas.runner as runner_mod
+    from latentnas import reports
+    from latentnas.errors import ConfigError
+    from latentnas.plan import SearchPlan
+    from latentnas.results.store import read_record
+    from latentnas.runner import run_plan
+
+    root = str(tmp_path / "store")
+    plan = SearchPlan(searchers="random, re(population_size=10)", encodings="none", seeds=3,
+                      budget=15, first_seed=1000)
+    first = run_plan(plan, root, "e", workers=1)
+    assert first.ran == 6 and run_plan(plan, root, "e", workers=1).ran == 0
+    real = runner_mod.code_version()
+    monkeypatch.setattr(runner_mod, "code_version",
+                        lambda: {**real, "source": "0ther", "label": "0.1.0+src.0ther"})
+    with pytest.raises(ConfigError, match=r"was stored by code 0\.1\.0\+src\.\w+ .*this is "
+                                          r"0\.1\.0\+src\.0ther; pass --mix-versions"):
+        run_plan(plan, root, "e", workers=1)
+    # one search is lost; with --mix-versions it is run again by the new code
+    os.remove(next(p for p in (tmp_path / "store").rglob("seed-01001.parquet")
+                   if "searcher=random" in str(p)))
+    assert run_plan(plan, root, "e", workers=1, mix_versions=True).ran == 1
+    record = read_record(root, "e")
+    assert [v["code"] for v in record["versions"]] == [real["label"], "0.1.0+src.0ther"]
+    assert len(record["runs"]) == 2 and record["runs"][0]["code"] == real["label"]
+    df, rep = reports.results(root, [15], "e")
+    assert rep.versions == sorted([real["label"], "0.1.0+src.0ther"])
+    random_rows = rep.summary[rep.summary["searcher"] == "random"]
+    assert sorted(random_rows["seeds"]) == [1, 2]            # one row per version
+    assert "every row is one version" in reports.version_note(rep)
+    # other resolved options (under the code stored last) are another version too
+    monkeypatch.setattr(runner_mod, "resolved_options",
+                        lambda p: {"random": {}, "re:population_size=10": {"tournament": 3}})
+    with pytest.raises(ConfigError, match="ran re:population_size=10 with options"):
+        run_plan(plan, root, "e", workers=1)
+
+
+def test_the_markdown_report_opens_with_its_provenance(tmp_path):
+    from latentnas import reports
+    from latentnas.plan import SearchPlan
+    from latentnas.runner import run_plan
+
+    root = str(tmp_path / "store")
+    plan = SearchPlan(searchers="random, ls", encodings="none", seeds=4, budget=12)
+    run_plan(plan, root, "p", workers=1)
+    df, rep = reports.results(root, [6, 12], "p")
+    path = str(tmp_path / "docs" / "p.md")
+    plots = reports.write_results_report(df, rep, root, "p", path)
+    text = open(path).read()
+    code = df["code"].iloc[0]
+    for part in ("# Experiment `p` on nb201/cifar10", "- Regenerate: `", "Searches stored by `",
+                 f"with code {code}", "seeds 0–3 (4 per searcher and encoding; below 1000: "
+                 "tuning seeds), 12 queries", "`ls` ran with", "p (Holm)", "δ [95 % CI]",
+                 "](p/regret_vs_queries.png)"):
+        assert part in text, part
+    assert all(os.path.exists(p) for p in plots)

@@ -10,7 +10,8 @@ from latentnas.cli import app
 from latentnas.errors import ConfigError
 from latentnas.oracles import get_oracle
 from latentnas.plan import SearchPlan, parse_searchers
-from latentnas.sample_efficiency import run_benchmark, summarise
+from latentnas.runner import run_plan, traces
+from latentnas.results.analysis import summary
 from latentnas.search import SearchRun, SearchSpec
 from latentnas.state import dumps, loads
 
@@ -101,13 +102,14 @@ def test_plan_pairs_encodings_only_where_they_apply():
 
 def test_benchmark_summary_has_means_errors_and_found_fractions():
     plan = SearchPlan.build(searchers="random, ls", encodings="none", seeds=3, budget=40)
-    results = run_benchmark(plan, workers=1)
-    rows = {r["searcher"]: r for r in summarise(results, [20, 40])}
-    assert set(rows) == {"random[none]", "ls[none]"}
-    for row in rows.values():
-        assert row["seeds"] == 3
-        assert row["regret@40"] <= row["regret@20"]
-        assert 0 <= row["found@40"] <= 1 and row["regret_se@40"] >= 0
+    frame, cpu = traces(run_plan(plan, workers=1))
+    assert set(cpu) == {"random[none]", "ls[none]"} and all(v >= 0 for v in cpu.values())
+    stats = summary(frame, [20, 40]).set_index(["searcher", "budget"])
+    assert sorted(stats.index.get_level_values(0).unique()) == ["ls", "random"]
+    for name in ("random", "ls"):
+        at20, at40 = stats.loc[(name, 20)], stats.loc[(name, 40)]
+        assert at40["seeds"] == 3 and at40["regret"] <= at20["regret"]
+        assert 0 <= at40["found"] <= 1 and at40["regret_se"] >= 0
 
 
 def test_bench_search_command_prints_the_table(monkeypatch):
@@ -131,7 +133,7 @@ def test_benchmark_stores_one_row_per_query(tmp_path):
 
     plan = SearchPlan.build(searchers="random, re(population_size=10)", encodings="none",
                             seeds=2, budget=25)
-    run_benchmark(plan, workers=1, out=str(tmp_path), experiment="t")
+    run_plan(plan, str(tmp_path), "t", workers=1)
     df = read_results(str(tmp_path))
     assert len(df) == 4 * 25
     assert set(df["searcher"]) == {"random", "re:population_size=10"}

@@ -122,7 +122,7 @@ def test_the_users_tfrecord_is_searched_on_the_same_ids(ray_local, nb101, tmp_pa
     from latentnas.oracles import get_oracle
     from latentnas.results import read_results
     from latentnas.plan import SearchPlan
-    from latentnas.sample_efficiency import run_benchmark
+    from latentnas.runner import run_plan
 
     from .nb101_fixture import write_fixture
 
@@ -152,7 +152,7 @@ def test_the_users_tfrecord_is_searched_on_the_same_ids(ray_local, nb101, tmp_pa
 
     # regularized evolution in-process: neighbours outside the file's cells are skipped
     plan = SearchPlan(space="nb101-full", dataset="tfrecord", searchers="re", seeds=1, budget=15)
-    out = run_benchmark(plan, workers=1)
+    out = run_plan(plan, workers=1).results
     assert len(out[0].rows) == 15 and {r["id"] for r in out[0].rows} <= set(by_id)
 
 

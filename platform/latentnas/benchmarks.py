@@ -21,7 +21,10 @@ from typing import Callable
 
 import numpy as np
 
+from latentnas import models
+from latentnas.domains import make_domain
 from latentnas.errors import ConfigError, UnknownNameError
+from latentnas.models import TrainedEncoder
 from latentnas.oracles.nbgraph import DATASETS as NBGRAPH_DATASETS
 
 
@@ -169,23 +172,21 @@ class Benchmark:
         """100 when the oracle's metrics are percentages, else 1 (see searchers.Domain)."""
         return 100.0 if self.oracle.info.percent else 1.0
 
+    def encoder(self, encoding: str = "arch2vec", seed: int | None = None) -> TrainedEncoder:
+        """The trained encoder behind ``encoding`` (a learned encoder's name, its
+        ``:reference`` variant, or a model directory/URI; ``seed``: the pretraining seed of a
+        default or reference model): see :func:`latentnas.models.trained_encoder`."""
+        return models.trained_encoder(self, encoding, seed)
+
     def features(self, encoding: str, encoder_seed: int | None = None) -> np.ndarray | None:
         """``[M, d]`` vectors of every cell under ``encoding`` (``None`` for encodings
-        without vectors; ``encoder_seed``: the arch2vec model pretrained with that seed);
-        cached per process."""
-        from latentnas.encodings import encoding_features
-
-        if not self.info.searchable:
-            raise ConfigError(f"space {self.name} is sampled, not enumerated: searches need "
-                              f"one of {', '.join(SEARCHABLE)}")
-        return encoding_features(self.space, encoding, encoder_seed)
+        without vectors); see :func:`latentnas.models.features`."""
+        return models.features(self, encoding, encoder_seed).array
 
     def domain(self, encoding: str, encoder_seed: int | None = None, *,
                features: np.ndarray | None = None, nearest: Callable | None = None,
                top_k: Callable | None = None):
         """The searchable cells as a :class:`searchers.Domain` under ``encoding``."""
-        from latentnas.encodings import make_domain
-
         if features is None:
             features = self.features(encoding, encoder_seed)
         return make_domain(self.space, features, ids=self.search_ids, nearest=nearest,

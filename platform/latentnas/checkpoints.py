@@ -10,14 +10,21 @@ cell id: ``id``, ``hash`` and ``embedding`` (fixed-size list of float32).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from safetensors import safe_open
+from safetensors.torch import load_file, save
 
+from encoders.registry import EncoderNameError, get_encoder
 from latentnas.errors import CheckpointError
 from latentnas.spaces.base import SearchSpace
+from latentnas.storage import write_bytes, write_file
 
 FORMAT = "latentnas-arch2vec"
 VERSION = 1
@@ -28,21 +35,18 @@ def make_header(space: SearchSpace, config: dict[str, Any], **extra: Any) -> dic
             "num_nodes": space.num_nodes, "config": config, **extra}
 
 
-def save_encoder(path: str, encoder, space: SearchSpace, **extra: Any) -> None:
+def save_encoder(path: str, encoder, space: SearchSpace, **extra: Any) -> str:
     """Writes a learned encoder (:class:`encoders.base.LearnedEncoder`) atomically with its
-    header; the header names the encoder (``encoders.registry``) and its config."""
-    from safetensors.torch import save
-
-    from latentnas.storage import write_bytes
-
+    header; the header names the encoder (``encoders.registry``) and its config. Returns
+    the SHA-256 of the bytes written (the embedding table names it, tying the two files)."""
     header = make_header(space, encoder.config.to_dict(), encoder=encoder.name, **extra)
-    write_bytes(path, save(encoder.tensors(), metadata={"latentnas": json.dumps(header)}))
+    data = save(encoder.tensors(), metadata={"latentnas": json.dumps(header)})
+    write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_header(path: str) -> dict[str, Any]:
     """The JSON header of a checkpoint; :class:`CheckpointError` if unreadable."""
-    from safetensors import safe_open
-
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}; create one with `latentnas pretrain`")
     try:
@@ -54,11 +58,25 @@ def read_header(path: str) -> dict[str, Any]:
             "`latentnas pretrain` again") from exc
     if "latentnas" not in meta:
         raise CheckpointError(f"{path} is a safetensors file but not a latentnas checkpoint")
-    header = json.loads(meta["latentnas"])
+    return _checked_header(meta["latentnas"], path)
+
+
+def _checked_header(text: str | bytes, path: str) -> dict[str, Any]:
+    try:
+        header = json.loads(text)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} has a latentnas header that is not a JSON mapping; "
+                              "pretrain again")
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise CheckpointError(
             f"{path} has format {header.get('format')!r} v{header.get('version')}; this "
             f"latentnas reads {FORMAT!r} v{VERSION}: pretrain again")
+    missing = [k for k in ("space", "ops", "num_nodes", "config") if k not in header]
+    if missing:
+        raise CheckpointError(f"{path}'s header lacks {', '.join(missing)}; it was not "
+                              "written by `latentnas pretrain`: pretrain again")
     return header
 
 
@@ -83,10 +101,6 @@ def frozen_ops(space: SearchSpace) -> tuple[int, ...]:
 def load_encoder(path: str, space: SearchSpace, device: str = "cpu"):
     """Loads a checkpoint for ``space`` onto ``device`` (header checked first); the
     encoder class is the one the header names (arch2vec for checkpoints that name none)."""
-    from safetensors.torch import load_file
-
-    from encoders.registry import EncoderNameError, get_encoder
-
     header = read_header(path)
     check_header(header, space, f"checkpoint {path}")
     name = header.get("encoder", "arch2vec")
@@ -116,9 +130,6 @@ def load_encoder(path: str, space: SearchSpace, device: str = "cpu"):
 
 def save_embeddings(path: str, embeddings: np.ndarray, hashes: list[str], header: dict) -> None:
     """Writes the per-cell embedding table atomically (row ``k`` is cell id ``k``)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     emb = np.ascontiguousarray(embeddings, dtype=np.float32)
     flat = pa.array(emb.reshape(-1))
     table = pa.table({
@@ -126,27 +137,53 @@ def save_embeddings(path: str, embeddings: np.ndarray, hashes: list[str], header
         "hash": pa.array(hashes, type=pa.string()),
         "embedding": pa.FixedSizeListArray.from_arrays(flat, emb.shape[1]),
     }).replace_schema_metadata({"latentnas": json.dumps(header)})
-    from latentnas.storage import write_file
-
     write_file(path, lambda out: pq.write_table(table, out))
 
 
-def load_embeddings(path: str, space: SearchSpace) -> tuple[np.ndarray, list[str]]:
-    """``(embeddings [M, d] float32, hashes)`` for ``space``, header checked."""
-    import pyarrow.parquet as pq
-
+def read_embedding_header(path: str) -> dict[str, Any]:
+    """The JSON header of an embedding table; :class:`CheckpointError` if unreadable."""
     if not os.path.isfile(path):
         raise CheckpointError(f"no embedding table at {path}; create one with `latentnas pretrain`")
     try:
-        table = pq.read_table(path)
-        header = json.loads(table.schema.metadata[b"latentnas"])
+        meta = pq.read_schema(path).metadata or {}
     except Exception as exc:
         raise CheckpointError(f"embedding table {path} is corrupt or truncated ({exc}); "
                               "delete it and run `latentnas pretrain` again") from exc
+    if b"latentnas" not in meta:
+        raise CheckpointError(f"{path} is a Parquet file but not a latentnas embedding table")
+    return _checked_header(meta[b"latentnas"], path)
+
+
+def load_embeddings(path: str, space: SearchSpace,
+                    expect: dict[str, Any] | None = None) -> tuple[np.ndarray, list[str]]:
+    """``(embeddings [M, d] float32, hashes)`` for ``space``. Checked: the header is for
+    ``space``, every key of ``expect`` (e.g. the checkpoint's ``config``, ``encoder``,
+    ``environment`` and digest ``checkpoint``) has the expected value, and the ``hash``
+    column is the space's canonical hashes in id order (so row ``k`` is cell ``k``)."""
+    header = read_embedding_header(path)
     check_header(header, space, f"embedding table {path}")
-    col = table.column("embedding").combine_chunks()
-    emb = col.flatten().to_numpy().reshape(len(col), col.type.list_size)
-    if space.size is not None and len(emb) != space.size:
-        raise CheckpointError(f"embedding table {path} has {len(emb)} rows, space {space.name} "
-                              f"has {space.size} cells; pretrain again")
-    return emb, table.column("hash").to_pylist()
+    for key, value in (expect or {}).items():
+        if header.get(key) != value:
+            raise CheckpointError(
+                f"embedding table {path} does not belong to its checkpoint: its {key} is "
+                f"{str(header.get(key))[:80]!r}, the checkpoint's {str(value)[:80]!r}; "
+                "pretrain again (with --force for your own --out directory)")
+    try:
+        table = pq.read_table(path)
+        col = table.column("embedding").combine_chunks()
+        emb = col.flatten().to_numpy().reshape(len(col), col.type.list_size)
+        hashes = table.column("hash").to_pylist()
+    except Exception as exc:
+        raise CheckpointError(f"embedding table {path} is corrupt or truncated "
+                              f"({' '.join(str(exc).split())[:200]}); delete it and run "
+                              "`latentnas pretrain` again") from exc
+    if space.size is not None:
+        if len(emb) != space.size:
+            raise CheckpointError(f"embedding table {path} has {len(emb)} rows, space "
+                                  f"{space.name} has {space.size} cells; pretrain again")
+        if hashes != space.hashes():
+            bad = next(k for k, (a, b) in enumerate(zip(hashes, space.hashes())) if a != b)
+            raise CheckpointError(f"embedding table {path}: row {bad} holds cell {hashes[bad]}, "
+                                  f"not cell {bad} of {space.name} ({space.hashes()[bad]}); "
+                                  "its rows follow another cell order: pretrain again")
+    return emb, hashes

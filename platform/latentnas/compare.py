@@ -6,7 +6,7 @@ chosen subset) and the plain encodings (adjacency; path where its vocabulary is 
 enough for a GP, i.e. not on NAS-Bench-Graph), on one space:
 
 1. **pretraining**: ``models`` models per encoder, pretraining seeds 3, 4, ... (each the
-   encoder's default for the space, ``latentnas.pretrain.default_config``), cached; seconds of training on this machine, held-out
+   encoder's default for the space, ``latentnas.models.default_config``), cached; seconds of training on this machine, held-out
    exact reconstruction for generative encoders, share of distinct embeddings;
 2. **the latent space** of the first model: nearest-neighbour |Δ report metric| against
    random pairs, Spearman's ρ between edit distance and L2 (``latentnas.latent``), and
@@ -31,7 +31,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from latentnas.plan import PRETRAIN_SEED, REPORT_SEED, SearchPlan
+from latentnas import benchmarks, models, reports
+from latentnas.domains import neighbour_fn
+from latentnas.latent import crowding, distance_correlation, gp_rank_quality, smoothness
+from latentnas.plan import REPORT_SEED, SearchPlan
+from latentnas.errors import ConfigError
+from latentnas.progress import stage
+from latentnas.provenance import command_line
+from latentnas.results import read_results
+from latentnas.results.analysis import decimals, plot
+from latentnas.runner import run_plan
+from latentnas.storage import write_bytes
 
 EXPERIMENT = "encoders"
 SEARCHERS = "gp, reinforce"
@@ -49,13 +59,12 @@ def comparison_plan(space: str = "nb201", dataset: str | None = None, seeds: int
                     encoders: list[str] | None = None,
                     searchers: str = SEARCHERS) -> SearchPlan:
     """The searches of the comparison (see the module docstring)."""
-    from latentnas import benchmarks
-    from latentnas.pretrain import encoder_class
-
     info, _ = benchmarks.check(space, dataset)
     names = list(encoders or builtin_encoders())
-    for name in names:
-        encoder_class(name)                        # unknown names fail here, with the list
+    for name in names:                             # unknown names fail here, with the list
+        if not models.parse(name).learned:
+            raise ConfigError(f"{name!r} is not a learned encoder or a model directory; the "
+                              "plain encodings (adjacency, path) are compared anyway")
     plain = ["adjacency"] + ([] if info.space.startswith("nbgraph") else ["path"])
     return SearchPlan(space=space, dataset=dataset, seeds=seeds, first_seed=first_seed,
                       budget=budget or info.budget, encoder_models=models,
@@ -63,9 +72,7 @@ def comparison_plan(space: str = "nb201", dataset: str | None = None, seeds: int
 
 
 def learned_encodings(plan: SearchPlan) -> list[str]:
-    from latentnas.encodings import learned
-
-    return [e for e in plan.encodings if learned(e)]
+    return [e for e in plan.encodings if models.parse(e).learned]
 
 
 @dataclass
@@ -81,31 +88,23 @@ class Comparison:
     tests: "object" = None
 
 
-def _config(plan: SearchPlan, name: str, seed: int):
-    from latentnas.pretrain import default_config
-
-    return default_config(plan.benchmark.space.name, name, seed=seed)
-
-
 def pretrain_all(plan: SearchPlan) -> list[dict]:
     """Pretrains (or finds cached) every model of every learned encoding; one row per
-    encoder with the means over its models."""
-    from latentnas.progress import stage
-    from latentnas.pretrain import pretrain
-
-    space = plan.benchmark.space.name
+    encoder with the means over its models. ``trained_now`` counts the models trained by
+    this call: the seconds of cached ones were measured when they were trained (the cache
+    key holds the code, torch version and device kind, not the machine)."""
+    bench = plan.benchmark
     rows = []
     for name in learned_encodings(plan):
-        finals = []
-        for k in range(plan.encoder_models):
-            seed = PRETRAIN_SEED + k
-            with stage(f"{name}: model {k + 1} of {plan.encoder_models} (pretraining seed "
-                       f"{seed})"):
-                finals.append(pretrain(space, _config(plan, name, seed),
-                                       encoder=name).final)
+        trained = [bench.encoder(name, seed) for seed in
+                   sorted({s.encoder_seed for s in plan.specs() if s.encoding == name},
+                          key=lambda s: -1 if s is None else s)]
+        finals = [m.final for m in trained]
         row = {"encoder": name, "models": len(finals),
                "train_seconds": float(np.mean([f["train_seconds"] for f in finals])),
-               "device": finals[0]["device"]}
+               "device": finals[0]["device"],
+               "trained_now": sum(not m.cached for m in trained),
+               "features": [m.digest for m in trained]}
         for key in ("exact_acc", "distinct"):
             if key in finals[0]:
                 row[key] = float(np.mean([f[key] for f in finals]))
@@ -118,16 +117,9 @@ def embedding_quality(plan: SearchPlan, features: dict[str, np.ndarray], repeats
     """Smoothness, edit-distance correlation and GP ranking τ of each embedding.
 
     With ``cache`` (a JSON file), an embedding whose figures are stored there for the same
-    table (SHA-1 of its rows), space, ``repeats`` and ``seed`` is not measured again (on
+    table (its digest), space, dataset, ``repeats`` and ``seed`` is not measured again (on
     NAS-Bench-Graph arxiv the six take about 25 minutes here); new figures are added to
     the file atomically. An unreadable cache is measured anew and rewritten."""
-    import hashlib
-
-    from latentnas.encodings import neighbour_fn
-    from latentnas.latent import crowding, distance_correlation, gp_rank_quality, smoothness
-    from latentnas.progress import stage
-    from latentnas.storage import write_bytes
-
     stored = {}
     if cache and os.path.exists(cache):
         try:
@@ -144,8 +136,8 @@ def embedding_quality(plan: SearchPlan, features: dict[str, np.ndarray], repeats
     out = {}
     for name, emb in features.items():
         emb = emb[ids]
-        key = hashlib.sha1(np.ascontiguousarray(emb, dtype=np.float32).tobytes()).hexdigest() \
-            + f":{plan.benchmark.space.name}:{len(ids)}:{repeats}:{seed}:{GP_SIZES}"
+        key = f"{models.digest(emb)}:{bench.space.name}:{bench.dataset}:" \
+            f"{bench.oracle.info.name}:{len(ids)}:{repeats}:{seed}:{GP_SIZES}"
         hit = stored.get(name) if isinstance(stored, dict) else None
         if isinstance(hit, dict) and hit.get("key") == key:
             out[name] = _int_keys(hit["quality"])
@@ -177,159 +169,96 @@ def _int_keys(value):
 
 
 def compare(plan: SearchPlan, out: str, workers: int = 2, overwrite: bool = False,
-            repeats: int = 3, on_start=None, on_result=None) -> Comparison:
+            repeats: int = 3, on_start=None, on_result=None,
+            mix_versions: bool = False) -> Comparison:
     """Runs the comparison of ``plan`` and writes ``out/report.md`` (module docstring)."""
-    from latentnas.results import read_results
-    from latentnas.sample_efficiency import run_benchmark
-
     start = time.perf_counter()
     bench = plan.benchmark
     pretraining = pretrain_all(plan)
-    features = {}
-    for name in plan.encodings:
-        if name in learned_encodings(plan):
-            from latentnas.checkpoints import load_embeddings
-            from latentnas.pretrain import pretrain
-
-            result = pretrain(bench.space.name, _config(plan, name, PRETRAIN_SEED),
-                              encoder=name)
-            features[name] = load_embeddings(result.embeddings, bench.space)[0]
-        else:
-            features[name] = bench.features(name)
+    features = {name: bench.features(name, plan.encoder_seed(name, 0))   # the first model
+                for name in plan.encodings}
     quality = embedding_quality(plan, features, repeats,
                                 cache=os.path.join(out, "latent_space.json"))
-    counts = {}
-
-    def started(n: int) -> None:
-        counts["run"] = n
-        if on_start:
-            on_start(n)
-
-    run_benchmark(plan, workers, on_result=on_result, out=os.path.join(out, "results"),
-                  experiment=EXPERIMENT, overwrite=overwrite, on_start=started)
+    run = run_plan(plan, os.path.join(out, "results"), EXPERIMENT, workers=workers,
+                   overwrite=overwrite, mix_versions=mix_versions, on_start=on_start,
+                   on_result=on_result)
     df = read_results(os.path.join(out, "results"), experiment=EXPERIMENT)
     return write_report(plan, df, pretraining, quality, out, time.perf_counter() - start,
-                        counts.get("run", 0))
+                        run.ran)
 
 
 def write_report(plan: SearchPlan, df, pretraining: list[dict], quality: dict, out: str,
                  wall: float, ran: int) -> Comparison:
-    from latentnas.reproduce import BUDGETS, _distance_plot, _md_row, compare_encodings
-    from latentnas.results.analysis import decimals, plot, regret_metrics, summary
-    from latentnas.storage import write_bytes
-
+    """``out/report.md`` (and ``out/report.json`` with the same figures) plus plots in
+    ``out/plots``."""
     bench = plan.benchmark
-    budgets = [b for b in BUDGETS if b < plan.budget] + [plan.budget]
-    stats = summary(df, budgets)
+    budgets = reports.budgets_for(plan.budget)
     reference = "arch2vec" if "arch2vec" in plan.encodings else plan.encodings[0]
-    tests = compare_encodings(df, budgets, reference)
-    plots = plot(df, os.path.join(out, "plots")) + [_distance_plot(quality, out),
+    tables = reports.metric_tables(df, budgets, reference)
+    plots = plot(df, os.path.join(out, "plots")) + [reports.distance_plot(quality, out),
                                                    _tau_plot(quality, out)]
-    seeds = f"{plan.first_seed}–{plan.first_seed + plan.seeds - 1}"
     lines = [f"# Encoders compared on {bench.info.title} ({bench.name}/{bench.dataset})", "",
              f"- Encodings: {', '.join(plan.encodings)}; searchers: "
-             f"{', '.join(s.label for s in plan.searchers)} (this project's defaults).",
-             f"- {plan.seeds} seeds per searcher and encoding ({seeds}"
-             + ("; seeds from 1000 on took no part in tuning any default"
-                if plan.first_seed >= REPORT_SEED else "") + f"), {plan.budget} queries each.",
-             f"- {plan.encoder_models} model(s) per learned encoder, pretraining seeds "
-             f"{PRETRAIN_SEED}–{PRETRAIN_SEED + plan.encoder_models - 1}; search seed s uses "
-             f"model s mod {plan.encoder_models}; each encoder with its default settings for "
-             "the space (`latentnas.pretrain.default_config`).",
-             f"- {ran} searches run now; {wall / 60:.1f} min wall on {os.cpu_count()} CPUs.",
-             "", "## Pretraining", "",
-             "Mean over the models; exact reconstruction (held-out cells) exists only for "
-             "encoders with a decoder; `distinct`: share of held-out cells with distinct "
-             "embeddings (a collapsed encoder has few).", ""]
-    header = ["encoder", "models", "training seconds", "device", "exact reconstruction",
-              "distinct"]
-    lines += _md_row(header) + ["|" + "---|" * len(header)]
-    for r in pretraining:
-        lines += _md_row([r["encoder"], r["models"], f"{r['train_seconds']:.1f}", r["device"],
-                          f"{r['exact_acc']:.1%}" if "exact_acc" in r else "–",
-                          f"{r['distinct']:.1%}" if "distinct" in r else "–"])
+             f"{', '.join(s.label for s in plan.searchers)} (this project's defaults); each "
+             "encoder with its default settings for the space "
+             "(`latentnas.models.default_config`).",
+             f"- {ran} searches run now; {wall / 60:.1f} min wall on {os.cpu_count()} CPUs."]
+    lines += reports.provenance_lines(os.path.join(out, "results"), EXPERIMENT, df,
+                                      command_line())
+    lines += ["", "## Pretraining", "",
+              "Mean over the models; exact reconstruction (held-out cells) exists only for "
+              "encoders with a decoder; `distinct`: share of held-out cells with distinct "
+              "embeddings (a collapsed encoder has few). Training seconds were measured when "
+              "each model was trained, on the device named (`trained now`: models this run "
+              "trained; the others came from the cache, made by the same code and device "
+              "kind).", ""]
+    lines += reports.md_table(
+        ["encoder", "models", "trained now", "training seconds", "device",
+         "exact reconstruction", "distinct"],
+        [[r["encoder"], r["models"], r["trained_now"], f"{r['train_seconds']:.1f}",
+          r["device"], f"{r['exact_acc']:.1%}" if "exact_acc" in r else "–",
+          f"{r['distinct']:.1%}" if "distinct" in r else "–"] for r in pretraining])
     lines += ["", "## The latent spaces", "",
+              "Of each encoding's first model (pretraining seed 3). "
               "Mean |Δ report metric| from 1,000 anchor cells to their nearest neighbour "
               "against random cells (smaller is smoother); Spearman's ρ between edit "
               "distance and L2 distance; crowding: for the 50 best cells (search metric), "
               "the distance to the nearest other cell over the median distance, mean (near "
               "0: good cells sit on their neighbours, which a GP smooth at the scale of the "
               "space cannot tell apart); Kendall's τ between a GP's posterior mean (fitted "
-              f"on n random cells' search metric) and the truth on 5,000 others, mean of "
+              "on n random cells' search metric) and the truth on 5,000 others, mean of "
               "the draws (higher ranks better).", ""]
     sizes = sorted({n for q in quality.values() for n in q["gp_tau"]})
-    header = ["embedding", "Δ nearest", "Δ random", "ρ(edit, L2)", "crowding"] + [
-        f"GP τ n={n}" for n in sizes]
-    lines += _md_row(header) + ["|" + "---|" * len(header)]
     best_tau = {n: max(q["gp_tau"].get(n, -1) for q in quality.values()) for n in sizes}
     dec = decimals([q["smoothness"]["random"] for q in quality.values()])
+    rows = []
     for name, q in quality.items():
-        s, d = q["smoothness"], q["distance"]
+        sm, d = q["smoothness"], q["distance"]
         crowd = f"{q['crowding']['mean']:.3f}" if "crowding" in q else "–"
-        lines += _md_row([name, f"{s['nearest']:.{dec}f}", f"{s['random']:.{dec}f}",
-                          f"{d['spearman']:.3f}", crowd] + [
+        rows.append([name, f"{sm['nearest']:.{dec}f}", f"{sm['random']:.{dec}f}",
+                     f"{d['spearman']:.3f}", crowd] + [
             (f"**{q['gp_tau'][n]:.3f}**" if q["gp_tau"][n] == best_tau[n]
              else f"{q['gp_tau'][n]:.3f}") for n in sizes])
-    tables = {"regret": (stats, tests)}
-    for metric, title in regret_metrics(df):
-        if metric not in tables:
-            tables[metric] = (summary(df.assign(regret=df[metric]), budgets),
-                              compare_encodings(df, budgets, reference, metric))
-        lines += _search_tables(*tables[metric], budgets, reference, title)
+    lines += reports.md_table(["embedding", "Δ nearest", "Δ random", "ρ(edit, L2)",
+                               "crowding"] + [f"GP τ n={n}" for n in sizes], rows)
+    for title, stats_, tests in tables:
+        lines += reports.regret_section(stats_, tests, budgets, title, reference)
     lines += ["", "## Plots", ""] + [f"![{os.path.basename(p)}](plots/{os.path.basename(p)})"
                                      for p in plots] + [""]
     report = os.path.join(out, "report.md")
     write_bytes(report, "\n".join(lines).encode())
     figures = {"pretraining": pretraining, "quality": quality,
-               "summary": stats.to_dict("records"), "tests": tests.to_dict("records"),
-               **({"search_summary": tables["search_regret"][0].to_dict("records"),
-                   "search_tests": tables["search_regret"][1].to_dict("records")}
-                  if "search_regret" in tables else {}),
-               "wall_seconds": wall, "plan": plan.identity()}
+               "tables": reports.tables_json(tables), "wall_seconds": wall,
+               "plan": plan.identity()}
     write_bytes(os.path.join(out, "report.json"),
                 json.dumps(figures, indent=1, default=float).encode())
     return Comparison(report, os.path.join(out, "results"), plots, wall, ran, pretraining,
-                      quality, stats, tests)
-
-
-def _search_tables(stats, tests, budgets: list[int], reference: str,
-                   title: str) -> list[str]:
-    """The regret table and the tests against ``reference`` for one metric."""
-    from latentnas.reproduce import _md_row, _pct, p_value_rows
-    from latentnas.results.analysis import decimals
-
-    dec = decimals(stats["regret"])
-    lines = ["", f"## Search: regret of the incumbent ({title}), mean ± s.e.", ""]
-    if title == "search metric":
-        lines += ["The searches were told the search metric; the incumbent is the best cell "
-                  "by it. This table measures how close each search got on what it was "
-                  "told; the one above, what that incumbent is worth on the report metric "
-                  "(which can fall as the search goes on where the two metrics disagree).",
-                  ""]
-    header = ["searcher", "encoding"] + [f"regret @{b}" for b in budgets] + [
-        f"found @{'/'.join(map(str, budgets))}"]
-    lines += _md_row(header) + ["|" + "---|" * len(header)]
-    final = stats[stats["budget"] == budgets[-1]].sort_values(["searcher", "regret"])
-    for _, r in final.iterrows():
-        rows = stats[(stats["searcher"] == r["searcher"]) & (stats["encoding"] == r["encoding"])]
-        cell = {int(x["budget"]): x for _, x in rows.iterrows()}
-        lines += _md_row([r["searcher"], r["encoding"]] + [
-            f"{cell[b]['regret']:.{dec}f} ± {cell[b]['regret_se']:.{dec}f}" for b in budgets]
-            + ["/".join(_pct(cell[b]["found"]) for b in budgets)])
-    lines += ["", f"### Each encoding against {reference} ({title})", "",
-              "p of the two-sided Mann–Whitney U test and of the Wilcoxon signed-rank test "
-              "over seeds (paired by seed).", ""]
-    header = ["searcher", "budget", "encoding", f"regret {reference}", "regret encoding",
-              "Mann–Whitney p", "Wilcoxon p", "better than " + reference + "?"]
-    return lines + _md_row(header) + ["|" + "---|" * len(header)] + p_value_rows(
-        tests, dec, reference_better=False)
+                      quality, tables[0][1], tables[0][2])
 
 
 def _tau_plot(quality: dict, out: str) -> str:
     """GP Kendall τ against the number of labelled cells, per embedding."""
-    from latentnas.reproduce import line_plot
-
     series = {name: (sorted(q["gp_tau"]), [q["gp_tau"][n] for n in sorted(q["gp_tau"])])
               for name, q in quality.items()}
-    return line_plot(series, "labelled cells the GP is fitted on", "Kendall τ on unseen cells",
+    return reports.line_plot(series, "labelled cells the GP is fitted on", "Kendall τ on unseen cells",
                      os.path.join(out, "plots", "gp_tau.png"))

@@ -1,10 +1,11 @@
 """Experiments on Ray Tune: one trial = one whole search (searcher × encoding × seed).
 
-The driver resolves the benchmark once, records the experiment's identity with its results
-(a run that would change a stored experiment is refused, see
-``latentnas.results.store.claim``), puts the oracle's table and each encoding's feature
-table in the object store (or starts ``OracleActor`` / ``EncoderShard`` actors when asked)
-and runs a Tune grid over the searches not stored yet. A trial steps its
+This is the Ray backend of the one runner (``latentnas.runner``): the driver prepares the
+plan there (checks, models, the experiment's identity and provenance, the searches stored
+already), puts the oracle's table and each feature table in the object store (or starts
+``OracleActor`` / ``EncoderShard`` actors when asked) and runs a Tune grid over the
+searches not stored yet; a finished trial stores its rows with ``runner.store_search``,
+the writer of both backends. A trial steps its
 :class:`~latentnas.search.SearchRun`, reports to Tune every ``report_every`` queries with a
 checkpoint of its state (safetensors + JSON, never pickle: ``latentnas.state``), so a
 retried trial resumes rather than restarts, and on completion writes its rows to the
@@ -25,9 +26,12 @@ import numpy as np
 import ray
 from ray.tune import Callback
 
+from latentnas import models
 from latentnas.config import ExperimentConfig
 from latentnas.errors import ConfigError, InterruptedRunError
+from latentnas.domains import make_domain
 from latentnas.oracles.base import TabularOracle
+from latentnas.runner import Prepared, prepare, store_search
 from latentnas.search import SearchRun, SearchSpec
 
 STATE_FILE = "search.safetensors"
@@ -46,7 +50,6 @@ def search_trial(config: dict, handles: dict) -> None:
     from ray import tune
 
     from latentnas import state
-    from latentnas.results.store import write_trial
 
     t0 = time.process_time()
     exp = handles["experiment"]
@@ -70,9 +73,7 @@ def search_trial(config: dict, handles: dict) -> None:
         t1 = time.process_time()
         last_report = len(run.rows)
         if run.done:
-            write_trial(exp["results"], run.rows, experiment=exp["name"], searcher=spec.name,
-                        encoding=spec.encoding, seed=spec.seed, space=exp["space"],
-                        dataset=exp["dataset"], meta={"budget": spec.budget})
+            store_search(handles["store"], spec, run.rows, run.cpu_seconds)
         last = run.rows[-1]
         metrics = {"queries": len(run.rows), "best_search": last["best_search"],
                    "regret": last["regret"], "cpu_seconds": run.cpu_seconds,
@@ -119,7 +120,6 @@ def _trial_oracle(handles: dict):
 
 def _trial_domain(handles: dict, encoding: str, encoder_seed: int | None):
     from latentnas.actors import ShardedNearest, ShardedTopK
-    from latentnas.encodings import make_domain
     from latentnas.spaces import get_space
 
     ref = handles["features"].get((encoding, encoder_seed))
@@ -132,7 +132,7 @@ def _trial_domain(handles: dict, encoding: str, encoder_seed: int | None):
 
 
 # -- the driver -------------------------------------------------------------------------
-def _handles(cfg: ExperimentConfig, specs: list[SearchSpec]) -> dict:
+def _handles(cfg: ExperimentConfig, prepared: Prepared) -> dict:
     from latentnas.actors import OracleActor, make_shards, put_table
 
     bench = cfg.benchmark
@@ -145,18 +145,19 @@ def _handles(cfg: ExperimentConfig, specs: list[SearchSpec]) -> dict:
         raise ConfigError(f"budget {cfg.budget:,} exceeds the {len(bench.search_ids):,} cells "
                           f"{oracle.info.name} has results for")
     features, shards = {}, {}
-    for key in sorted({(s.encoding, s.encoder_seed) for s in specs},
-                      key=lambda k: (k[0], k[1] or -1)):     # only encodings a search uses
-        enc, model = key
-        f = bench.features(enc, model)
-        if f is not None:
-            features[key] = ray.put(f)
-            if cfg.shards:
-                name = f"shard-{cfg.name}-{enc}" + (f"-{model}" if model is not None else "")
-                shards[key] = make_shards(f, cfg.shards, cfg.gpus_per_shard, name=name,
-                                          resources=cfg.shard_resources,
-                                          checkpoint=_checkpoint_bytes(bench.name, enc, model),
-                                          space=bench.name)
+    used = {(s.encoding, s.encoder_seed) for s in prepared.todo}
+    for key, table in prepared.features.items():
+        if key not in used or table.array is None:
+            continue
+        features[key] = ray.put(table.array)
+        if cfg.shards:
+            enc, model = key
+            label = table.digest if models.parse(enc).kind == "path" else enc
+            name = f"shard-{cfg.name}-{label}" + (f"-{model}" if model is not None else "")
+            shards[key] = make_shards(
+                table.array, cfg.shards, cfg.gpus_per_shard, name=name,
+                resources=cfg.shard_resources, space=bench.name,
+                checkpoint=table.model.checkpoint_bytes() if table.model else None)
     actors = None
     if cfg.oracle_mode == "actor" or not tabular:
         actors = []
@@ -171,10 +172,11 @@ def _handles(cfg: ExperimentConfig, specs: list[SearchSpec]) -> dict:
                 bench.name, bench.dataset, cfg.nb101_data, cfg.training))
     return {
         "experiment": {"name": cfg.name, "space": bench.name, "dataset": bench.dataset,
-                       "results": cfg.results_root(), "report_every": cfg.report_every,
+                       "report_every": cfg.report_every,
                        "checkpoint_seconds": cfg.checkpoint_seconds,
                        "fault_injection": cfg.fault_injection.model_dump()
                        if cfg.fault_injection else None},
+        "store": prepared.store_info(),
         "table": put_table(oracle) if tabular else None,
         "oracle_info": oracle.info,
         "available": bench.search_ids,
@@ -183,20 +185,6 @@ def _handles(cfg: ExperimentConfig, specs: list[SearchSpec]) -> dict:
         "features": features,
         "shards": shards,
     }
-
-
-def _checkpoint_bytes(space: str, encoding: str, encoder_seed: int | None) -> bytes | None:
-    """The learned encoder's checkpoint behind ``encoding``'s table (shards can then encode,
-    and decode for a generative one), ``None`` for encodings without a model."""
-    from latentnas.encodings import learned
-
-    if not learned(encoding):
-        return None
-    from latentnas.pretrain import default_config, pretrain
-
-    config = default_config(space, encoding, seed=encoder_seed)
-    with open(pretrain(space, config, encoder=encoding).checkpoint, "rb") as f:
-        return f.read()
 
 
 def _trainable(cfg: ExperimentConfig, handles: dict):
@@ -243,16 +231,15 @@ class ExperimentResult:
 
 
 def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
-                   callbacks: list | None = None) -> ExperimentResult:
+                   callbacks: list | None = None, mix_versions: bool = False) -> ExperimentResult:
     """Runs the searches of ``cfg`` that its results store does not hold yet on the
     connected Ray cluster (or, with ``resume``, continues an interrupted run).
 
     Refuses (:class:`ConfigError`) a plan that differs from the one stored under the same
-    name unless ``overwrite`` (which deletes the stored results and Tune state first); raises
-    :class:`InterruptedRunError` when stopped before every search finished."""
+    name unless ``overwrite`` (which deletes the stored results and Tune state first), and a
+    stored experiment of another version unless ``mix_versions`` (``runner.prepare``);
+    raises :class:`InterruptedRunError` when stopped before every search finished."""
     from ray import tune
-
-    from latentnas.results.store import claim
 
     if resume and overwrite:
         raise ConfigError("--resume continues stored work and --overwrite deletes it; "
@@ -266,13 +253,15 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
         raise ConfigError(f"nothing to resume at {path}; run without --resume first")
     if overwrite:
         _delete_tune_state(path)
-    stored = claim(cfg.results_root(), cfg.name, cfg.identity(), overwrite=overwrite,
-                   resume=resume)
-    todo = [s for s in specs if (s.name, s.encoding, s.seed) not in stored]
+    prepared = prepare(cfg, cfg.results_root(), cfg.name, overwrite=overwrite, resume=resume,
+                       mix_versions=mix_versions)
+    todo = prepared.todo
+    stored = {(s.name, s.encoding, s.seed) for s in specs} - \
+        {(s.name, s.encoding, s.seed) for s in todo}
     if not todo:
         return ExperimentResult(cfg, time.perf_counter() - start, 0, 0, 0.0, cfg.results_root(),
                                 stored=len(specs), total=len(specs))
-    handles = _handles(cfg, todo)
+    handles = _handles(cfg, prepared)
     trainable = _trainable(cfg, handles)
     try:
         if resume:

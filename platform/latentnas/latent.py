@@ -162,7 +162,7 @@ def landscape(bench, encodings=("arch2vec", "adjacency", "path"), sizes=(50, 100
     cells are against how well the search metric predicts the report metric."""
     from scipy.stats import spearmanr
 
-    from latentnas.encodings import neighbour_fn
+    from latentnas.domains import neighbour_fn
 
     oracle = bench.oracle
     ids = bench.search_ids if bench.search_ids is not None else np.arange(len(oracle))

@@ -3,7 +3,7 @@
 One grammar for searchers, shared by the flags, experiment files, the local benchmark and
 the Ray experiment. A searcher is written ``name`` or ``name(key=value, ...)`` (values are
 YAML scalars), several separated by commas, or in a file as a mapping ``{name: {key:
-value}}``; both forms give the same :class:`SearcherSpec`, whose options are checked
+value}}``; both forms give the same :class:`SearcherConfig`, whose options are checked
 against the searcher's declared schema (``searchers.check_options``) when it is read.
 ``preset=NAME`` selects a named option set for the space searched (``latentnas.presets``).
 A suffix ``@enc+enc`` (``bo(preset=paper)@arch2vec+supervised``) runs that searcher under
@@ -22,16 +22,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import yaml
-from annotated_types import Ge
+from annotated_types import Ge, Le
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from latentnas.errors import ConfigError, LatentNASError, UnknownNameError, short
+from latentnas import benchmarks, models, presets
+from latentnas.errors import ConfigError, LatentNASError, short
+from latentnas.models import PRETRAIN_SEED
 from latentnas.search import SearchSpec
+from latentnas.spaces import get_space
+from searchers import SearcherError, available, check_options, get_searcher
 
 #: the longest searcher list the grammar reads (a few hundred characters is plenty)
 MAX_SPEC_TEXT = 4_000
-#: the pretraining seed of the default arch2vec model (the reference's)
-PRETRAIN_SEED = 3
 #: seeds are split: tuning (sweeps that chose defaults) uses seeds below REPORT_SEED,
 #: every figure the project reports uses REPORT_SEED, REPORT_SEED + 1, ... (1000-1099)
 REPORT_SEED = 1000
@@ -40,7 +42,7 @@ _KEY = re.compile(r"[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
-class SearcherSpec:
+class SearcherConfig:
     """A searcher name with its (validated) options, e.g. ``gp`` with ``kernel=matern``."""
 
     name: str
@@ -64,31 +66,25 @@ class SearcherSpec:
 
     @property
     def cls(self):
-        from searchers import get_searcher
-
         return get_searcher(self.name)
 
     def encodings(self, encodings: list[str]) -> list[str]:
         """The encodings this searcher runs under: ``none`` for strategies that ignore
         features, otherwise each feature encoding given, plus ``supervised`` for those
         that learn their own encoding from the cell graphs."""
-        from latentnas.encodings import feature_encodings
-
         cls = self.cls
         if "features" not in cls.requires and not cls.learns_encoding:
             return ["none"]
         encodings = list(self.only) if self.only is not None else encodings
-        out = [e for e in encodings if e in feature_encodings()]
+        out = [e for e in encodings if models.parse(e).has_features]
         if cls.learns_encoding and "supervised" in encodings:
             out.append("supervised")
         return out
 
 
-def searcher_spec(name: Any, options: Any = None, only: Any = None) -> SearcherSpec:
+def searcher_config(name: Any, options: Any = None, only: Any = None) -> SearcherConfig:
     """A checked spec: known searcher, options valid for it (``preset`` checked later,
     against the space), the encodings it is restricted to (``only``)."""
-    from searchers import SearcherError, check_options
-
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConfigError(f"searcher name {short(name)} is not a name; write e.g. 'gp' or "
                           "'gp(kernel=matern)'")
@@ -104,13 +100,13 @@ def searcher_spec(name: Any, options: Any = None, only: Any = None) -> SearcherS
         checked["preset"] = preset
     if only is not None:
         only = tuple(read_encodings(only))
-        cls = SearcherSpec(name).cls
+        cls = SearcherConfig(name).cls
         if "features" not in cls.requires and not cls.learns_encoding:
             raise ConfigError(f"searcher {name!r} ignores encodings; drop its @{'+'.join(only)}")
-    return SearcherSpec(name, tuple(sorted(checked.items())), only)
+    return SearcherConfig(name, tuple(sorted(checked.items())), only)
 
 
-def parse_searchers(text: str) -> list[SearcherSpec]:
+def parse_searchers(text: str) -> list[SearcherConfig]:
     """``"random, re, gp(kernel=matern, local=0.1)"`` -> specs, in linear time."""
     if not isinstance(text, str):
         raise ConfigError(f"searchers must be text such as 'random, gp', got {short(text)}")
@@ -143,13 +139,11 @@ def parse_searchers(text: str) -> list[SearcherSpec]:
             raise ConfigError(f"empty searcher between commas in {short(text)}")
         out.append(_parse_item(item))
     if not out:
-        from searchers import available
-
         raise ConfigError(f"no searchers given; available: {', '.join(available())}")
     return out
 
 
-def _parse_item(item: str) -> SearcherSpec:
+def _parse_item(item: str) -> SearcherConfig:
     item, at, only = item.rpartition("@") if "@" in item else (item, "", "")
     if at and ("(" in only or ")" in only or not only.strip()):
         raise ConfigError(f"after '@' come encodings joined by '+', e.g. "
@@ -170,7 +164,7 @@ def _parse_item(item: str) -> SearcherSpec:
         if key in options:
             raise ConfigError(f"option {key!r} of searcher {name!r} is given twice")
         options[key] = _scalar(value.strip(), key, name)
-    return searcher_spec(name, options, only.split("+") if at else None)
+    return searcher_config(name, options, only.split("+") if at else None)
 
 
 def _scalar(text: str, key: str, name: str) -> Any:
@@ -186,7 +180,7 @@ def _scalar(text: str, key: str, name: str) -> Any:
     return value
 
 
-def read_searchers(value: Any) -> list[SearcherSpec]:
+def read_searchers(value: Any) -> list[SearcherConfig]:
     """Specs from text, a list of texts and ``{name: options}`` mappings, or specs."""
     if isinstance(value, str):
         return parse_searchers(value)
@@ -194,9 +188,9 @@ def read_searchers(value: Any) -> list[SearcherSpec]:
         value = [value]
     if not isinstance(value, (list, tuple)):
         raise ConfigError(f"searchers must be text or a list, got {short(value)}")
-    out: list[SearcherSpec] = []
+    out: list[SearcherConfig] = []
     for item in value:
-        if isinstance(item, SearcherSpec):
+        if isinstance(item, SearcherConfig):
             out.append(item)
         elif isinstance(item, str):
             out.extend(parse_searchers(item))
@@ -206,7 +200,7 @@ def read_searchers(value: Any) -> list[SearcherSpec]:
             if opts is not None and not isinstance(opts, dict):
                 raise ConfigError(f"options of searcher {short(name)} must be a mapping, "
                                   f"e.g. {{{name}: {{key: value}}}}; got {short(opts)}")
-            out.append(searcher_spec(name, opts, only))
+            out.append(searcher_config(name, opts, only))
         else:
             raise ConfigError(f"a searcher is 'name', 'name(key=value)' or {{name: {{key: "
                               f"value}}}} (optionally with encodings: [...]), got {short(item)}")
@@ -216,22 +210,18 @@ def read_searchers(value: Any) -> list[SearcherSpec]:
 
 
 def read_encodings(value: Any) -> list[str]:
-    """``"arch2vec, adjacency"`` or a list of names -> checked names, in order."""
-    from latentnas.encodings import encoding_names
-
-    names_known = encoding_names()
-
+    """``"arch2vec, adjacency"`` or a list of encodings and model references
+    (``latentnas.models``: ``arch2vec:reference``, ``./my-model``) -> checked names, in
+    order (a model directory is checked against the space later, by the plan)."""
     if isinstance(value, str):
         value = [e.strip() for e in value.split(",")]
     if not isinstance(value, (list, tuple)) or not all(isinstance(e, str) for e in value):
         raise ConfigError(f"encodings must be names such as 'arch2vec, adjacency', "
                           f"got {short(value)}")
-    names = [e for e in value if e]
+    names = [models.parse(e).text for e in value if e.strip()]
     if not names:
-        raise ConfigError(f"no encodings given; choose from {', '.join(names_known)}")
-    for e in names:
-        if e not in names_known:
-            raise UnknownNameError("encoding", e, names_known)
+        raise ConfigError(f"no encodings given; choose from {', '.join(models.names())} or "
+                          "a model directory")
     return list(dict.fromkeys(names))
 
 
@@ -244,7 +234,7 @@ class SearchPlan(BaseModel):
 
     space: str = "nb201"
     dataset: str | None = None
-    searchers: list[SearcherSpec] = ["random", "re", "reinforce", "gp"]  # type: ignore
+    searchers: list[SearcherConfig] = ["random", "re", "reinforce", "gp"]  # type: ignore
     encodings: list[str] = ["arch2vec"]
     seeds: Annotated[int, Ge(1)] = 10
     first_seed: Annotated[int, Ge(0)] = 0
@@ -254,9 +244,10 @@ class SearchPlan(BaseModel):
     #: training-oracle settings (nb101-full), see latentnas.oracles.training.TrainingSettings
     training: dict[str, Any] = {}
     #: models of each learned encoding (arch2vec, mpnn, ...) pretrained with seeds 3, 4,
-    #: ..., 3+k-1; search seed s uses model s mod k, so intervals over seeds include the
-    #: encoder's training variance
-    encoder_models: Annotated[int, Ge(1)] = 1
+    #: ..., 3+k-1; search seed s uses model 3 + s mod k, so intervals over seeds include the
+    #: encoder's training variance (1: every seed searches the model of seed 3). A model
+    #: directory is one model, searched by every seed.
+    encoder_models: Annotated[int, Ge(1), Le(100)] = 5
 
     def __init__(self, **settings: Any):
         try:
@@ -287,8 +278,6 @@ class SearchPlan(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self):
-        from latentnas import benchmarks, presets
-
         info, self.dataset = benchmarks.check(self.space, self.dataset)
         self.space = info.space
         if not info.searchable:
@@ -302,7 +291,14 @@ class SearchPlan(BaseModel):
             _check_training(self.training)
         for spec in self.searchers:
             if "preset" in spec.opts:
-                searcher_spec(spec.name, presets.expand(spec.name, spec.opts, info.space))
+                searcher_config(spec.name, presets.expand(spec.name, spec.opts, info.space))
+        used_encodings = {e for s in self.searchers for e in s.encodings(self.encodings)}
+        space = None
+        for e in sorted(used_encodings):
+            enc = models.parse(e)
+            if enc.kind == "path":
+                space = space or get_space(info.space)
+                models.check(enc, space)
         if "encodings" in self.model_fields_set:
             used = {e for s in self.searchers for e in s.encodings(self.encodings)}
             idle = [e for e in self.encodings if e not in used]
@@ -333,19 +329,16 @@ class SearchPlan(BaseModel):
         return out
 
     def encoder_seed(self, encoding: str, seed: int) -> int | None:
-        """The pretraining seed of the model a search with ``seed`` uses (None: the
-        default model, or an encoding without one)."""
-        from latentnas.encodings import learned
-
-        if self.encoder_models == 1 or not learned(encoding):
+        """The pretraining seed of the model a search with ``seed`` uses: ``3 + seed mod
+        k`` for a learned encoder's default or reference models, ``None`` for encodings
+        without such models (fixed ones, a model directory)."""
+        if not models.parse(encoding).seeded:
             return None
         return PRETRAIN_SEED + seed % self.encoder_models
 
     @property
     def benchmark(self):
-        from latentnas.benchmarks import resolve
-
-        return resolve(self.space, self.dataset, nb101_data=self.nb101_data,
+        return benchmarks.resolve(self.space, self.dataset, nb101_data=self.nb101_data,
                        training=self.training)
 
     def identity(self) -> dict[str, Any]:
@@ -357,9 +350,14 @@ class SearchPlan(BaseModel):
                "budget": self.budget}
         if self.training:
             out["training"] = dict(sorted(self.training.items()))
-        if self.encoder_models > 1:
+        if any(models.parse(e).seeded for e in out["encodings"]):
             out["encoder_models"] = self.encoder_models
         return out
+
+    def model_seeds(self) -> list[tuple[str, int | None]]:
+        """Every ``(encoding, pretraining seed)`` the plan's searches use."""
+        return sorted({(s.encoding, s.encoder_seed) for s in self.specs()},
+                      key=lambda p: (p[0], -1 if p[1] is None else p[1]))
 
 
 def _check_training(settings: dict) -> None:

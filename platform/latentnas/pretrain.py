@@ -15,80 +15,43 @@ fingerprints of whole decoded graphs, whatever their adjacency
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Callable
 
 import numpy as np
 import torch
 
-from encoders.arch2vec import Arch2Vec, Arch2VecConfig, inner_product_ambiguous, \
+from encoders.arch2vec import Arch2Vec, inner_product_ambiguous, \
     reconstruction_accuracy
 from encoders.base import LearnedEncoder
-from latentnas.cache import cache_dir
-from latentnas.checkpoints import (frozen_ops, load_encoder, make_header, read_header,
-                                   save_embeddings, save_encoder)
+from encoders.registry import EncoderNameError, get_encoder
+from latentnas.checkpoints import (frozen_ops, load_encoder, make_header,
+                                   read_embedding_header, read_header, save_embeddings,
+                                   save_encoder)
 from latentnas.errors import CheckpointError, ConfigError
-from latentnas.spaces import get_space
+from latentnas.progress import stage, stage_line
+from latentnas.provenance import training_environment
 from latentnas.spaces.base import SearchSpace
 from latentnas.storage import is_uri, write_bytes
 
 CHECKPOINT, EMBEDDINGS, METRICS = "checkpoint.safetensors", "embeddings.parquet", "metrics.json"
 
 
-def reference_settings(space: str) -> dict:
-    """The authors' settings: batch 32, Adam 1e-3 without decay, 10 epochs (8 for NB101),
-    and the sigmoid their code applies to the decoded ops."""
-    return dict(batch_size=32, lr=1e-3, lr_schedule="constant", ops_activation="sigmoid",
-                epochs=8 if space.startswith("nb101") else 10)
-
-
 def encoder_class(name: str) -> type[LearnedEncoder]:
     """The learned encoder called ``name``; :class:`ConfigError` naming the choices."""
-    from encoders.registry import EncoderNameError, get_encoder
-
     try:
         return get_encoder(name)
     except EncoderNameError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def _config(base: dict, overrides: dict, encoder: str = "arch2vec"):
-    cls = encoder_class(encoder).config_class
-    base = {**base, **{k: v for k, v in overrides.items() if v is not None}}
-    try:
-        return cls(**base)
-    except TypeError as exc:
-        raise ConfigError(f"unknown {encoder} setting: {exc}") from exc
-
-
-def default_config(space: str, encoder: str = "arch2vec", **overrides):
-    """The default for ``space`` (measured per space, ``latentnas.benchmarks``) with
-    ``overrides`` (``None`` values ignored). ``mpnn`` takes arch2vec's settings for the space
-    (it differs from arch2vec in the encoder alone); other encoders their own defaults
-    with arch2vec's number of epochs for the space (the same passes over the cells)."""
-    from dataclasses import fields
-
-    from latentnas.benchmarks import check
-
-    settings = check(space)[0].pretrain or reference_settings(space)
-    if encoder != "arch2vec":
-        own = {f.name for f in fields(encoder_class(encoder).config_class)}
-        shared = set(settings) if issubclass(encoder_class(encoder).config_class,
-                                             Arch2VecConfig) else {"epochs"}
-        settings = {k: v for k, v in settings.items() if k in shared and k in own}
-    return _config(settings, overrides, encoder)
-
-
-def reference_config(space: str, **overrides) -> Arch2VecConfig:
-    """The authors' settings for ``space`` with ``overrides`` (``None`` values ignored)."""
-    return _config(reference_settings(space), overrides)
-
-
 def resolve_device(device: str) -> str:
+    """``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``, checked
+    against the devices PyTorch sees."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -98,19 +61,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def config_key(space: str, config, num_cells: int | None, encoder: str = "arch2vec") -> str:
-    named = {} if encoder == "arch2vec" else {"encoder": encoder}   # arch2vec keys unchanged
-    blob = json.dumps({"space": space, "config": config.to_dict(), "cells": num_cells,
-                       "format": 1, **named}, sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
-def default_out_dir(space: str, config, num_cells: int | None = None,
-                    encoder: str = "arch2vec") -> str:
-    prefix = space if encoder == "arch2vec" else f"{space}-{encoder}"
-    return cache_dir("pretrained", f"{prefix}-{config_key(space, config, num_cells, encoder)}")
-
-
 @dataclass
 class PretrainResult:
     out_dir: str
@@ -118,6 +68,8 @@ class PretrainResult:
     final: dict = field(default_factory=dict)
     cached: bool = False
     uri: str | None = None           # where the files were uploaded, for a URI ``out_dir``
+    #: what the model's bytes depend on besides its settings (provenance.training_environment)
+    environment: dict = field(default_factory=dict)
 
     @property
     def checkpoint(self) -> str:
@@ -193,54 +145,60 @@ def space_tensors(space: SearchSpace, num_cells: int | None, seed: int):
     return torch.as_tensor(adj, dtype=torch.float32), torch.as_tensor(ops), cells
 
 
-def pretrain(space_name: str, config=None, out_dir: str | None = None,
+def pretrain(space: SearchSpace, config, out_dir: str, *, encoder: str = "arch2vec",
              device: str = "auto", num_cells: int | None = None, force: bool = False,
-             final_samples: int = 10_000, epoch_samples: int = 1_000,
+             cache: bool = False, final_samples: int = 10_000, epoch_samples: int = 1_000,
              on_epoch: Callable[[dict], None] | None = None,
-             on_start: Callable[[], None] | None = None,
-             encoder: str = "arch2vec") -> PretrainResult:
-    """Pretrains (or finds cached) the learned encoder ``encoder`` (arch2vec by default) for
-    ``space_name``; see the module docstring. ``out_dir`` may be a URI (``s3://``, ``gs://``,
-    ``file://``): see :func:`_pretrain_remote`.
+             on_start: Callable[[], None] | None = None) -> PretrainResult:
+    """Pretrains the learned encoder ``encoder`` with ``config`` on ``space`` into
+    ``out_dir`` (a directory, or a URI: ``s3://``, ``gs://``, ``file://``, see
+    :func:`_pretrain_remote`), or finds the same model already there; see the module
+    docstring for what is measured. Which model a search uses is decided elsewhere
+    (``latentnas.models``); this function only trains and writes.
 
-    A directory that already holds a model is reused when the model matches ``encoder`` and
-    ``config`` and refused otherwise (another space, encoder or configuration, or a corrupt
-    file): its files are replaced only with ``force``. ``on_start()`` is called when
-    training begins (after every check); without ``on_epoch``, progress goes to
-    :func:`latentnas.progress.stage`."""
-    if out_dir and is_uri(out_dir):
-        return _pretrain_remote(space_name, config, out_dir, device=device, num_cells=num_cells,
-                                force=force, final_samples=final_samples,
+    A directory that already holds a model is reused when the model matches: the same
+    space, encoder, configuration and cell sample, made by the same training code, torch
+    version and kind of device (:func:`latentnas.provenance.training_environment`). Any
+    other model there is refused (:class:`CheckpointError`, one line) unless ``force``, or
+    — for a ``cache`` entry, which holds only what this function wrote — retrained with a
+    line saying why. ``on_start()`` is called when training begins (after every check);
+    without ``on_epoch``, progress goes to :func:`latentnas.progress.stage`."""
+    if is_uri(out_dir):
+        return _pretrain_remote(space, config, out_dir, encoder=encoder, device=device,
+                                num_cells=num_cells, force=force, final_samples=final_samples,
                                 epoch_samples=epoch_samples, on_epoch=on_epoch,
-                                on_start=on_start, encoder=encoder)
-    space = get_space(space_name)
+                                on_start=on_start)
     cls = encoder_class(encoder)
-    config = config or default_config(space_name, encoder)
     if not isinstance(config, cls.config_class):
         raise ConfigError(f"encoder {encoder} takes a {cls.config_class.__name__}, got "
                           f"{type(config).__name__}")
     device = resolve_device(device)
-    explicit = out_dir is not None
-    out_dir = out_dir or default_out_dir(space_name, config, num_cells, encoder)
+    environment = training_environment(device)
     ckpt = os.path.join(out_dir, CHECKPOINT)
-    metrics_path = os.path.join(out_dir, METRICS)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ConfigError(f"--out {out_dir} is a file; give a directory")
     if not force:
-        saved = _reusable(out_dir, space, config, num_cells, explicit, encoder)
+        try:
+            saved = _reusable(out_dir, space, config, num_cells, encoder, environment)
+        except CheckpointError as exc:
+            if not cache:
+                raise CheckpointError(f"{exc}; choose another --out, or pass --force to "
+                                      "replace it") from None
+            stage_line(f"{exc}: retraining it")
+            saved = None
         if saved is not None:
-            return PretrainResult(out_dir, saved["epochs"], saved["final"], cached=True)
+            return PretrainResult(out_dir, saved["epochs"], saved["final"], cached=True,
+                                  environment=saved.get("environment", environment))
     if on_epoch is None:
-        from latentnas.progress import stage
-
-        with stage(f"pretraining {encoder} on {space.name} ({config.epochs} epochs; cached "
-                   "afterwards)", total=config.epochs) as advance:
-            return pretrain(space_name, config, out_dir, device, num_cells, True,
-                            final_samples, epoch_samples, on_epoch=lambda row: advance(1),
-                            on_start=on_start, encoder=encoder)
+        with stage(f"pretraining {encoder} on {space.name} ({config.epochs} epochs, seed "
+                   f"{getattr(config, 'seed', '?')}; cached afterwards)",
+                   total=config.epochs) as advance:
+            return pretrain(space, config, out_dir, encoder=encoder, device=device,
+                            num_cells=num_cells, force=True, final_samples=final_samples,
+                            epoch_samples=epoch_samples, on_epoch=lambda row: advance(1),
+                            on_start=on_start)
     if on_start:
         on_start()
-
     torch.manual_seed(config.seed)  # for any library code that draws from the global RNG
     adj, ops, sampled = space_tensors(space, num_cells, config.seed)
     perm = torch.randperm(len(adj), generator=torch.Generator().manual_seed(config.seed))
@@ -285,18 +243,24 @@ def pretrain(space_name: str, config=None, out_dir: str | None = None,
     final["cells"] = len(adj)
     if device.startswith("cuda"):
         final["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    result.final = final
+
+    final["trained_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    final["cpus"] = os.cpu_count()
+    result.final, result.environment = final, environment
 
     os.makedirs(out_dir, exist_ok=True)
-    save_encoder(ckpt, model, space, num_cells=num_cells)
+    checkpoint = save_encoder(ckpt, model, space, num_cells=num_cells, environment=environment)
     if space.size is not None:
         save_embeddings(os.path.join(out_dir, EMBEDDINGS), embeddings, space.hashes(),
-                        make_header(space, config.to_dict(), encoder=encoder))
-    write_bytes(metrics_path, json.dumps({"space": space.name, "encoder": encoder,
-                                          "config": config.to_dict(),
-                                          "epochs": result.epochs, "final": final},
-                                         indent=1).encode())
+                        make_header(space, config.to_dict(), encoder=encoder,
+                                    num_cells=num_cells, environment=environment,
+                                    checkpoint=checkpoint))
+    write_bytes(os.path.join(out_dir, METRICS), json.dumps(
+        {"space": space.name, "encoder": encoder, "config": config.to_dict(),
+         "environment": environment, "epochs": result.epochs, "final": final},
+        indent=1).encode())
     return result
+
 
 
 def embedding_spread(z: torch.Tensor) -> dict[str, float]:
@@ -312,61 +276,70 @@ def embedding_spread(z: torch.Tensor) -> dict[str, float]:
 
 
 def _reusable(out_dir: str, space: SearchSpace, config, num_cells: int | None,
-              explicit: bool, encoder: str = "arch2vec") -> dict | None:
-    """The saved metrics of a model in ``out_dir`` made with ``encoder`` and ``config``;
+              encoder: str, environment: dict) -> dict | None:
+    """The saved metrics of the model in ``out_dir`` when it is the model asked for;
     ``None`` when the directory holds no model; :class:`CheckpointError` when it holds
-    another one or a damaged one (never trained over without ``force``)."""
+    another one (another space, encoder, configuration or cell sample, or made by other
+    training code, torch or device kind) or a damaged one."""
     present = [n for n in (CHECKPOINT, METRICS, EMBEDDINGS)
                if os.path.exists(os.path.join(out_dir, n))]
     if not present:
         return None
-    fix = ("choose another --out, or pass --force to replace it" if explicit else
-           f"run `latentnas pretrain --space {space.name} --force` to retrain it")
     try:
         header = read_header(os.path.join(out_dir, CHECKPOINT))
         with open(os.path.join(out_dir, METRICS)) as f:
             saved = json.load(f)
+        if space.size is not None:
+            read_embedding_header(os.path.join(out_dir, EMBEDDINGS))
     except (CheckpointError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{out_dir} holds a damaged or incomplete model ({exc}); "
-                              f"{fix}") from None
+        raise CheckpointError(f"{out_dir} holds a damaged or incomplete model "
+                              f"({' '.join(str(exc).split())[:200]})") from None
     held = header.get("encoder", "arch2vec")
-    if header["space"] != space.name or held != encoder or header["config"] != config.to_dict() \
-            or header.get("num_cells") != num_cells:
-        what = (f"space {header['space']}" if header["space"] != space.name
-                else "another configuration" if held == encoder else f"encoder {held}")
+    what = None
+    if header["space"] != space.name:
+        what = f"space {header['space']}"
+    elif held != encoder:
+        what = f"encoder {held}"
+    elif header["config"] != config.to_dict() or header.get("num_cells") != num_cells:
+        what = "another configuration"
+    else:
+        made = header.get("environment") or {}
+        differs = [f"{k} {made.get(k, 'unrecorded')} (here {v})"
+                   for k, v in environment.items() if made.get(k) != v]
+        if differs:
+            what = "the same settings, made by other code or on another device: " + \
+                ", ".join(differs)
+    if what is not None:
         raise CheckpointError(f"{out_dir} already holds {'an' if held[0] in 'aeiou' else 'a'} "
-                              f"{held} model for {what}; {fix}")
+                              f"{held} model for {what}")
     return saved
 
 
-def _pretrain_remote(space_name: str, config, uri: str, **kwargs) -> PretrainResult:
-    """Pretraining into a URI: files already there are fetched into a local mirror and
-    reused when they match the configuration (the same checks as a local directory);
-    otherwise the model is trained in the mirror and its files uploaded, each atomically.
-    The result points at the mirror (for reading) and names the URI in ``uri``."""
+def _pretrain_remote(space: SearchSpace, config, uri: str, **kwargs) -> PretrainResult:
+    """Pretraining into a URI: the files there are fetched into a local mirror (files the
+    URI does not hold are removed from the mirror, so a stale local copy is never reused)
+    and reused when they match (the same checks as a local directory); otherwise the model
+    is trained in the mirror and its files uploaded, each atomically. The result points at
+    the mirror (for reading) and names the URI in ``uri``."""
     from latentnas import storage
 
     local = storage.mirror_dir(uri)
-    names = (CHECKPOINT, METRICS, EMBEDDINGS)
-    remote = {n: f"{uri.rstrip('/')}/{n}" for n in names}
-    if not kwargs.get("force") and all(storage.exists(remote[n]) for n in names[:2]):
-        for n in names:
-            if storage.exists(remote[n]):
-                storage.download(remote[n], os.path.join(local, n))
-    else:
-        for n in names:                   # never reuse a stale mirror of another upload
-            if os.path.exists(os.path.join(local, n)):
-                os.remove(os.path.join(local, n))
-    result = pretrain(space_name, config, out_dir=local, **kwargs)
+    force = kwargs.get("force")
+    for name in (CHECKPOINT, METRICS, EMBEDDINGS):
+        remote, mirror = f"{uri.rstrip('/')}/{name}", os.path.join(local, name)
+        if not force and storage.exists(remote):
+            storage.download(remote, mirror)
+        elif os.path.exists(mirror):
+            os.remove(mirror)
+    result = pretrain(space, config, local, **kwargs)
     if not result.cached:
-        for n in names:
-            if os.path.exists(os.path.join(local, n)):
-                storage.upload(os.path.join(local, n), remote[n])
+        for name in (CHECKPOINT, METRICS, EMBEDDINGS):
+            if os.path.exists(os.path.join(local, name)):
+                storage.upload(os.path.join(local, name), f"{uri.rstrip('/')}/{name}")
     result.uri = uri
     return result
 
 
-def load_pretrained(out_dir: str, space_name: str, device: str = "cpu") -> LearnedEncoder:
-    """The encoder saved in ``out_dir`` for ``space_name`` (of the class its header names)."""
-    return load_encoder(os.path.join(out_dir, CHECKPOINT), get_space(space_name),
-                        resolve_device(device))
+def load_pretrained(out_dir: str, space: SearchSpace, device: str = "cpu") -> LearnedEncoder:
+    """The encoder saved in ``out_dir`` for ``space`` (of the class its header names)."""
+    return load_encoder(os.path.join(out_dir, CHECKPOINT), space, resolve_device(device))

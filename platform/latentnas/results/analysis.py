@@ -7,7 +7,15 @@ seeds say whether a search found "the optimum", and where search and report metr
 best report metric of the benchmark (regret 0) — and ``found_search`` — the search queried
 the cell with the best search metric (search regret 0), the optimum a searcher can see.
 Searchers are compared at a budget with the Mann–Whitney U test (Wilcoxon rank-sum, two
-sided), which assumes nothing about the shape of the regret distribution.
+sided), which assumes nothing about the shape of the regret distribution; the p-values of
+one report's comparisons are corrected together by Holm's step-down method
+(:func:`holm`), and each comparison has an effect size: Cliff's δ (:func:`cliffs_delta`,
+the share of pairs where the first group is larger minus the share where it is smaller)
+with a 95 % bootstrap interval.
+
+A results frame that holds searches of several versions (code, or models retrained under
+the same name; stored with ``--mix-versions``) is summarised per version: :func:`keys`
+adds the ``version`` column (:func:`with_versions`) to the grouping, so no row mixes two.
 """
 
 from __future__ import annotations
@@ -23,11 +31,74 @@ from scipy import stats
 KEYS = ["searcher", "encoding"]
 
 
+def with_versions(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a ``version`` column: the code version of each row (``unrecorded`` for
+    files of older latentnas), plus the model's digest where one (searcher, encoding,
+    pretraining seed) was searched with several models."""
+    df = df.copy()
+    code = df["code"].astype(object).where(df["code"].notna(), "unrecorded") \
+        if "code" in df else pd.Series("unrecorded", index=df.index)
+    version = code.astype(str)
+    if "model" in df and df["model"].notna().any():
+        seed = df["encoder_seed"].astype(object).where(df["encoder_seed"].notna(), -1)
+        group = [df["experiment"].astype(str), df["searcher"].astype(str),
+                 df["encoding"].astype(str), seed]
+        models = df["model"].astype(object).where(df["model"].notna(), "")
+        several = models.groupby(group).transform("nunique") > 1
+        version = version.where(~several, version + " model " + models.astype(str))
+    df["version"] = version
+    return df
+
+
+def keys(df: pd.DataFrame) -> list[str]:
+    """The grouping of a summary: searcher and encoding, and the version where the frame
+    holds several."""
+    if "version" in df and df["version"].nunique() > 1:
+        return [*KEYS, "version"]
+    return list(KEYS)
+
+
 def at_budget(df: pd.DataFrame, budget: int) -> pd.DataFrame:
     """One row per search: its row at step ``min(budget, last step)``."""
     df = df[df["step"] <= budget]
     last = df.groupby(["experiment", *KEYS, "seed"], observed=True)["step"].transform("max")
     return df[df["step"] == last]
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (same order as given): the
+    k-th smallest is multiplied by (m - k + 1), then made monotone, capped at 1. Rejecting
+    where the adjusted p is below α keeps the family-wise error rate at α."""
+    p = np.asarray(p_values, dtype=float)
+    if p.size == 0:
+        return p
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, p[order] * (p.size - np.arange(p.size)))
+    out = np.empty_like(p)
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def cliffs_delta(a, b, rng: np.random.Generator | None = None,
+                 resamples: int = 1000) -> tuple[float, float, float]:
+    """Cliff's δ = P(a > b) − P(a < b) over all pairs, and its 95 % percentile bootstrap
+    interval (both groups resampled; seeded, so a report is reproducible). For regrets a
+    negative δ means ``a`` tends to be lower (better)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) == 0 or len(b) == 0:
+        return float("nan"), float("nan"), float("nan")
+
+    def delta(x, y):        # x [..., n], y [..., m]
+        gt = (x[..., :, None] > y[..., None, :]).mean((-1, -2))
+        lt = (x[..., :, None] < y[..., None, :]).mean((-1, -2))
+        return gt - lt
+
+    rng = rng or np.random.default_rng(0)
+    boot = np.concatenate([delta(a[rng.integers(0, len(a), (100, len(a)))],
+                                 b[rng.integers(0, len(b), (100, len(b)))])
+                           for _ in range(max(resamples // 100, 1))])
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(delta(a, b)), float(lo), float(hi)
 
 
 def _mean_ci(values: np.ndarray) -> tuple[float, float, float, float]:
@@ -43,11 +114,13 @@ def _mean_ci(values: np.ndarray) -> tuple[float, float, float, float]:
 def summary(df: pd.DataFrame, budgets: list[int]) -> pd.DataFrame:
     """Per searcher × encoding and budget: best report metric and regret (mean, s.e., 95 % CI),
     share of seeds at the optimum, and the number of seeds."""
+    df = df if "version" in df else with_versions(df)
     out = []
+    by = keys(df)
     for b in budgets:
         snap = at_budget(df, b)
-        for key, group in snap.groupby(KEYS, observed=True):
-            row = dict(zip(KEYS, key), budget=b, seeds=len(group))
+        for key, group in snap.groupby(by, observed=True):
+            row = dict(zip(by, key), budget=b, seeds=len(group))
             for metric in ("best_report", "regret"):
                 m, se, lo, hi = _mean_ci(group[metric].to_numpy())
                 if metric == "regret":           # regret is never negative
@@ -62,20 +135,34 @@ def summary(df: pd.DataFrame, budgets: list[int]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def label(key: tuple, by: list[str]) -> str:
+    """``searcher[encoding]`` (and `` @version`` where versions are told apart)."""
+    row = dict(zip(by, key))
+    text = f"{row['searcher']}[{row['encoding']}]"
+    return text + (f" @{row['version']}" if "version" in row else "")
+
+
 def pairwise(df: pd.DataFrame, budget: int, metric: str = "regret") -> pd.DataFrame:
-    """Mann–Whitney U between every two searcher × encoding groups at ``budget``."""
+    """Mann–Whitney U between every two searcher × encoding groups at ``budget``, with the
+    Holm-adjusted p over all these comparisons and Cliff's δ (a against b) with its CI."""
+    df = df if "version" in df else with_versions(df)
     snap = at_budget(df, budget)
-    groups = {f"{s}[{e}]" if not s.endswith("]") else s: g[metric].to_numpy()
-              for (s, e), g in snap.groupby(KEYS, observed=True)}
+    by = keys(df)
+    groups = {label(k, by): g[metric].to_numpy() for k, g in snap.groupby(by, observed=True)}
     rows = []
     for a, b in combinations(sorted(groups), 2):
         x, y = groups[a], groups[b]
         if len(x) < 2 or len(y) < 2:
             continue
         res = stats.mannwhitneyu(x, y, alternative="two-sided")
+        delta, lo, hi = cliffs_delta(x, y)
         rows.append({"a": a, "b": b, "budget": budget, f"mean_{metric}_a": x.mean(),
-                     f"mean_{metric}_b": y.mean(), "p_value": float(res.pvalue)})
-    return pd.DataFrame(rows)
+                     f"mean_{metric}_b": y.mean(), "p_value": float(res.pvalue),
+                     "cliffs_delta": delta, "delta_lo": lo, "delta_hi": hi})
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["p_holm"] = holm(out["p_value"])
+    return out
 
 
 @dataclass
@@ -89,6 +176,8 @@ class Report:
     metric: str
     compare_at: int
     budgets: list[int]
+    #: the versions the rows come from (more than one: the tables tell them apart)
+    versions: list[str] = None
 
 
 def default_budgets(df: pd.DataFrame) -> list[int]:
@@ -109,8 +198,9 @@ def report(df: pd.DataFrame, budgets: list[int] | None = None,
     if compare_at < 1:
         raise ConfigError(f"--compare-at must be at least 1 query, got {compare_at}")
     metric = "regret" if df["regret"].notna().any() else "best_report"
+    df = with_versions(df)
     return Report(summary(df, budgets), pairwise(df, compare_at, metric=metric), metric,
-                  compare_at, budgets)
+                  compare_at, budgets, sorted(df["version"].unique()))
 
 
 def decimals(values, digits: int = 3) -> int:
@@ -160,6 +250,7 @@ def plot(df: pd.DataFrame, out_dir: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    df = df if "version" in df else with_versions(df)
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     max_step = int(df["step"].max())
@@ -168,7 +259,8 @@ def plot(df: pd.DataFrame, out_dir: str) -> list[str]:
     column = "regret" if df["regret"].notna().any() else "best_report"
     for axis in ("queries", "time"):
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-        for (s, e), group in df.groupby(KEYS, observed=True):
+        by = keys(df)
+        for key, group in df.groupby(by, observed=True):
             curves = []
             for _, trace in group.groupby("seed"):
                 trace = trace.sort_values("step")
@@ -184,8 +276,8 @@ def plot(df: pd.DataFrame, out_dir: str) -> list[str]:
             x = np.arange(1, max_step + 1) if axis == "queries" else t_grid
             keep = ~np.isnan(curves).any(0)
             mean, lo, hi = _bands(curves[:, keep])
-            label = s if e == "none" else f"{s} [{e}]"
-            ax.plot(x[keep], mean, label=f"{label} (n={len(curves)})")
+            name = label(key, by).replace("[none]", "")
+            ax.plot(x[keep], mean, label=f"{name} (n={len(curves)})")
             if column == "regret":
                 ax.fill_between(x[keep], np.maximum(lo, 0), hi, alpha=0.2)   # regret >= 0
             else:

@@ -11,10 +11,15 @@ to a temporary name in its own directory and renamed into place, so readers neve
 half file and a retried trial replaces its own file instead of adding a duplicate. Each
 file's metadata carries the schema version and the trial's description.
 
-Each experiment records its identity (``SearchPlan.identity()``: space, dataset, searchers
-with options, encodings, seeds, budget) in ``experiment=<e>/_experiment.json`` before its
-first search is stored (readers skip files starting with ``_``). :func:`claim` refuses a run
-that would mix another plan into stored results unless told to overwrite them.
+Each experiment records, in ``experiment=<e>/_experiment.json`` before its first search is
+stored (readers skip files starting with ``_``), its identity — the plan
+(``SearchPlan.identity()``: space, dataset, searchers with options, encodings, seeds,
+budget, models per encoding) — and its provenance: the code version, the digest of every
+feature table searched and every searcher's resolved options (``latentnas.runner``).
+:func:`claim` refuses a run that would mix another plan into stored results unless told to
+overwrite them, and a run of another version (other code, models or options) unless told
+to mix versions: then the record lists every version, and each row names its own in the
+``code`` and ``model`` columns, which ``latentnas results`` uses to show them apart.
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ from pyarrow import fs as pafs
 from latentnas.errors import ConfigError, CorruptDataError, MissingDataError
 from latentnas.storage import filesystem, write_atomic
 
-#: 2 added ``search_regret``; version-1 files are read with that column empty
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: 2 added ``search_regret``, 3 ``code``, ``model`` and ``encoder_seed``; older files are
+#: read with the columns they lack empty
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 PARTITIONS = ("experiment", "searcher", "encoding")
 IDENTITY_FILE = "_experiment.json"
+#: the layout of ``_experiment.json`` (stores of older latentnas hold the bare plan)
+RECORD_FORMAT = 2
 
 SCHEMA = pa.schema([
     ("space", pa.string()), ("dataset", pa.string()), ("seed", pa.int64()),
@@ -41,6 +49,7 @@ SCHEMA = pa.schema([
     ("search", pa.float64()), ("report", pa.float64()), ("cost", pa.float64()),
     ("sim_time", pa.float64()), ("best_search", pa.float64()), ("best_report", pa.float64()),
     ("regret", pa.float64()), ("search_regret", pa.float64()),
+    ("code", pa.string()), ("model", pa.string()), ("encoder_seed", pa.int64()),
 ])
 
 
@@ -71,38 +80,90 @@ def stored_searches(root: str, experiment: str) -> set[tuple[str, str, int]]:
     return out
 
 
-def claim(root: str, experiment: str, identity: dict, *, overwrite: bool = False,
-          resume: bool = False) -> set[tuple[str, str, int]]:
-    """Makes ``root`` hold experiment ``experiment`` with ``identity`` and returns the
-    searches already stored for it. A stored experiment with another identity (or, from an
-    older latentnas, none) is refused with one line naming the first difference, unless
-    ``overwrite`` is set: then its stored results are deleted first."""
+def read_record(root: str, experiment: str) -> dict | None:
+    """The experiment's record (``{"format", "plan", "provenance", "versions"}``; a record
+    of an older latentnas comes back with its plan and no provenance), ``None`` if absent."""
     fs, root_path = filesystem(root)
-    if fs.get_file_info(root_path).type == pafs.FileType.File:
-        raise ConfigError(f"results store {root} is a file, not a directory; give a directory "
-                          "(created if missing) or a URI")
+    path = f"{_experiment_dir(root_path, experiment)}/{IDENTITY_FILE}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        try:
+            record = json.loads(f.read())
+        except ValueError:
+            record = None
+    if not isinstance(record, dict):
+        raise CorruptDataError(f"{path} is not a JSON mapping; restore it, or pass "
+                               "--overwrite to replace the experiment's results")
+    if record.get("format") != RECORD_FORMAT:
+        return {"format": RECORD_FORMAT, "plan": record, "provenance": None, "versions": []}
+    return record
+
+
+def check_plan(root: str, experiment: str, plan: dict, *, resume: bool = False) -> None:
+    """Refuses (one line) when ``experiment`` is stored under ``root`` for another plan:
+    the check that runs before any model is trained."""
+    _check_root(root)
+    record = read_record(root, experiment)
+    if record is not None and record["plan"] != plan:
+        raise ConfigError(_difference(experiment, root, record["plan"], plan, resume))
+
+
+def claim(root: str, experiment: str, plan: dict, provenance: dict, *,
+          overwrite: bool = False, resume: bool = False,
+          mix_versions: bool = False) -> set[tuple[str, str, int]]:
+    """Makes ``root`` hold experiment ``experiment`` for ``plan`` with ``provenance`` and
+    returns the searches already stored for it. Refused with one line naming the first
+    difference: a stored experiment of another plan (or, from an older latentnas, none)
+    unless ``overwrite`` (its stored results are deleted first), and one of another
+    version — code, feature tables or resolved options — unless ``mix_versions``."""
+    fs, root_path = _check_root(root)
     base = _experiment_dir(root_path, experiment)
     path = f"{base}/{IDENTITY_FILE}"
     if overwrite:
         if fs.get_file_info(base).type == pafs.FileType.Directory:
             fs.delete_dir(base)
-    elif fs.get_file_info(path).type == pafs.FileType.File:
-        with fs.open_input_stream(path) as f:
-            try:
-                stored = json.loads(f.read())
-            except ValueError:
-                raise CorruptDataError(f"{path} is not valid JSON; restore it, or pass "
-                                       "--overwrite to replace the experiment's results") from None
-        if stored != identity:
-            raise ConfigError(_difference(experiment, root, stored, identity, resume))
-        return stored_searches(root, experiment)
-    elif stored_searches(root, experiment):
-        raise ConfigError(f"experiment {experiment!r} in {root} holds results without a "
-                          "recorded plan (written by an older latentnas); give this run "
-                          "another --name, or pass --overwrite to replace them")
-    data = json.dumps(identity, indent=1).encode()
+    record = read_record(root, experiment)
+    if record is None:
+        if stored_searches(root, experiment):
+            raise ConfigError(f"experiment {experiment!r} in {root} holds results without a "
+                              "recorded plan (written by an older latentnas); give this run "
+                              "another --name, or pass --overwrite to replace them")
+        record = {"format": RECORD_FORMAT, "plan": plan, "provenance": provenance,
+                  "versions": [_version(provenance)], "runs": []}
+    else:
+        if record["plan"] != plan:
+            raise ConfigError(_difference(experiment, root, record["plan"], plan, resume))
+        stored = record["provenance"]
+        if _version(stored) != _version(provenance):
+            if not mix_versions:
+                raise ConfigError(_version_difference(experiment, root, stored, provenance))
+            record = {**record, "provenance": provenance,
+                      "versions": [*record.get("versions", []), _version(provenance)]}
+    _write_record(fs, path, record)
+    return stored_searches(root, experiment)
+
+
+def record_run(root: str, experiment: str, run: dict) -> None:
+    """Adds ``run`` (``provenance.run_record()``: command, time, code) to the history of a
+    claimed experiment: the commands that stored its searches."""
+    fs, root_path = filesystem(root)
+    record = read_record(root, experiment)
+    record = {**record, "runs": [*record.get("runs", []), run]}
+    _write_record(fs, f"{_experiment_dir(root_path, experiment)}/{IDENTITY_FILE}", record)
+
+
+def _write_record(fs: pafs.FileSystem, path: str, record: dict) -> None:
+    data = json.dumps(record, indent=1, default=str).encode()
     write_atomic(fs, path, lambda out: out.write(data))
-    return set()
+
+
+def _check_root(root: str) -> tuple[pafs.FileSystem, str]:
+    fs, root_path = filesystem(root)
+    if fs.get_file_info(root_path).type == pafs.FileType.File:
+        raise ConfigError(f"results store {root} is a file, not a directory; give a directory "
+                          "(created if missing) or a URI")
+    return fs, root_path
 
 
 def _difference(experiment: str, root: str, stored: dict, wanted: dict, resume: bool) -> str:
@@ -115,15 +176,54 @@ def _difference(experiment: str, root: str, stored: dict, wanted: dict, resume: 
     return f"{what}. Give this run another --name, or pass --overwrite to replace its results"
 
 
+def _version(provenance: dict | None) -> dict | None:
+    """What makes two runs of one plan the same version: code, feature tables, options."""
+    if provenance is None:
+        return None
+    return {"code": provenance["code"]["label"], "features": provenance["features"],
+            "options": provenance["options"]}
+
+
+def _version_difference(experiment: str, root: str, stored: dict | None, wanted: dict) -> str:
+    fix = ("pass --mix-versions to store this version's searches beside them (results then "
+           "shows the versions apart), give this run another --name, or pass --overwrite to "
+           "replace them")
+    if stored is None:
+        return (f"experiment {experiment!r} in {root} was stored by an older latentnas that "
+                f"recorded no code version or models; {fix}")
+    a, b = _version(stored), _version(wanted)
+    if a["code"] != b["code"]:
+        commit = stored["code"].get("commit")
+        what = (f"was stored by code {a['code']}" + (f" (commit {commit[:10]})" if commit
+                                                      else "") + f"; this is {b['code']}")
+    elif a["features"] != b["features"]:
+        key = next(k for k in sorted(set(a["features"]) | set(b["features"]))
+                   if a["features"].get(k) != b["features"].get(k))
+        what = (f"searched model {key} with features {a['features'].get(key)}; this run's "
+                f"are {b['features'].get(key)} (retrained by other code or on another device)")
+    else:
+        key = next(k for k in sorted(set(a["options"]) | set(b["options"]))
+                   if a["options"].get(k) != b["options"].get(k))
+        what = f"ran {key} with options {a['options'].get(key)}; this run's are " \
+               f"{b['options'].get(key)}"
+    return f"experiment {experiment!r} in {root} {what}; {fix}"
+
+
 def write_trial(root: str, rows: list[dict], *, experiment: str, searcher: str, encoding: str,
-                seed: int, space: str, dataset: str, meta: dict | None = None) -> str:
-    """Writes one search's rows atomically; returns the file's path in its filesystem."""
+                seed: int, space: str, dataset: str, meta: dict | None = None,
+                code: str | None = None, model: str | None = None,
+                encoder_seed: int | None = None) -> str:
+    """Writes one search's rows atomically; returns the file's path in its filesystem.
+    ``code`` and ``model`` (the version of the code and the digest of the features
+    searched) and ``encoder_seed`` fill the columns of the same names."""
     fs, root_path = filesystem(root)
     path = trial_path(root_path, experiment, searcher, encoding, seed)
+    constant = {"space": space, "dataset": dataset, "seed": seed, "code": code, "model": model,
+                "encoder_seed": encoder_seed}
     columns = {name: [r.get(name) for r in rows] for name in SCHEMA.names
-               if name not in ("space", "dataset", "seed", "cell_id")}
-    columns.update(space=[space] * len(rows), dataset=[dataset] * len(rows),
-                   seed=[seed] * len(rows), cell_id=[r["id"] for r in rows])
+               if name not in constant and name != "cell_id"}
+    columns.update({k: [v] * len(rows) for k, v in constant.items()},
+                   cell_id=[r["id"] for r in rows])
     info = {"schema_version": SCHEMA_VERSION, "experiment": experiment, "searcher": searcher,
             "encoding": encoding, "seed": seed, **(meta or {})}
     table = pa.table(columns, schema=SCHEMA).replace_schema_metadata(

@@ -1,0 +1,478 @@
+"""Every table, test and report the platform prints or writes, from stored searches.
+
+One module for ``latentnas results`` (a terminal table and a Markdown report with its
+provenance, :func:`write_results_report`), ``bench search`` (:func:`search_table`),
+``reproduce`` and ``encoders compare`` (their sections: :func:`regret_section`,
+:func:`compare_encodings`, the plots). The statistics behind them live in
+``latentnas.results.analysis``; this module decides what a reader sees.
+
+Tests in one report are corrected together: every p-value a report prints comes with its
+Holm-adjusted value over the report's family of tests (``analysis.holm``) and an effect
+size with a 95 % interval (Cliff's δ), and a report's verdict columns rest on the adjusted
+p only.
+
+A Markdown report opens with where its figures come from (:func:`provenance_lines`): the
+command that regenerates it, the commands and code versions that stored the searches, the
+benchmark, the seeds and the models (encoder, pretraining seeds, feature digests, device).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+from rich.markup import escape
+from rich.table import Table
+from scipy import stats
+
+from latentnas.models import PRETRAIN_SEED
+from latentnas.plan import REPORT_SEED
+from latentnas.provenance import command_line, now
+from latentnas.results.analysis import (Report, at_budget, cliffs_delta, decimals, holm,
+                                        plot, regret_metrics, report, summary)
+from latentnas.results.store import read_record, read_results
+from latentnas.storage import write_bytes
+
+ALPHA = 0.05
+#: the budgets a report tabulates (those below a search's budget, and the budget)
+BUDGETS = (50, 100, 150)
+
+
+def budgets_for(budget: int) -> list[int]:
+    return [b for b in BUDGETS if b < budget] + [budget]
+
+
+# -- small pieces -----------------------------------------------------------------------
+def pct(value: float) -> str:
+    return "–" if value != value else f"{value:.0%}"
+
+
+def md_row(cells: list) -> list[str]:
+    return ["| " + " | ".join(str(c) for c in cells) + " |"]
+
+
+def md_table(header: list[str], rows: list[list]) -> list[str]:
+    out = md_row(header) + ["|" + "---|" * len(header)]
+    for row in rows:
+        out += md_row(row)
+    return out
+
+
+# -- tests ------------------------------------------------------------------------------
+def compare_encodings(df: pd.DataFrame, budgets: list[int], reference: str = "arch2vec",
+                      metric: str = "regret") -> pd.DataFrame:
+    """Per searcher and budget: ``reference`` against each other encoding of that searcher
+    on the column ``metric`` (``regret``: of the report metric; ``search_regret``: of the
+    metric the searches were told). Mann–Whitney U (unpaired) and Wilcoxon signed-rank
+    over seeds (paired: both searches of a seed start from the same seed), each with its
+    Holm-adjusted p over every row of the table; Cliff's δ (reference against other,
+    negative: reference lower) with its 95 % bootstrap interval; and the median paired
+    difference."""
+    rows = []
+    for b in budgets:
+        snap = at_budget(df, b)
+        for searcher, group in snap.groupby("searcher", observed=True):
+            by_enc = {e: g.set_index("seed")[metric] for e, g in group.groupby("encoding",
+                                                                             observed=True)}
+            if reference not in by_enc:
+                continue
+            for other, values in sorted(by_enc.items()):
+                if other == reference:
+                    continue
+                a, o = by_enc[reference], values
+                common = a.index.intersection(o.index)
+                diff = (a[common] - o[common]).to_numpy()
+                wilcoxon = stats.wilcoxon(diff).pvalue if np.any(diff != 0) else 1.0
+                delta, lo, hi = cliffs_delta(a.to_numpy(), o.to_numpy())
+                rows.append({"searcher": searcher, "budget": b, "other": other,
+                             "regret_reference": float(a.mean()),
+                             "regret_other": float(o.mean()),
+                             "mann_whitney_p": float(stats.mannwhitneyu(
+                                 a, o, alternative="two-sided").pvalue),
+                             "wilcoxon_p": float(wilcoxon), "pairs": int(len(common)),
+                             "cliffs_delta": delta, "delta_lo": lo, "delta_hi": hi,
+                             "median_difference": float(np.median(diff)) if len(diff)
+                             else float("nan")})
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["mann_whitney_holm"] = holm(out["mann_whitney_p"])
+        out["wilcoxon_holm"] = holm(out["wilcoxon_p"])
+    return out
+
+
+def verdict(row, reference: str) -> str:
+    """Which of the two a comparison favours, only where the Holm-adjusted Wilcoxon p is
+    below α; otherwise no difference is claimed."""
+    if row["wilcoxon_holm"] >= ALPHA:
+        return "no difference shown"
+    return f"{reference} lower" if row["regret_reference"] < row["regret_other"] \
+        else f"{row['other']} lower"
+
+
+def tests_section(tests: pd.DataFrame, dec: int, reference: str, title: str) -> list[str]:
+    """The Markdown table of :func:`compare_encodings`."""
+    lines = ["", f"### {reference} against each other encoding ({title})", "",
+             "Two-sided Mann–Whitney U and Wilcoxon signed-rank (paired by seed) p, each "
+             f"followed by its Holm-adjusted value over the {len(tests)} comparisons of "
+             "this table; Cliff's δ of the regrets (reference against other; negative: "
+             "the reference's are lower) with its 95 % bootstrap interval. The verdict rests "
+             f"on the adjusted Wilcoxon p < {ALPHA}.", ""]
+    header = ["searcher", "budget", "other encoding", f"regret {reference}", "regret other",
+              "Cliff's δ [95 % CI]", "Mann–Whitney p (Holm)", "Wilcoxon p (Holm)", "verdict"]
+    rows = [[t["searcher"], t["budget"], t["other"], f"{t['regret_reference']:.{dec}f}",
+             f"{t['regret_other']:.{dec}f}",
+             f"{t['cliffs_delta']:+.2f} [{t['delta_lo']:+.2f}, {t['delta_hi']:+.2f}]",
+             f"{t['mann_whitney_p']:.2g} ({t['mann_whitney_holm']:.2g})",
+             f"{t['wilcoxon_p']:.2g} ({t['wilcoxon_holm']:.2g})", verdict(t, reference)]
+            for _, t in tests.iterrows()]
+    return lines + md_table(header, rows)
+
+
+def regret_section(stats_: pd.DataFrame, tests: pd.DataFrame | None, budgets: list[int],
+                   title: str, reference: str = "arch2vec") -> list[str]:
+    """The regret table (mean ± s.e. [95 % CI], found shares) of one metric, followed by
+    the reference encoding's tests when there are any."""
+    d, db = decimals(stats_["regret"]), decimals(stats_["best_report_se"], digits=2)
+    lines = ["", f"## Regret of the incumbent ({title}), mean ± s.e. [95 % CI]", ""]
+    if title == "search metric":
+        lines += ["The searches were told the search metric and keep the best cell by it; "
+                  "this table measures how close they got on it, the one above what that "
+                  "cell is worth on the report metric (which can fall as a search goes on "
+                  "where the two disagree).", ""]
+    else:
+        lines += ["`found (report)`: share of seeds whose incumbent has the best report "
+                  "metric of the benchmark; `found (search)`: share that queried the cell "
+                  "with the best search metric.", ""]
+    versioned = "version" in stats_
+    at = "/".join(map(str, budgets))
+    header = ["searcher", "encoding", *(["version"] if versioned else []),
+              *[f"regret @{b}" for b in budgets], f"best report @{budgets[-1]}",
+              f"found (report) @{at}", f"found (search) @{at}"]
+    keys = ["searcher", "encoding", *(["version"] if versioned else [])]
+    rows = []
+    final = stats_[stats_["budget"] == budgets[-1]].sort_values("regret")
+    for _, r in final.iterrows():
+        mine = stats_
+        for k in keys:
+            mine = mine[mine[k] == r[k]]
+        cell = {int(x["budget"]): x for _, x in mine.iterrows()}
+        rows.append([*(r[k] for k in keys)] + [
+            f"{cell[b]['regret']:.{d}f} ± {cell[b]['regret_se']:.{d}f} "
+            f"[{cell[b]['regret_ci_lo']:.{d}f}, {cell[b]['regret_ci_hi']:.{d}f}]"
+            for b in budgets] + [f"{r['best_report']:.{db}f} ± {r['best_report_se']:.{db}f}",
+                                 "/".join(pct(cell[b]["found"]) for b in budgets),
+                                 "/".join(pct(cell[b]["found_search"]) for b in budgets)])
+    lines += md_table(header, rows)
+    if tests is not None and len(tests):
+        lines += tests_section(tests, d, reference, title)
+    return lines
+
+
+def metric_tables(df: pd.DataFrame, budgets: list[int], reference: str | None
+                  ) -> list[tuple[str, pd.DataFrame, pd.DataFrame | None]]:
+    """``(title, summary, tests)`` per regret a report shows (``analysis.regret_metrics``)."""
+    out = []
+    for metric, title in regret_metrics(df):
+        frame = df.assign(regret=df[metric])
+        tests = compare_encodings(df, budgets, reference, metric) if reference else None
+        out.append((title, summary(frame, budgets), tests))
+    return out
+
+
+def tables_json(tables) -> list[dict]:
+    """:func:`metric_tables` as JSON-ready records (a report's ``report.json``)."""
+    return [{"metric": title, "summary": stats_.to_dict("records"),
+             "tests": [] if tests is None else tests.to_dict("records")}
+            for title, stats_, tests in tables]
+
+
+# -- plots ------------------------------------------------------------------------------
+def line_plot(series: dict[str, tuple[list, list]], xlabel: str, ylabel: str,
+              path: str) -> str:
+    """One line with markers per ``label -> (xs, ys)``, saved as a PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for name, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _random_l2(distance: dict) -> float:
+    return distance["mean_l2_random"] or 1.0
+
+
+def distance_plot(latent: dict, out: str) -> str:
+    """Mean L2 distance (divided by that of random pairs) against edit distance, per
+    embedding: the paper's figure of how smoothly each embedding follows the graph."""
+    series = {}
+    for name, res in latent.items():
+        by, scale = res["distance"]["mean_l2_by_distance"], _random_l2(res["distance"])
+        ks = sorted(by)
+        series[f"{name} (ρ = {res['distance']['spearman']:.2f})"] = (
+            ks, [by[k] / scale for k in ks])
+    return line_plot(series, "edit distance", "mean L2 distance ÷ L2 of random pairs",
+                     os.path.join(out, "plots", "latent_distance.png"))
+
+
+def latent_rows(latent: dict) -> list[list]:
+    """Rows of the latent-space table: smoothness and edit distance against L2."""
+    dec = decimals([r["smoothness"]["random"] for r in latent.values()])
+    rows = []
+    for name, res in latent.items():
+        s, d = res["smoothness"], res["distance"]
+        scale = _random_l2(d)
+        near = " / ".join(f"{d['mean_l2_by_distance'][k] / scale:.2f}"
+                          if k in d["mean_l2_by_distance"] else "–" for k in (1, 2, 3))
+        rows.append([name, f"{s['nearest']:.{dec}f}", f"{s['nearest_10']:.{dec}f}",
+                     f"{s['random']:.{dec}f}", f"{d['spearman']:.3f}", near])
+    return rows
+
+
+# -- provenance -------------------------------------------------------------------------
+def provenance_lines(root: str, experiment: str, df: pd.DataFrame,
+                     regenerate: str | None = None) -> list[str]:
+    """Where a report's figures come from: the regenerating command, the commands and code
+    versions that stored the searches, benchmark, seeds, budget and models."""
+    record = read_record(root, experiment) or {}
+    plan, prov = record.get("plan", {}), record.get("provenance") or {}
+    lines = []
+    if regenerate:
+        lines.append(f"- Regenerate: `{regenerate}` (written {now()}).")
+    for run in record.get("runs", []):
+        lines.append(f"- Searches stored by `{run['command']}` on {run['at']} with code "
+                     f"{run['code']}" + (f" (commit {run['commit'][:10]}"
+                                         + (", with uncommitted changes" if run.get("dirty")
+                                            else "") + ")" if run.get("commit") else "") + ".")
+    versions = record.get("versions", [])
+    if len(versions) > 1:
+        lines.append(f"- {len(versions)} versions were stored under this experiment "
+                     "(`--mix-versions`); the tables show them apart.")
+    seeds = sorted(df["seed"].unique())
+    held = seeds and seeds[0] >= REPORT_SEED
+    lines.append(f"- Benchmark {plan.get('space', df['space'].iloc[0])}/"
+                 f"{plan.get('dataset', df['dataset'].iloc[0])}; seeds {seeds[0]}–{seeds[-1]} "
+                 f"({len(seeds)} per searcher and encoding" +
+                 ("; from 1000 on: seeds that tuned no default" if held else
+                  "; below 1000: tuning seeds") +
+                 f"), {plan.get('budget', int(df['step'].max()))} queries per search.")
+    lines += model_lines(df, plan, prov)
+    for name, options in sorted((prov.get("options") or {}).items()):
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+        lines.append(f"- `{name}` ran with {shown or 'no options'}.")
+    return lines
+
+
+def model_lines(df: pd.DataFrame, plan: dict, prov: dict) -> list[str]:
+    """One line per learned encoding: its models' seeds and feature digests."""
+    lines = []
+    features = prov.get("features") or {}
+    by_encoding: dict[str, list[tuple[str, str]]] = {}
+    for key, digest in features.items():
+        encoding, _, seed = key.partition("#")
+        if seed:
+            by_encoding.setdefault(encoding, []).append((seed, digest))
+        elif encoding in set(df["encoding"].astype(str)) and digest:
+            lines.append(f"- `{encoding}`: features {digest}.")
+    for encoding, models in sorted(by_encoding.items()):
+        k = plan.get("encoder_models", len(models))
+        seeds = ", ".join(f"{s} ({d})" for s, d in sorted(models, key=lambda m: int(m[0])))
+        lines.append(f"- `{encoding}`: {len(models)} model(s), search seed s searches the "
+                     f"model pretrained with seed {PRETRAIN_SEED} + s mod {k}; pretraining "
+                     f"seeds (feature digests): {seeds}.")
+    return lines
+
+
+# -- pretraining -----------------------------------------------------------------------
+def epoch_table(rows: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    cols = [("epoch", "{}"), ("loss", "{:.4f}"), ("seconds", "{:.2f}"), ("graphs_per_s", "{:,.0f}"),
+            ("ops_acc", "{:.2%}"), ("adj_acc", "{:.2%}"), ("exact_acc", "{:.2%}"),
+            ("validity", "{:.1%}"), ("uniqueness", "{:.1%}"), ("distinct", "{:.1%}"),
+            ("std_ratio", "{:.3f}")]
+    cols = [c for c in cols if any(c[0] in row for row in rows)]
+    for name, _ in cols:
+        table.add_column(name.replace("_", " "), justify="right")
+    for row in rows:
+        table.add_row(*[fmt.format(row[name]) if name in row else "" for name, fmt in cols])
+    return table
+
+
+def pretraining_summary(final: dict, title: str) -> Table:
+    table = Table(title=title, show_header=False)
+    if "exact_acc" not in final:                     # an encoder without a decoder
+        rows = [("held-out embeddings: distinct cells", f"{final['distinct']:.1%}"),
+                ("held-out embeddings: per-dimension std / mean norm",
+                 f"{final['std_ratio']:.3f}")]
+    else:
+        rows = generative_rows(final)
+    rows += [("training seconds", f"{final['train_seconds']:.1f}"),
+             ("embedding extraction seconds",
+              f"{final['extract_seconds']:.2f} ({final['cells']:,} cells)"),
+             ("wall seconds (train + metrics + extraction)", f"{final['wall_seconds']:.1f}"),
+             ("device", final["device"])]
+    if "peak_gpu_mb" in final:
+        rows.append(("peak GPU memory", f"{final['peak_gpu_mb']:.0f} MiB"))
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def generative_rows(final: dict) -> list[tuple[str, str]]:
+    ceiling = (f" (at most {final['exact_ceiling']:.2%} reachable: other graphs have "
+               "unjoined nodes the GIN cannot tell apart)"
+               if final.get("exact_ceiling", 1.0) < 1.0 else "")
+    return [("held-out exact-graph reconstruction", f"{final['exact_acc']:.2%}{ceiling}"),
+            ("held-out ops / adjacency accuracy", f"{final['ops_acc']:.2%} / {final['adj_acc']:.2%}"),
+            ("validity / uniqueness (space rule, 10,000 samples)",
+             f"{final['validity']:.1%} / {final['uniqueness']:.1%}"),
+            ("validity / uniqueness (reference's rule)",
+             f"{final['ref_validity']:.1%} / {final['ref_uniqueness']:.1%}"),
+            *([("uniqueness if the valid samples were spread evenly over the space",
+                f"{final['uniqueness_uniform']:.1%}")] if "uniqueness_uniform" in final else [])]
+
+
+# -- latentnas results ------------------------------------------------------------------
+def summary_table(rep: Report, title: str) -> Table:
+    """The terminal table of ``latentnas results``."""
+    table = Table(title=title)
+    versioned = "version" in rep.summary
+    cols = ["searcher", "encoding", *(["version"] if versioned else []), "budget", "seeds",
+            "best report", "regret", "95 % CI", "found (report)", "found (search)"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("searcher", "encoding", "version")
+                         else "right", no_wrap=col == "searcher")
+    d, db = decimals(rep.summary["regret"]), decimals(rep.summary["best_report_se"], digits=2)
+    for _, r in rep.summary.sort_values(["budget", "regret"]).iterrows():
+        table.add_row(escape(r["searcher"]), r["encoding"],
+                      *([escape(r["version"])] if versioned else []), str(r["budget"]),
+                      str(r["seeds"]),
+                      f"{r['best_report']:.{db}f} ± {r['best_report_se']:.{db}f}",
+                      *((f"{r['regret']:.{d}f} ± {r['regret_se']:.{d}f}",
+                         f"{r['regret_ci_lo']:.{d}f}–{r['regret_ci_hi']:.{d}f}", pct(r["found"]))
+                        if r["regret"] == r["regret"] else ("–", "–", "–")),
+                      pct(r["found_search"]))
+    return table
+
+
+def pairwise_table(rep: Report) -> Table | None:
+    """The terminal table of the pairwise tests, smallest adjusted p first."""
+    if not len(rep.tests):
+        return None
+    name = rep.metric.replace("_", " ")
+    t = Table(title=f"Mann–Whitney U on {name} at {rep.compare_at} queries; p Holm-adjusted "
+                    f"over the {len(rep.tests)} pairs; Cliff's δ of a against b")
+    for col in ("a", "b", f"mean {name} a", f"mean {name} b", "δ [95 % CI]", "p", "p (Holm)"):
+        t.add_column(col)
+    a, b = rep.tests[f"mean_{rep.metric}_a"], rep.tests[f"mean_{rep.metric}_b"]
+    dt = decimals(list(a) + list(b)) if rep.metric == "regret" else 3
+    for _, r in rep.tests.sort_values("p_holm").iterrows():
+        t.add_row(escape(r["a"]), escape(r["b"]), f"{r[f'mean_{rep.metric}_a']:.{dt}f}",
+                  f"{r[f'mean_{rep.metric}_b']:.{dt}f}",
+                  f"{r['cliffs_delta']:+.2f} [{r['delta_lo']:+.2f}, {r['delta_hi']:+.2f}]",
+                  f"{r['p_value']:.2g}", f"{r['p_holm']:.2g}")
+    return t
+
+
+def version_note(rep: Report) -> str | None:
+    if rep.versions and len(rep.versions) > 1:
+        return (f"these results hold searches of {len(rep.versions)} versions "
+                f"({', '.join(rep.versions)}); every row is one version")
+    return None
+
+
+def results_markdown(rep: Report, df: pd.DataFrame, root: str, experiment: str,
+                     regenerate: str, plots: list[str], out: str) -> str:
+    """The Markdown report of one stored experiment, provenance first."""
+    bench = f"{df['space'].iloc[0]}/{df['dataset'].iloc[0]}"
+    lines = [f"# Experiment `{experiment}` on {bench}", ""]
+    lines += provenance_lines(root, experiment, df, regenerate)
+    for title, stats_, _ in metric_tables(df, rep.budgets, None):
+        lines += regret_section(stats_, None, rep.budgets, title)
+    if len(rep.tests):
+        name = rep.metric.replace("_", " ")
+        lines += ["", f"## Pairwise tests on {name} at {rep.compare_at} queries", "",
+                  "Two-sided Mann–Whitney U p and its Holm-adjusted value over the "
+                  f"{len(rep.tests)} pairs of this table; Cliff's δ of a against b "
+                  "(negative: a's regrets are lower) with its 95 % bootstrap interval; "
+                  f"a difference is claimed only where the adjusted p < {ALPHA}.", ""]
+        dt = decimals(list(rep.tests[f"mean_{rep.metric}_a"]) +
+                      list(rep.tests[f"mean_{rep.metric}_b"]))
+        rows = [[r["a"], r["b"], f"{r[f'mean_{rep.metric}_a']:.{dt}f}",
+                 f"{r[f'mean_{rep.metric}_b']:.{dt}f}",
+                 f"{r['cliffs_delta']:+.2f} [{r['delta_lo']:+.2f}, {r['delta_hi']:+.2f}]",
+                 f"{r['p_value']:.2g}", f"{r['p_holm']:.2g}",
+                 ("a lower" if r[f"mean_{rep.metric}_a"] < r[f"mean_{rep.metric}_b"]
+                  else "b lower") if r["p_holm"] < ALPHA else "no difference shown"]
+                for _, r in rep.tests.sort_values("p_holm").iterrows()]
+        lines += md_table(["a", "b", f"mean {name} a", f"mean {name} b", "δ [95 % CI]", "p",
+                           "p (Holm)", "verdict"], rows)
+    base = os.path.dirname(os.path.abspath(out))
+    if plots:
+        lines += ["", "## Plots", ""] + [
+            f"![{os.path.basename(p)}]({os.path.relpath(os.path.abspath(p), base)})"
+            for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def results(root: str, budgets: list[int] | None = None, experiment: str | None = None,
+            compare_at: int | None = None) -> tuple[pd.DataFrame, Report]:
+    """The stored rows (one experiment, or all) and their report."""
+    df = read_results(root, **({"experiment": experiment} if experiment else {}))
+    return df, report(df, budgets, compare_at)
+
+
+def write_results_report(df: pd.DataFrame, rep: Report, root: str, experiment: str,
+                         path: str, plots_dir: str | None = None) -> list[str]:
+    """Writes the Markdown report of ``experiment`` to ``path`` with its regret plots in
+    ``plots_dir`` (default: a folder named after the report beside it); returns the plots."""
+    plots_dir = plots_dir or os.path.splitext(path)[0]
+    plots = plot(df, plots_dir)
+    write_bytes(path, results_markdown(rep, df, root, experiment, command_line(), plots,
+                                       path).encode())
+    return plots
+
+
+# -- bench search -----------------------------------------------------------------------
+def search_table(frame: pd.DataFrame, budgets: list[int], cpu: dict[str, float],
+                 title: str) -> Table:
+    """The table of ``bench search``: regret at each budget, best report metric, found
+    shares and CPU seconds per search, one row per searcher [encoding]."""
+    stats_ = summary(frame, budgets)
+    table = Table(title=title)
+    table.add_column(escape("searcher [encoding]"), no_wrap=True)
+    for b in budgets:
+        table.add_column(f"regret @{b}", justify="right")
+    table.add_column(f"best report @{budgets[-1]}", justify="right")
+    at = "/".join(map(str, budgets))
+    table.add_column(f"found (report) @{at}", justify="right")
+    table.add_column(f"found (search) @{at}", justify="right")
+    table.add_column("CPU s/seed", justify="right")
+    d = decimals(stats_["regret"])
+    db = decimals(stats_["best_report_se"], digits=2)
+    final = stats_[stats_["budget"] == budgets[-1]].sort_values("regret")
+    for _, r in final.iterrows():
+        mine = stats_[(stats_["searcher"] == r["searcher"]) &
+                      (stats_["encoding"] == r["encoding"])]
+        cell = {int(x["budget"]): x for _, x in mine.iterrows()}
+        label = f"{r['searcher']}[{r['encoding']}]"
+        table.add_row(escape(label),
+                      *[f"{cell[b]['regret']:.{d}f} ± {cell[b]['regret_se']:.{d}f}"
+                        for b in budgets],
+                      f"{r['best_report']:.{db}f} ± {r['best_report_se']:.{db}f}",
+                      "/".join(pct(cell[b]["found"]) for b in budgets),
+                      "/".join(pct(cell[b]["found_search"]) for b in budgets),
+                      f"{cpu.get(label, float('nan')):.2f}")
+    return table

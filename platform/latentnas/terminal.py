@@ -1,0 +1,183 @@
+"""How the command line talks to a terminal: one console, one-line errors, interruptions
+with the line that continues them, flags shared by several commands, and the live displays
+of long work (pretraining, a Ray experiment). Commands live in ``latentnas.cli`` (the
+workflow) and ``latentnas.cli_bench`` (``latentnas bench``, measurements)."""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from latentnas.benchmarks import resolve
+from latentnas.errors import ConfigError, InterruptedRunError, LatentNASError
+from latentnas.models import pretrain_config, pretrain_model
+from latentnas.results.store import stored_searches
+
+#: to 80 columns and truncate values to "0.4…")
+console = Console(width=None if sys.stdout.isatty() else 1000)
+
+
+def fail(error: Exception) -> None:
+    """Prints a one-line error and exits with status 2."""
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(error))}",
+                                               highlight=False)
+    raise typer.Exit(2)
+
+
+def command(group: typer.Typer, name: str | None = None):
+    """Registers a command whose platform errors become one line (exit 2) and whose
+    interruption (Ctrl-C) exits 130 with what was kept."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except InterruptedRunError as exc:
+                interrupted(str(exc))
+            except LatentNASError as exc:
+                fail(exc)
+            except KeyboardInterrupt:
+                interrupted("interrupted; files are written atomically, so nothing half "
+                             "written was left behind")
+
+        group.command(name)(run)
+        return run
+
+    return wrap
+
+
+def interrupted(message: str) -> None:
+    err = Console(stderr=True, soft_wrap=True)
+    err.print(f"[bold yellow]{escape(message)}[/]", highlight=False)
+    if sys.argv[1:2] == ["run"]:
+        argv = [a for a in sys.argv[1:] if a != "--resume"]
+        err.print(f"continue with: latentnas {shlex.join(argv)} --resume", highlight=False)
+    raise typer.Exit(130)
+
+
+def parse_budgets(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise ConfigError(f"--at takes comma-separated numbers of queries such as 50,100,150, "
+                          f"got {text[:60]!r}") from None
+
+
+
+
+# -- pretraining ------------------------------------------------------------------------
+ENCODER = typer.Option("arch2vec", help="learned encoder: arch2vec, mpnn, barlow, jepa or an "
+                       "installed plug-in (latentnas encoders)")
+NODE_POSITIONS = typer.Option(
+    None, "--node-positions/--no-node-positions",
+    help="append each node's position to its features (not in the reference): lets the "
+         "decoder reconstruct graphs with nodes the GIN cannot tell apart; embeddings then "
+         "follow the node order (default: the space's default)")
+
+
+def pretrain_with_progress(space: str, epochs, batch_size, lr, device, out, cells, force, seed, reference,
+                  epoch_samples: int = 1000, node_positions: bool | None = None,
+                  encoder: str = "arch2vec"):
+    bench = resolve(space)
+    config = pretrain_config(bench.info, encoder, reference=reference,
+                             node_positions=node_positions, epochs=epochs,
+                             batch_size=batch_size, lr=lr, seed=seed)
+    progress = Progress(TextColumn(f"[bold]pretrain {encoder} " + "{task.fields[space]}"),
+                        BarColumn(),
+                        TextColumn("epoch {task.completed}/{task.total}"),
+                        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                        console=console, transient=False)
+    task = progress.add_task("pretrain", total=config.epochs, space=bench.name, status="")
+
+    def on_epoch(row):
+        valid = f"  valid {row['validity']:.0%}" if "validity" in row else ""
+        quality = (f"exact {row['exact_acc']:.2%}{valid}" if "exact_acc" in row else
+                   f"distinct {row['distinct']:.1%}")
+        progress.update(task, advance=1, status=f"loss {row['loss']:.4f}  {quality}")
+
+    try:
+        return pretrain_model(bench, encoder, config, out=out, device=device, num_cells=cells,
+                              force=force, on_epoch=on_epoch, epoch_samples=epoch_samples,
+                              on_start=progress.start)
+    finally:
+        progress.stop()
+
+
+def positive(name: str, value: int | float | None) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+
+
+MODELS = typer.Option(5, help="pretrained models per learned encoding: search seed s "
+                      "searches the one pretrained with seed 3 + s mod MODELS, so intervals "
+                      "include the encoder's training variance (1: every seed the model of "
+                      "seed 3)")
+MIX = typer.Option(False, "--mix-versions", help="store this run's searches beside stored "
+                   "ones made by other code, models or searcher options (results shows the "
+                   "versions apart)")
+
+
+
+
+def run_with_progress(cfg, total: int, resume: bool, overwrite: bool, mix_versions: bool):
+    """Runs the experiment with a live Rich display fed by a Tune callback."""
+    # Ray is imported only by the commands that run on it
+    from latentnas.experiment import ProgressCallback, run_experiment
+
+    done = 0 if overwrite else len(stored_searches(cfg.results_root(), cfg.name))
+    with Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                  TextColumn("{task.fields[best]}"), console=console) as progress:
+        task = progress.add_task("run", total=total, completed=done, rate="", best="")
+
+        def update(state):
+            best = "  ".join(f"{escape(k)} {v:.3f}" for k, v in sorted(state["best"].items()))
+            progress.update(task, completed=state["done"],
+                            rate=f"{state['queries']:,} queries, {state['qps']:.0f}/s", best=best)
+
+        return run_experiment(cfg, resume=resume, overwrite=overwrite,
+                              callbacks=[ProgressCallback(total, update, done)],
+                              mix_versions=mix_versions)
+
+
+def run_live(cfg, resume: bool, overwrite: bool, address: str | None = None,
+         mix_versions: bool = False):
+    """Runs an experiment with a live display and prints what it did."""
+    # Ray is imported only by the commands that run on it (a cold import costs seconds)
+    import ray
+
+    from latentnas.experiment import init_ray
+
+    if resume and overwrite:
+        raise ConfigError("--resume continues stored work and --overwrite deletes it; "
+                          "choose one")
+    cfg.benchmark.oracle          # missing or broken benchmark data fails before Ray starts
+    init_ray(address)
+    total = len(cfg.specs())
+    console.print(f"experiment [bold]{escape(cfg.name)}[/]: {total} searches on "
+                  f"{cfg.space}/{cfg.dataset}, {cfg.budget} queries each, "
+                  f"{cfg.cpus_per_trial:g} CPU per trial; results -> {cfg.results_root()}")
+    result = run_with_progress(cfg, total, resume, overwrite, mix_versions)
+    if result.stored:
+        console.print(f"{result.stored} of {result.total} searches were already stored and "
+                      "were not run again")
+    if result.trials:
+        cpus = ray.cluster_resources().get("CPU", 1)
+        busy = result.trial_cpu_seconds / max(result.wall_seconds * cpus, 1e-9)
+        console.print(f"{result.trials} searches in {result.wall_seconds:.1f} s wall on "
+                      f"{cpus:g} CPUs; search work {result.trial_cpu_seconds:.1f} CPU s "
+                      f"({busy:.0%} of the CPU time); {result.errored} errored")
+    for line in result.errors:
+        console.print(f"[red]errored:[/] {escape(line)}")
+    return result

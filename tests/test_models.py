@@ -1,0 +1,165 @@
+"""Model references: where an encoding becomes a trained encoder, and what is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from encoders.arch2vec import Arch2VecConfig
+from latentnas import models
+from latentnas.benchmarks import resolve
+from latentnas.errors import CheckpointError, ConfigError, MissingDataError, UnknownNameError
+from latentnas.plan import SearchPlan
+from latentnas.results import read_results
+from latentnas.runner import run_plan
+
+TINY = dict(hidden_dim=16, latent_dim=4, epochs=1, batch_size=512)
+
+
+def tiny_model(bench, out, seed=0, **kw):
+    config = Arch2VecConfig(**TINY, seed=seed)
+    return models.pretrain_model(bench, "arch2vec", config, out=str(out), device="cpu",
+                                 final_samples=200, epoch_samples=0, **kw)
+
+
+def test_references_are_parsed_by_their_form():
+    assert models.parse("arch2vec") == models.Encoding("arch2vec", "default", "arch2vec")
+    assert models.parse("arch2vec:default").text == "arch2vec"
+    assert models.parse("arch2vec:reference").kind == "reference"
+    for text in ("./m", "runs/m", "/abs/m", "~/m", "s3://bucket/m", "gs://b/m"):
+        assert models.parse(text) == models.Encoding(text, "path", location=text)
+    assert models.parse("adjacency").kind == "fixed" and models.parse("none").kind == "none"
+    with pytest.raises(ConfigError, match="authors' setting exists for arch2vec only"):
+        models.parse("mpnn:reference")
+    with pytest.raises(ConfigError, match="has no model 'tuned'"):
+        models.parse("arch2vec:tuned")
+    with pytest.raises(UnknownNameError, match="pretrain --out"):
+        models.parse("my-model")
+    with pytest.raises(ConfigError, match="contains '\\+'"):
+        models.parse("./a+b")
+
+
+def test_a_model_written_by_pretrain_out_is_searched_and_named_in_every_row(tmp_path):
+    bench = resolve("nbgraph-proteins")
+    tiny_model(bench, tmp_path / "mine")
+    trained = bench.encoder(str(tmp_path / "mine"))
+    assert trained.digest == models.digest(trained.features) and trained.seed == 0
+    plan = SearchPlan(space="nbgraph-proteins", searchers="reinforce(batch_size=4)",
+                      encodings=[str(tmp_path / "mine"), "adjacency"], seeds=2, budget=12)
+    assert {s.encoder_seed for s in plan.specs()} == {None}   # one model, every seed
+    run_plan(plan, str(tmp_path / "store"), "mine", workers=1)
+    df = read_results(str(tmp_path / "store"), experiment="mine")
+    rows = df[df["encoding"] == str(tmp_path / "mine")]
+    assert len(rows) == 2 * 12 and set(rows["model"]) == {trained.digest}
+    assert set(df[df["encoding"] == "adjacency"]["model"]) == \
+        {models.features(bench, "adjacency").digest}
+    meta = json.loads(pq.read_schema(next((tmp_path / "store").rglob("seed-00000.parquet")))
+                      .metadata[b"latentnas"])
+    assert meta["code"]["label"] == df["code"].iloc[0] and meta["options"]["batch_size"] == 4
+
+
+def test_a_missing_damaged_or_foreign_model_is_refused_before_anything_runs(tmp_path):
+    tiny_model(resolve("nbgraph-proteins"), tmp_path / "proteins")
+    with pytest.raises(CheckpointError, match="made for space 'nbgraph-proteins'"):
+        SearchPlan(space="nb201", searchers="gp", encodings=[str(tmp_path / "proteins")])
+    with pytest.raises(MissingDataError, match="holds no model"):
+        SearchPlan(space="nb201", searchers="gp", encodings=[str(tmp_path / "nothing")])
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MissingDataError, match="a file, not a directory"):
+        SearchPlan(space="nb201", searchers="gp", encodings=[str(tmp_path / "file")])
+    broken = tmp_path / "broken"
+    shutil.copytree(tmp_path / "proteins", broken)
+    (broken / "checkpoint.safetensors").write_bytes(b"\0" * 100)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        SearchPlan(space="nbgraph-proteins", searchers="gp", encodings=[str(broken)])
+
+
+def test_a_table_that_is_not_the_checkpoints_or_not_in_cell_order_is_refused(tmp_path):
+    bench = resolve("nbgraph-proteins")
+    tiny_model(bench, tmp_path / "a", seed=0)
+    tiny_model(bench, tmp_path / "b", seed=1)
+    shutil.copy(tmp_path / "b" / "embeddings.parquet", tmp_path / "a" / "embeddings.parquet")
+    with pytest.raises(CheckpointError, match="does not belong to its checkpoint"):
+        models.trained_encoder(bench, str(tmp_path / "a"))
+    table = pq.read_table(tmp_path / "b" / "embeddings.parquet")
+    hashes = table.column("hash").to_pylist()
+    hashes[0], hashes[1] = hashes[1], hashes[0]
+    swapped = table.set_column(1, "hash", __import__("pyarrow").array(hashes))
+    pq.write_table(swapped.replace_schema_metadata(table.schema.metadata),
+                   tmp_path / "b" / "embeddings.parquet")
+    with pytest.raises(CheckpointError, match="row 0 holds cell"):
+        models.trained_encoder(bench, str(tmp_path / "b"))
+
+
+def test_a_cache_entry_made_by_other_code_or_device_is_retrained_and_an_out_dir_refused(
+        tmp_path, capfd):
+    import latentnas.pretrain as pretrain_mod
+
+    bench = resolve("nbgraph-proteins")
+    config = Arch2VecConfig(**TINY, seed=0)
+    entry = models.cache_path(bench.space, "arch2vec", config, None, "cpu")
+    real = pretrain_mod.training_environment
+    with pytest.MonkeyPatch.context() as elsewhere:      # a model made on another device
+        elsewhere.setattr(pretrain_mod, "training_environment",
+                          lambda device: {**real(device), "device": "cuda:Another GPU"})
+        pretrain_mod.pretrain(bench.space, config, entry, device="cpu", final_samples=100,
+                              epoch_samples=0, cache=True)
+        tiny_model(bench, tmp_path / "out")
+    capfd.readouterr()
+    again = models.pretrain_model(bench, "arch2vec", config, device="cpu", final_samples=100,
+                                  epoch_samples=0)
+    assert not again.cached and again.environment["device"] == "cpu"
+    said = capfd.readouterr().err
+    assert "device cuda:Another GPU (here cpu): retraining it" in said
+    assert models.pretrain_model(bench, "arch2vec", config, device="cpu").cached
+    with pytest.raises(CheckpointError, match="made by other code or on another device"):
+        tiny_model(bench, tmp_path / "out")
+
+
+def test_the_cache_key_holds_what_determines_the_bytes():
+    space = resolve("nb201").space
+    config = Arch2VecConfig(**TINY, seed=0)
+    env = {"package": "0.1.0", "training_code": "a", "torch": "2.13.0", "device": "cpu"}
+    key = models.cache_key(space, "arch2vec", config, None, env)
+    for change in ({"training_code": "b"}, {"torch": "2.14.0"}, {"device": "cuda:H100"},
+                   {"package": "0.2.0"}):
+        assert models.cache_key(space, "arch2vec", config, None, {**env, **change}) != key
+    assert models.cache_key(space, "arch2vec", Arch2VecConfig(**TINY, seed=1), None,
+                            env) != key
+    assert models.cache_key(space, "mpnn", config, None, env) != key
+
+
+def test_plans_pair_seed_i_with_model_i_mod_k():
+    plan = SearchPlan(searchers="gp", encodings=["arch2vec", "arch2vec:reference"], seeds=7,
+                      first_seed=1000)
+    assert plan.encoder_models == 5
+    seeds = {(s.encoding, s.seed): s.encoder_seed for s in plan.specs()}
+    assert [seeds[("arch2vec", s)] for s in range(1000, 1007)] == [3, 4, 5, 6, 7, 3, 4]
+    assert seeds[("arch2vec:reference", 1001)] == 4
+    one = SearchPlan(searchers="gp", seeds=3, encoder_models=1)
+    assert {s.encoder_seed for s in one.specs()} == {3}
+    assert SearchPlan(searchers="gp", encodings="adjacency").specs()[0].encoder_seed is None
+
+
+def test_bench_search_takes_a_model_directory(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from latentnas import terminal
+    from latentnas.cli import app
+
+    monkeypatch.setattr(terminal.console, "width", 200)
+    bench = resolve("nbgraph-proteins")
+    tiny_model(bench, tmp_path / "mine")
+    args = ["bench", "search", "--space", "nbgraph-proteins", "--searchers", "gp(init=4)",
+            "--encodings", str(tmp_path / "mine"), "--seeds", "2", "--budget", "8",
+            "--workers", "1", "--out", str(tmp_path / "store")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"gp:init=4[{tmp_path / 'mine'}]" in result.output
+    stored = read_results(str(tmp_path / "store"))
+    assert set(stored["model"]) == {bench.encoder(str(tmp_path / "mine")).digest}
+    other = CliRunner().invoke(app, [*args[:7], str(tmp_path / "nothing"), *args[8:]])
+    assert other.exit_code == 2 and "holds no model" in other.output
