@@ -163,3 +163,23 @@ def test_bench_search_takes_a_model_directory(tmp_path, monkeypatch):
     assert set(stored["model"]) == {bench.encoder(str(tmp_path / "mine")).digest}
     other = CliRunner().invoke(app, [*args[:7], str(tmp_path / "nothing"), *args[8:]])
     assert other.exit_code == 2 and "holds no model" in other.output
+
+
+def test_reproduce_and_encoders_compare_take_model_references(tmp_path):
+    from latentnas.compare import comparison_plan
+    from latentnas.reproduce import paper_plan
+
+    tiny_model(resolve("nbgraph-proteins"), tmp_path / "mine")
+    mine = str(tmp_path / "mine")
+    plan = paper_plan("nbgraph-proteins", seeds=2, budget=10, model=mine)
+    assert plan.encodings == [mine, "adjacency"]
+    assert {(s.searcher, s.encoding) for s in plan.specs() if s.searcher == "bo"} == \
+        {("bo", mine), ("bo", "supervised")}
+    assert paper_plan("nb201", seeds=2, model="arch2vec:reference").encodings[0] == \
+        "arch2vec:reference"
+    with pytest.raises(ConfigError, match="not an arch2vec model"):
+        paper_plan("nb201", model="mpnn")
+    compared = comparison_plan("nbgraph-proteins", seeds=2, budget=10, encoders=[mine, "mpnn"])
+    assert compared.encodings == [mine, "mpnn", "adjacency"]
+    with pytest.raises(ConfigError, match="not a learned encoder"):
+        comparison_plan("nb201", encoders=["adjacency"])

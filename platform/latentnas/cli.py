@@ -77,7 +77,8 @@ def query(
               "report": f"report ({oracle.info.report_metric})",
               "cost": f"cost ({oracle.info.cost_unit})"}
     for key, value in record.items():
-        table.add_row(labels.get(key, key), f"{value:.6g}" if isinstance(value, float) else str(value))
+        table.add_row(labels.get(key, key),
+                      f"{value:.6g}" if isinstance(value, float) else str(value))
     console.print(table)
 
 
@@ -146,7 +147,8 @@ def demo(
     model = bench.encoder("arch2vec")
     if model.cached:
         console.print(f"[green]cached[/] pretrained model: {model.location}")
-    console.print(reports.pretraining_summary(model.final, "arch2vec on NAS-Bench-201 (pretraining seed 3)"))
+    console.print(reports.pretraining_summary(model.final, "arch2vec on NAS-Bench-201 "
+                                              "(pretraining seed 3)"))
     smooth = smoothness(model.features, bench.oracle.report, np.random.default_rng(seed))
     table = Table(title=f"Is the latent space smooth? |Δ test accuracy| to {smooth['anchors']:,} "
                         "anchor cells")

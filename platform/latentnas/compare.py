@@ -6,8 +6,9 @@ chosen subset) and the plain encodings (adjacency; path where its vocabulary is 
 enough for a GP, i.e. not on NAS-Bench-Graph), on one space:
 
 1. **pretraining**: ``models`` models per encoder, pretraining seeds 3, 4, ... (each the
-   encoder's default for the space, ``latentnas.models.default_config``), cached; seconds of training on this machine, held-out
-   exact reconstruction for generative encoders, share of distinct embeddings;
+   encoder's default for the space, ``latentnas.models.default_config``), cached; seconds
+   of training when each was trained, held-out exact reconstruction for generative
+   encoders, share of distinct embeddings;
 2. **the latent space** of the first model: nearest-neighbour |Δ report metric| against
    random pairs, Spearman's ρ between edit distance and L2 (``latentnas.latent``), and
    Kendall's τ of a GP fitted on n = 50/100/200 random labelled cells (search metric)
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from latentnas import benchmarks, models, reports
+from latentnas.models import parse
 from latentnas.domains import neighbour_fn
 from latentnas.latent import crowding, distance_correlation, gp_rank_quality, smoothness
 from latentnas.plan import REPORT_SEED, SearchPlan
@@ -62,7 +64,7 @@ def comparison_plan(space: str = "nb201", dataset: str | None = None, seeds: int
     info, _ = benchmarks.check(space, dataset)
     names = list(encoders or builtin_encoders())
     for name in names:                             # unknown names fail here, with the list
-        if not models.parse(name).learned:
+        if not parse(name).learned:
             raise ConfigError(f"{name!r} is not a learned encoder or a model directory; the "
                               "plain encodings (adjacency, path) are compared anyway")
     plain = ["adjacency"] + ([] if info.space.startswith("nbgraph") else ["path"])
@@ -260,5 +262,6 @@ def _tau_plot(quality: dict, out: str) -> str:
     """GP Kendall τ against the number of labelled cells, per embedding."""
     series = {name: (sorted(q["gp_tau"]), [q["gp_tau"][n] for n in sorted(q["gp_tau"])])
               for name, q in quality.items()}
-    return reports.line_plot(series, "labelled cells the GP is fitted on", "Kendall τ on unseen cells",
+    return reports.line_plot(series, "labelled cells the GP is fitted on",
+                             "Kendall τ on unseen cells",
                      os.path.join(out, "plots", "gp_tau.png"))

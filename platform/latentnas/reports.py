@@ -335,7 +335,8 @@ def generative_rows(final: dict) -> list[tuple[str, str]]:
                "unjoined nodes the GIN cannot tell apart)"
                if final.get("exact_ceiling", 1.0) < 1.0 else "")
     return [("held-out exact-graph reconstruction", f"{final['exact_acc']:.2%}{ceiling}"),
-            ("held-out ops / adjacency accuracy", f"{final['ops_acc']:.2%} / {final['adj_acc']:.2%}"),
+            ("held-out ops / adjacency accuracy",
+             f"{final['ops_acc']:.2%} / {final['adj_acc']:.2%}"),
             ("validity / uniqueness (space rule, 10,000 samples)",
              f"{final['validity']:.1%} / {final['uniqueness']:.1%}"),
             ("validity / uniqueness (reference's rule)",

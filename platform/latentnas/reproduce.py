@@ -14,7 +14,8 @@ What runs (:func:`paper_plan`), on seeds that tuned nothing (1000, 1001, ...):
 
 Every arch2vec search uses one of ``models`` encoders pretrained with seeds 3, 4, ... (search
 seed ``s`` uses model ``3 + s mod models``), so the intervals include the encoder's training
-variance (or, given ``model``, one model of the user's: ``latentnas.models``). Then the paper's latent-space analyses (:mod:`latentnas.latent`) for arch2vec
+variance (or, given ``model``, one model of the user's: ``latentnas.models``). Then the
+paper's latent-space analyses (:mod:`latentnas.latent`) for arch2vec
 against the supervised embedding, and a Markdown report with tables, tests and plots.
 Finished searches are stored (one Parquet file each) and reused when the command runs
 again with the same settings.
@@ -126,8 +127,8 @@ def reproduce(plan: SearchPlan, out: str, ray: bool = False, workers: int = 2,
 
 def latent_analyses(plan: SearchPlan, seed: int = 0) -> dict:
     """Nearest-neighbour smoothness and edit distance against L2 for the first model of each
-    learned encoding (pretraining seed 3), the supervised embedding (a GIN trained on 1,000 random cells' search metric),
-    and the adjacency and path encodings."""
+    learned encoding (pretraining seed 3), the supervised embedding (a GIN trained on 1,000
+    random cells' search metric), and the adjacency and path encodings."""
     bench = plan.benchmark
     adj, ops = bench.space.arrays()
     oracle = bench.oracle
@@ -188,7 +189,8 @@ def write_report(plan: SearchPlan, df, latent: dict, out: str, wall: float, ran:
                                      for p in plots] + [""]
     report = os.path.join(out, "report.md")
     write_bytes(report, "\n".join(lines).encode())
-    figures = {"tables": reports.tables_json(tables), "latent": latent, "wall_seconds": wall, "plan": plan.identity()}
+    figures = {"tables": reports.tables_json(tables), "latent": latent, "wall_seconds": wall,
+               "plan": plan.identity()}
     write_bytes(os.path.join(out, "report.json"),
                 json.dumps(figures, indent=1, default=float).encode())
     return Reproduction(report, os.path.join(out, "results"), plots, wall, ran, stored,

@@ -19,6 +19,7 @@ from latentnas.errors import ConfigError, InterruptedRunError, LatentNASError
 from latentnas.models import pretrain_config, pretrain_model
 from latentnas.results.store import stored_searches
 
+#: tables keep their natural width when written to a pipe or a file (Rich would cut them
 #: to 80 columns and truncate values to "0.4…")
 console = Console(width=None if sys.stdout.isatty() else 1000)
 
@@ -45,7 +46,7 @@ def command(group: typer.Typer, name: str | None = None):
                 fail(exc)
             except KeyboardInterrupt:
                 interrupted("interrupted; files are written atomically, so nothing half "
-                             "written was left behind")
+                            "written was left behind")
 
         group.command(name)(run)
         return run
@@ -72,6 +73,19 @@ def parse_budgets(text: str | None) -> list[int] | None:
                           f"got {text[:60]!r}") from None
 
 
+def positive(name: str, value: int | float | None) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+# -- flags shared by several commands ---------------------------------------------------
+MODELS = typer.Option(5, help="pretrained models per learned encoding: search seed s "
+                      "searches the one pretrained with seed 3 + s mod MODELS, so intervals "
+                      "include the encoder's training variance (1: every seed the model of "
+                      "seed 3)")
+MIX = typer.Option(False, "--mix-versions", help="store this run's searches beside stored "
+                   "ones made by other code, models or searcher options (results shows the "
+                   "versions apart)")
 
 
 # -- pretraining ------------------------------------------------------------------------
@@ -84,9 +98,11 @@ NODE_POSITIONS = typer.Option(
          "follow the node order (default: the space's default)")
 
 
-def pretrain_with_progress(space: str, epochs, batch_size, lr, device, out, cells, force, seed, reference,
-                  epoch_samples: int = 1000, node_positions: bool | None = None,
-                  encoder: str = "arch2vec"):
+def pretrain_with_progress(space: str, epochs, batch_size, lr, device, out, cells, force, seed,
+                           reference, epoch_samples: int = 1000,
+                           node_positions: bool | None = None, encoder: str = "arch2vec"):
+    """``latentnas pretrain``'s settings turned into a model (``models.pretrain_model``),
+    with a bar of epochs, loss and held-out quality."""
     bench = resolve(space)
     config = pretrain_config(bench.info, encoder, reference=reference,
                              node_positions=node_positions, epochs=epochs,
@@ -112,24 +128,7 @@ def pretrain_with_progress(space: str, epochs, batch_size, lr, device, out, cell
         progress.stop()
 
 
-def positive(name: str, value: int | float | None) -> None:
-    if value is not None and not value > 0:
-        raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
-
-
-
-
-MODELS = typer.Option(5, help="pretrained models per learned encoding: search seed s "
-                      "searches the one pretrained with seed 3 + s mod MODELS, so intervals "
-                      "include the encoder's training variance (1: every seed the model of "
-                      "seed 3)")
-MIX = typer.Option(False, "--mix-versions", help="store this run's searches beside stored "
-                   "ones made by other code, models or searcher options (results shows the "
-                   "versions apart)")
-
-
-
-
+# -- experiments on Ray -----------------------------------------------------------------
 def run_with_progress(cfg, total: int, resume: bool, overwrite: bool, mix_versions: bool):
     """Runs the experiment with a live Rich display fed by a Tune callback."""
     # Ray is imported only by the commands that run on it
@@ -152,7 +151,7 @@ def run_with_progress(cfg, total: int, resume: bool, overwrite: bool, mix_versio
 
 
 def run_live(cfg, resume: bool, overwrite: bool, address: str | None = None,
-         mix_versions: bool = False):
+             mix_versions: bool = False):
     """Runs an experiment with a live display and prints what it did."""
     # Ray is imported only by the commands that run on it (a cold import costs seconds)
     import ray
