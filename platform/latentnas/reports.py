@@ -28,9 +28,9 @@ from scipy import stats
 
 from latentnas.models import PRETRAIN_SEED
 from latentnas.plan import REPORT_SEED
-from latentnas.provenance import command_line, now
+from latentnas.provenance import code_version, command_line, now
 from latentnas.results.analysis import (Report, at_budget, cliffs_delta, decimals, holm,
-                                        plot, regret_metrics, report, summary)
+                                        pairwise, plot, regret_metrics, report, summary)
 from latentnas.results.store import read_record, read_results
 from latentnas.storage import write_bytes
 
@@ -114,8 +114,8 @@ def tests_section(tests: pd.DataFrame, dec: int, reference: str, title: str) -> 
     """The Markdown table of :func:`compare_encodings`."""
     lines = ["", f"### {reference} against each other encoding ({title})", "",
              "Two-sided Mann–Whitney U and Wilcoxon signed-rank (paired by seed) p, each "
-             f"followed by its Holm-adjusted value over the {len(tests)} comparisons of "
-             "this table; Cliff's δ of the regrets (reference against other; negative: "
+             "followed by its Holm-adjusted value over every comparison of this report (all "
+             "its tables); Cliff's δ of the regrets (reference against other; negative: "
              "the reference's are lower) with its 95 % bootstrap interval. The verdict rests "
              f"on the adjusted Wilcoxon p < {ALPHA}.", ""]
     header = ["searcher", "budget", "other encoding", f"regret {reference}", "regret other",
@@ -171,13 +171,28 @@ def regret_section(stats_: pd.DataFrame, tests: pd.DataFrame | None, budgets: li
 
 def metric_tables(df: pd.DataFrame, budgets: list[int], reference: str | None
                   ) -> list[tuple[str, pd.DataFrame, pd.DataFrame | None]]:
-    """``(title, summary, tests)`` per regret a report shows (``analysis.regret_metrics``)."""
+    """``(title, summary, tests)`` per regret a report shows (``analysis.regret_metrics``);
+    the tests' Holm adjustment runs over every test of every table (the report's family)."""
     out = []
     for metric, title in regret_metrics(df):
         frame = df.assign(regret=df[metric])
         tests = compare_encodings(df, budgets, reference, metric) if reference else None
         out.append((title, summary(frame, budgets), tests))
+    holm_family([t for _, _, t in out if t is not None],
+                {"mann_whitney_p": "mann_whitney_holm", "wilcoxon_p": "wilcoxon_holm"})
     return out
+
+
+def holm_family(tables: list[pd.DataFrame], columns: dict[str, str]) -> None:
+    """Holm-adjusts the p-values in ``columns`` (raw -> adjusted column) over all rows of
+    ``tables`` together, in place."""
+    tables = [t for t in tables if len(t)]
+    for raw, adjusted in columns.items():
+        joint = holm(np.concatenate([t[raw].to_numpy() for t in tables])) if tables else []
+        start = 0
+        for t in tables:
+            t[adjusted] = joint[start:start + len(t)]
+            start += len(t)
 
 
 def tables_json(tables) -> list[dict]:
@@ -250,7 +265,8 @@ def provenance_lines(root: str, experiment: str, df: pd.DataFrame,
     plan, prov = record.get("plan", {}), record.get("provenance") or {}
     lines = []
     if regenerate:
-        lines.append(f"- Regenerate: `{regenerate}` (written {now()}).")
+        lines.append(f"- Regenerate: `{regenerate}` (written {now()} by code "
+                     f"{code_version()['label']}).")
     for run in record.get("runs", []):
         lines.append(f"- Searches stored by `{run['command']}` on {run['at']} with code "
                      f"{run['code']}" + (f" (commit {run['commit'][:10]}"
@@ -394,30 +410,42 @@ def version_note(rep: Report) -> str | None:
     return None
 
 
-def results_markdown(rep: Report, df: pd.DataFrame, root: str, experiment: str,
+def results_markdown(df: pd.DataFrame, rep: Report, root: str, experiment: str,
                      regenerate: str, plots: list[str], out: str) -> str:
-    """The Markdown report of one stored experiment, provenance first."""
+    """The Markdown report of one stored experiment, provenance first: the regret tables of
+    each metric, then the pairwise tests at ``rep.compare_at`` of each, Holm-adjusted over
+    all of them together."""
     bench = f"{df['space'].iloc[0]}/{df['dataset'].iloc[0]}"
     lines = [f"# Experiment `{experiment}` on {bench}", ""]
     lines += provenance_lines(root, experiment, df, regenerate)
     for title, stats_, _ in metric_tables(df, rep.budgets, None):
         lines += regret_section(stats_, None, rep.budgets, title)
-    if len(rep.tests):
-        name = rep.metric.replace("_", " ")
-        lines += ["", f"## Pairwise tests on {name} at {rep.compare_at} queries", "",
+    metric = rep.metric
+    families = [(title, pairwise(df.assign(regret=df[column]) if metric == "regret" else df,
+                                 rep.compare_at, metric))
+                for column, title in (regret_metrics(df) if metric == "regret"
+                                      else [(metric, "report metric")])]
+    holm_family([t for _, t in families], {"p_value": "p_holm"})
+    total = sum(len(t) for _, t in families)
+    for title, tests in families:
+        if not len(tests):
+            continue
+        lines += ["", f"## Pairwise tests at {rep.compare_at} queries ({title})", "",
                   "Two-sided Mann–Whitney U p and its Holm-adjusted value over the "
-                  f"{len(rep.tests)} pairs of this table; Cliff's δ of a against b "
-                  "(negative: a's regrets are lower) with its 95 % bootstrap interval; "
-                  f"a difference is claimed only where the adjusted p < {ALPHA}.", ""]
-        dt = decimals(list(rep.tests[f"mean_{rep.metric}_a"]) +
-                      list(rep.tests[f"mean_{rep.metric}_b"]))
-        rows = [[r["a"], r["b"], f"{r[f'mean_{rep.metric}_a']:.{dt}f}",
-                 f"{r[f'mean_{rep.metric}_b']:.{dt}f}",
+                  f"{total} pairwise tests of this report; Cliff's δ of a against b "
+                  f"(negative: a's {metric.replace('_', ' ')}s are lower) with its 95 % "
+                  f"bootstrap interval; a difference is claimed only where the adjusted p < "
+                  f"{ALPHA}.", ""]
+        a, b = tests[f"mean_{metric}_a"], tests[f"mean_{metric}_b"]
+        dt = decimals(list(a) + list(b))
+        rows = [[r["a"], r["b"], f"{r[f'mean_{metric}_a']:.{dt}f}",
+                 f"{r[f'mean_{metric}_b']:.{dt}f}",
                  f"{r['cliffs_delta']:+.2f} [{r['delta_lo']:+.2f}, {r['delta_hi']:+.2f}]",
                  f"{r['p_value']:.2g}", f"{r['p_holm']:.2g}",
-                 ("a lower" if r[f"mean_{rep.metric}_a"] < r[f"mean_{rep.metric}_b"]
-                  else "b lower") if r["p_holm"] < ALPHA else "no difference shown"]
-                for _, r in rep.tests.sort_values("p_holm").iterrows()]
+                 ("a lower" if r[f"mean_{metric}_a"] < r[f"mean_{metric}_b"] else "b lower")
+                 if r["p_holm"] < ALPHA else "no difference shown"]
+                for _, r in tests.sort_values("p_holm").iterrows()]
+        name = metric.replace("_", " ")
         lines += md_table(["a", "b", f"mean {name} a", f"mean {name} b", "δ [95 % CI]", "p",
                            "p (Holm)", "verdict"], rows)
     base = os.path.dirname(os.path.abspath(out))
@@ -441,7 +469,7 @@ def write_results_report(df: pd.DataFrame, rep: Report, root: str, experiment: s
     ``plots_dir`` (default: a folder named after the report beside it); returns the plots."""
     plots_dir = plots_dir or os.path.splitext(path)[0]
     plots = plot(df, plots_dir)
-    write_bytes(path, results_markdown(rep, df, root, experiment, command_line(), plots,
+    write_bytes(path, results_markdown(df, rep, root, experiment, command_line(), plots,
                                        path).encode())
     return plots
 
