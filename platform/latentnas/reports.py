@@ -266,12 +266,10 @@ def provenance_lines(root: str, experiment: str, df: pd.DataFrame,
     lines = []
     if regenerate:
         lines.append(f"- Regenerate: `{regenerate}` (written {now()} by code "
-                     f"{code_version()['label']}).")
+                     f"{_code_text(code_version())}).")
     for run in record.get("runs", []):
         lines.append(f"- Searches stored by `{run['command']}` on {run['at']} with code "
-                     f"{run['code']}" + (f" (commit {run['commit'][:10]}"
-                                         + (", with uncommitted changes" if run.get("dirty")
-                                            else "") + ")" if run.get("commit") else "") + ".")
+                     f"{_code_text(run)}.")
     versions = record.get("versions", [])
     if len(versions) > 1:
         lines.append(f"- {len(versions)} versions were stored under this experiment "
@@ -289,6 +287,15 @@ def provenance_lines(root: str, experiment: str, df: pd.DataFrame,
         shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
         lines.append(f"- `{name}` ran with {shown or 'no options'}.")
     return lines
+
+
+def _code_text(code: dict) -> str:
+    """``0.1.0+src.x (commit abc, with uncommitted changes)`` from a code version record."""
+    label = code.get("label") or code.get("code")
+    if not code.get("commit"):
+        return label
+    dirty = ", with uncommitted changes" if code.get("dirty") else ""
+    return f"{label} (commit {code['commit'][:10]}{dirty})"
 
 
 def model_lines(df: pd.DataFrame, plan: dict, prov: dict) -> list[str]:
