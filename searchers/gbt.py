@@ -20,13 +20,9 @@ scores of their ranks by default (``target="rank"``), as for ``gp``. ``inputs`` 
 features, the cell's discrete choices or both; every unvisited cell, or those within
 ``radius`` edits of the ``top`` best cells told so far. The defaults are ``gp-mixed``'s
 (``inputs="both"``, ``candidates="neighbours"``): tuned on NB201, seeds 0–11, 150
-queries, arch2vec features, against the other three combinations — regret at 50 / 100 /
-150 queries 0.102 / 0.000 / 0.000 and the optimum found by 100 queries in 12 of 12 seeds,
-against 0.382 / 0.082 / 0.035 and 4 of 12 for ``features``/``all`` (``both``/``all``
-0.230 / 0.054 / 0, ``features``/``neighbours`` 0.148 / 0.051 / 0); scoring the
-neighbourhood only is also the cheapest (31 against 44 CPU s a search, both measured
-beside another job). On the held-out seeds 1000–1099 these defaults reach regret 0.206 /
-0.037 / 0.006, behind ``gp-mixed`` (0.115 / 0.011 / 0.005; README).
+queries, arch2vec features, against the other three combinations, where they found the
+optimum by 100 queries in the most seeds and scored the fewest candidates. Its held-out
+figures are not regenerated yet (``docs/results/README.md`` gives the command).
 
 The ensemble is refitted from the told values each round (nothing is carried between
 rounds but the random generator, so a saved state resumes exactly). Every random

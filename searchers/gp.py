@@ -335,11 +335,9 @@ class MixedGPSearch(GPSearch):
     edit from the best cells wins there. On NAS-Bench-201 the arch2vec space is smooth
     and the choices add little. With its defaults it needs features, neighbours and graphs.
 
-    Measured (held-out seeds 1000–1099, arch2vec features, best search metric at 100
-    queries, README "One searcher for every shipped benchmark"): NAS-Bench-Graph arxiv
-    73.59 against ``re`` 73.39, cora 81.11 against 80.95, proteins 85.29 against 85.10
-    (Mann–Whitney p < 0.001 on each); NB201 regret 0.011 with the optimum found in 97 %
-    of seeds by 100 queries (``gp``: 0.029, 84 %); 6–7 CPU s per 150-query search.
+    Held-out figures (seeds 1000–1099, five arch2vec models) against ``gp``, ``re`` and
+    ``random`` on NB201 and NAS-Bench-Graph arxiv, cora and proteins are the reports
+    ``docs/results/nb201-searchers.md`` and ``docs/results/nbgraph-*-searchers.md``.
     """
 
     __init__ = with_defaults(GPSearch.__init__, inputs="both", candidates="neighbours")

@@ -30,6 +30,7 @@ SHA-256 of its float32 rows) that stored searches record.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -113,8 +114,13 @@ def parse(text: Any) -> Encoding:
         return Encoding(text, "none")
     name, _, variant = text.partition(":")
     if not is_encoder(name):
-        raise UnknownNameError("encoding", text, [*names(), "arch2vec:reference",
-                                                  "./DIR (a model from pretrain --out)"])
+        near = difflib.get_close_matches(name, names(), n=1)
+        error = UnknownNameError("encoding", text, [*names(), "arch2vec:reference",
+                                                    "./DIR (a model from pretrain --out)"])
+        if near:
+            error.args = (f"unknown encoding {text!r} (did you mean {near[0]!r}?); "
+                          f"choose one of: {', '.join(error.choices)}",)
+        raise error
     variant = variant or "default"
     if variant not in VARIANTS:
         raise ConfigError(f"encoding {text!r}: {name} has no model {variant!r}; write "
