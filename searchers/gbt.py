@@ -22,7 +22,7 @@ features, the cell's discrete choices or both; every unvisited cell, or those wi
 (``inputs="both"``, ``candidates="neighbours"``): tuned on NB201, seeds 0–11, 150
 queries, arch2vec features, against the other three combinations, where they found the
 optimum by 100 queries in the most seeds and scored the fewest candidates. Its held-out
-figures are not regenerated yet (``docs/results/README.md`` gives the command).
+figures against ``gp-mixed`` and ``gp`` are the report ``docs/results/nb201-gbt.md``.
 
 The ensemble is refitted from the told values each round (nothing is carried between
 rounds but the random generator, so a saved state resumes exactly). Every random
