@@ -238,3 +238,20 @@ def test_the_markdown_report_opens_with_its_provenance(tmp_path):
                  "](p/regret_vs_queries.png)"):
         assert part in text, part
     assert all(os.path.exists(p) for p in plots)
+
+
+def test_one_seed_searched_with_two_models_is_two_versions():
+    from latentnas.results.analysis import keys, summary, with_versions
+
+    base = {"experiment": "e", "searcher": "gp", "encoding": "arch2vec", "step": 1,
+            "best_report": 90.0, "regret": 1.0, "search_regret": 1.0, "code": "c1"}
+    df = pd.DataFrame([{**base, "seed": s, "encoder_seed": 3, "model": m}
+                       for s, m in ((0, "aaa"), (1, "aaa"), (2, "bbb"))]
+                      + [{**base, "seed": 3, "encoder_seed": 4, "model": "ccc"}])
+    versions = with_versions(df)["version"].tolist()
+    assert versions == ["c1 model aaa", "c1 model aaa", "c1 model bbb", "c1"]
+    stats = summary(df, [1])
+    assert keys(with_versions(df)) == ["searcher", "encoding", "version"]
+    assert sorted(stats["seeds"]) == [1, 1, 2]
+    same = df.assign(model="aaa")       # one model per seed: one version, no split
+    assert keys(with_versions(same)) == ["searcher", "encoding"]

@@ -4,8 +4,9 @@ A name (``--space``, ``space:`` in a file) becomes a :class:`Benchmark` here and
 else: :func:`check` validates a (space, dataset) pair without loading anything (flags and
 files are checked before Ray starts), :func:`resolve` returns the benchmark object —
 space, oracle, the trained encoder and features behind an encoding (decided in
-``latentnas.models``) and the search domain — and everything below takes that object. One record per space holds its datasets and their default, its size,
-its arch2vec pretraining defaults and what ``latentnas spaces`` prints about it.
+``latentnas.models``) and the search domain — and everything below takes that object.
+One record per space holds its datasets and their default, its size, its arch2vec
+pretraining defaults and what ``latentnas spaces`` prints about it.
 
 The proteins table of NAS-Bench-Graph was built on a subset of the layer ops, so
 ``nbgraph`` with dataset ``proteins`` *is* the ``nbgraph-proteins`` space: :func:`check`

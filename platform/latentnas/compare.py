@@ -98,9 +98,8 @@ def pretrain_all(plan: SearchPlan) -> list[dict]:
     bench = plan.benchmark
     rows = []
     for name in learned_encodings(plan):
-        trained = [bench.encoder(name, seed) for seed in
-                   sorted({s.encoder_seed for s in plan.specs() if s.encoding == name},
-                          key=lambda s: -1 if s is None else s)]
+        trained = [bench.encoder(name, seed) for enc, seed in plan.model_seeds()
+                   if enc == name]
         finals = [m.final for m in trained]
         row = {"encoder": name, "models": len(finals),
                "train_seconds": float(np.mean([f["train_seconds"] for f in finals])),

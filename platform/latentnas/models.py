@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from encoders.registry import is_encoder
 from latentnas.cache import cache_dir
 from latentnas.checkpoints import FORMAT, VERSION, check_header, load_embeddings, read_header
 from latentnas.errors import CheckpointError, ConfigError, MissingDataError, UnknownNameError
-from latentnas.pretrain import (CHECKPOINT, EMBEDDINGS, METRICS, PretrainResult,
+from latentnas.pretrain import (CHECKPOINT, EMBEDDINGS, FILES, METRICS, PretrainResult,
                                 encoder_class, pretrain, resolve_device)
 from latentnas.provenance import training_environment
 from latentnas.spaces import get_space
@@ -231,10 +231,6 @@ class TrainedEncoder:
         return self.metrics.get("final", {})
 
     @property
-    def epochs(self) -> list[dict]:
-        return self.metrics.get("epochs", [])
-
-    @property
     def environment(self) -> dict:
         return self.header.get("environment", {})
 
@@ -280,31 +276,18 @@ def _open(location: str, uri: str | None, encoding: str, space: SearchSpace,
     return model
 
 
-def _local(location: str) -> tuple[str, str | None]:
-    """``(local directory, URI or None)`` for a model directory or URI: a URI's files are
-    fetched into a local mirror first (files the URI lacks are removed from the mirror)."""
-    if not storage.is_uri(location):
-        return os.path.abspath(os.path.expanduser(location)), None
-    if location.startswith("file://"):
-        return location[len("file://"):], None
-    mirror = storage.mirror_dir(location)
-    for name in (CHECKPOINT, METRICS, EMBEDDINGS):
-        remote, local = f"{location.rstrip('/')}/{name}", os.path.join(mirror, name)
-        if storage.exists(remote):
-            storage.download(remote, local)
-        elif os.path.exists(local):
-            os.remove(local)
-    return mirror, location
-
-
-def check(encoding: Encoding, space: SearchSpace) -> Encoding:
-    """``encoding`` checked for ``space`` without training anything: a model directory
-    must hold a model of ``space`` (one line naming the problem otherwise); returned with
-    its encoder name filled in."""
-    if encoding.kind != "path":
-        return encoding
-    local, uri = _local(encoding.location)
-    where = uri or encoding.location
+def _located(encoding: Encoding, space: SearchSpace) -> tuple[Encoding, str, str | None]:
+    """A model directory or URI checked for ``space`` without training anything: the
+    encoding with its encoder's name filled in, the local directory holding the files (a
+    URI's are fetched into a local mirror) and the URI. One line naming the problem when
+    it holds no model, a damaged one or another space's."""
+    where = encoding.location
+    if storage.is_uri(where) and not where.startswith("file://"):
+        local, uri = storage.mirror(where, FILES), where
+    else:
+        local = where[len("file://"):] if where.startswith("file://") else \
+            os.path.abspath(os.path.expanduser(where))
+        uri = None
     if not os.path.isdir(local) or not os.path.exists(os.path.join(local, CHECKPOINT)):
         kind = "a file, not a directory" if os.path.isfile(local) else "no model"
         raise MissingDataError(f"encoding {encoding.text!r}: {where} holds {kind}; give a "
@@ -314,8 +297,16 @@ def check(encoding: Encoding, space: SearchSpace) -> Encoding:
     if space.size is not None and not os.path.exists(os.path.join(local, EMBEDDINGS)):
         raise CheckpointError(f"model {where} has no {EMBEDDINGS}; pretrain it again with "
                               "`latentnas pretrain --out`")
-    return Encoding(encoding.text, "path", header.get("encoder", "arch2vec"),
-                    encoding.location)
+    return (Encoding(encoding.text, "path", header.get("encoder", "arch2vec"), where),
+            local, uri)
+
+
+def check(encoding: Encoding, space: SearchSpace) -> Encoding:
+    """``encoding`` checked for ``space`` without training anything (a model directory:
+    see :func:`_located`); returned with its encoder name filled in."""
+    if encoding.kind != "path":
+        return encoding
+    return _located(encoding, space)[0]
 
 
 def pretrain_model(bench, encoder: str, config, *, out: str | None = None,
@@ -345,8 +336,7 @@ def trained_encoder(bench, encoding: str | Encoding, seed: int | None = None,
     key = (space.name, enc.text, seed, device)
     if key not in _MODELS:
         if enc.kind == "path":
-            enc = check(enc, space)
-            local, uri = _local(enc.location)
+            enc, local, uri = _located(enc, space)
             _MODELS[key] = _open(local, uri, enc.text, space, cached=True)
         else:
             make = reference_config if enc.kind == "reference" else \
@@ -405,16 +395,3 @@ def features(bench, encoding: str | Encoding, seed: int | None = None) -> Featur
         array = coder.fit(adj_t, ops_t).encode(adj_t, ops_t).numpy()
         _FIXED[key] = Features(enc.text, array, digest(array))
     return _FIXED[key]
-
-
-def preload(bench, pairs, on_model: Callable[[int, int], None] | None = None
-            ) -> dict[tuple[str, int | None], Features]:
-    """The feature tables of every ``(encoding, seed)`` in ``pairs``, pretraining missing
-    models one after the other (``on_model(k, n)`` before the k-th of n)."""
-    pairs = sorted(set(pairs), key=lambda p: (p[0], -1 if p[1] is None else p[1]))
-    out = {}
-    for k, (enc, seed) in enumerate(pairs):
-        if on_model:
-            on_model(k, len(pairs))
-        out[(enc, seed)] = features(bench, enc, seed)
-    return out

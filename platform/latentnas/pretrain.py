@@ -36,9 +36,11 @@ from latentnas.errors import CheckpointError, ConfigError
 from latentnas.progress import stage, stage_line
 from latentnas.provenance import training_environment
 from latentnas.spaces.base import SearchSpace
-from latentnas.storage import is_uri, write_bytes
+from latentnas.storage import is_uri, mirror, upload, write_bytes
 
 CHECKPOINT, EMBEDDINGS, METRICS = "checkpoint.safetensors", "embeddings.parquet", "metrics.json"
+#: the files of a model directory
+FILES = (CHECKPOINT, METRICS, EMBEDDINGS)
 
 
 def encoder_class(name: str) -> type[LearnedEncoder]:
@@ -262,7 +264,6 @@ def pretrain(space: SearchSpace, config, out_dir: str, *, encoder: str = "arch2v
     return result
 
 
-
 def embedding_spread(z: torch.Tensor) -> dict[str, float]:
     """How spread out embeddings are, for encoders without a decoder (a collapsed encoder
     maps every cell to nearly one point): ``distinct`` share of distinct rows (rounded to
@@ -321,21 +322,12 @@ def _pretrain_remote(space: SearchSpace, config, uri: str, **kwargs) -> Pretrain
     and reused when they match (the same checks as a local directory); otherwise the model
     is trained in the mirror and its files uploaded, each atomically. The result points at
     the mirror (for reading) and names the URI in ``uri``."""
-    from latentnas import storage
-
-    local = storage.mirror_dir(uri)
-    force = kwargs.get("force")
-    for name in (CHECKPOINT, METRICS, EMBEDDINGS):
-        remote, mirror = f"{uri.rstrip('/')}/{name}", os.path.join(local, name)
-        if not force and storage.exists(remote):
-            storage.download(remote, mirror)
-        elif os.path.exists(mirror):
-            os.remove(mirror)
+    local = mirror(uri, FILES, fetch=not kwargs.get("force"))
     result = pretrain(space, config, local, **kwargs)
     if not result.cached:
-        for name in (CHECKPOINT, METRICS, EMBEDDINGS):
+        for name in FILES:
             if os.path.exists(os.path.join(local, name)):
-                storage.upload(os.path.join(local, name), f"{uri.rstrip('/')}/{name}")
+                upload(os.path.join(local, name), f"{uri.rstrip('/')}/{name}")
     result.uri = uri
     return result
 

@@ -30,7 +30,8 @@ from latentnas.models import PRETRAIN_SEED
 from latentnas.plan import REPORT_SEED
 from latentnas.provenance import code_version, command_line, now
 from latentnas.results.analysis import (Report, at_budget, cliffs_delta, decimals, holm,
-                                        pairwise, plot, regret_metrics, report, summary)
+                                        pairwise, plot, regret_metrics, report, summary,
+                                        with_versions)
 from latentnas.results.store import read_record, read_results
 from latentnas.storage import write_bytes
 
@@ -65,10 +66,10 @@ def compare_encodings(df: pd.DataFrame, budgets: list[int], reference: str = "ar
     """Per searcher and budget: ``reference`` against each other encoding of that searcher
     on the column ``metric`` (``regret``: of the report metric; ``search_regret``: of the
     metric the searches were told). Mann–Whitney U (unpaired) and Wilcoxon signed-rank
-    over seeds (paired: both searches of a seed start from the same seed), each with its
-    Holm-adjusted p over every row of the table; Cliff's δ (reference against other,
-    negative: reference lower) with its 95 % bootstrap interval; and the median paired
-    difference."""
+    over seeds (paired: both searches of a seed start from the same seed), unadjusted (a
+    report adjusts its family together: :func:`metric_tables`); Cliff's δ (reference
+    against other, negative: reference lower) with its 95 % bootstrap interval; and the
+    median paired difference."""
     rows = []
     for b in budgets:
         snap = at_budget(df, b)
@@ -94,11 +95,7 @@ def compare_encodings(df: pd.DataFrame, budgets: list[int], reference: str = "ar
                              "cliffs_delta": delta, "delta_lo": lo, "delta_hi": hi,
                              "median_difference": float(np.median(diff)) if len(diff)
                              else float("nan")})
-    out = pd.DataFrame(rows)
-    if len(out):
-        out["mann_whitney_holm"] = holm(out["mann_whitney_p"])
-        out["wilcoxon_holm"] = holm(out["wilcoxon_p"])
-    return out
+    return pd.DataFrame(rows)
 
 
 def verdict(row, reference: str) -> str:
@@ -465,8 +462,10 @@ def results_markdown(df: pd.DataFrame, rep: Report, root: str, experiment: str,
 
 def results(root: str, budgets: list[int] | None = None, experiment: str | None = None,
             compare_at: int | None = None) -> tuple[pd.DataFrame, Report]:
-    """The stored rows (one experiment, or all) and their report."""
-    df = read_results(root, **({"experiment": experiment} if experiment else {}))
+    """The stored rows (one experiment, or all, with their ``version`` column) and their
+    report."""
+    df = with_versions(read_results(root, **({"experiment": experiment} if experiment
+                                              else {})))
     return df, report(df, budgets, compare_at)
 
 

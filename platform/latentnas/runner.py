@@ -176,8 +176,6 @@ def run_local(prepared: Prepared, workers: int = 2,
               on_result: Callable[[SearchResult], None] | None = None) -> list[SearchResult]:
     """Runs ``prepared.todo`` in ``workers`` processes (1: in this process), storing each
     search as it finishes; returns them in the order they finished."""
-    if not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers must be a positive number of processes, got {workers!r}")
     plan, info = prepared.plan, prepared.store_info()
     arrays = prepared.arrays()
     args = (plan.benchmark.name, plan.benchmark.dataset, plan.nb101_data, plan.training, arrays)
@@ -218,7 +216,8 @@ def run_plan(plan: SearchPlan, root: str | None = None, experiment: str = "bench
              on_start: Callable[[int], None] | None = None,
              on_result: Callable[[SearchResult], None] | None = None) -> LocalRun:
     """:func:`prepare` then :func:`run_local`; ``on_start(n)`` is called with the number of
-    searches to run once everything is checked and every model is trained."""
+    searches to run once everything is checked and every model is trained (``workers`` is
+    checked first, before any model is)."""
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive number of processes, got {workers!r}")
     prepared = prepare(plan, root, experiment, overwrite=overwrite, mix_versions=mix_versions)

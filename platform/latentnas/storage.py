@@ -90,6 +90,20 @@ def download(location: str, local_file: str) -> None:
     write_file(local_file, copy)
 
 
+def mirror(location: str, names: tuple[str, ...], fetch: bool = True) -> str:
+    """A local copy of the files ``names`` of the remote directory ``location``: each is
+    downloaded when ``fetch`` and the remote holds it, and removed from the copy otherwise,
+    so a stale local file never stands in for one the remote no longer holds."""
+    local = mirror_dir(location)
+    for name in names:
+        remote, copy = f"{location.rstrip('/')}/{name}", os.path.join(local, name)
+        if fetch and exists(remote):
+            download(remote, copy)
+        elif os.path.exists(copy):
+            os.remove(copy)
+    return local
+
+
 def mirror_dir(location: str) -> str:
     """A local cache directory standing for the remote directory ``location``."""
     from latentnas.cache import cache_dir

@@ -21,7 +21,7 @@ adds the ``version`` column (:func:`with_versions`) to the grouping, so no row m
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
@@ -177,7 +177,7 @@ class Report:
     compare_at: int
     budgets: list[int]
     #: the versions the rows come from (more than one: the tables tell them apart)
-    versions: list[str] = None
+    versions: list[str] = field(default_factory=list)
 
 
 def default_budgets(df: pd.DataFrame) -> list[int]:
@@ -198,7 +198,7 @@ def report(df: pd.DataFrame, budgets: list[int] | None = None,
     if compare_at < 1:
         raise ConfigError(f"--compare-at must be at least 1 query, got {compare_at}")
     metric = "regret" if df["regret"].notna().any() else "best_report"
-    df = with_versions(df)
+    df = df if "version" in df else with_versions(df)
     return Report(summary(df, budgets), pairwise(df, compare_at, metric=metric), metric,
                   compare_at, budgets, sorted(df["version"].unique()))
 
@@ -223,14 +223,6 @@ def regret_metrics(df: pd.DataFrame) -> list[tuple[str, str]]:
             and not np.allclose(df["search_regret"], df["regret"]):
         out.append(("search_regret", "search metric"))
     return out
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A pipe table (pandas' own needs the optional tabulate package)."""
-    fmt = (lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
 
 
 def _bands(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

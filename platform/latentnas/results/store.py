@@ -129,18 +129,19 @@ def claim(root: str, experiment: str, plan: dict, provenance: dict, *,
             raise ConfigError(f"experiment {experiment!r} in {root} holds results without a "
                               "recorded plan (written by an older latentnas); give this run "
                               "another --name, or pass --overwrite to replace them")
-        record = {"format": RECORD_FORMAT, "plan": plan, "provenance": provenance,
-                  "versions": [_version(provenance)], "runs": []}
-    else:
-        if record["plan"] != plan:
-            raise ConfigError(_difference(experiment, root, record["plan"], plan, resume))
-        stored = record["provenance"]
-        if _version(stored) != _version(provenance):
-            if not mix_versions:
-                raise ConfigError(_version_difference(experiment, root, stored, provenance))
-            record = {**record, "provenance": provenance,
-                      "versions": [*record.get("versions", []), _version(provenance)]}
-    _write_record(fs, path, record)
+        _write_record(fs, path, {"format": RECORD_FORMAT, "plan": plan,
+                                 "provenance": provenance,
+                                 "versions": [_version(provenance)], "runs": []})
+        return set()
+    if record["plan"] != plan:
+        raise ConfigError(_difference(experiment, root, record["plan"], plan, resume))
+    stored = record["provenance"]
+    if _version(stored) != _version(provenance):
+        if not mix_versions:
+            raise ConfigError(_version_difference(experiment, root, stored, provenance))
+        _write_record(fs, path, {**record, "provenance": provenance,
+                                 "versions": [*record.get("versions", []),
+                                              _version(provenance)]})
     return stored_searches(root, experiment)
 
 
@@ -166,8 +167,13 @@ def _check_root(root: str) -> tuple[pafs.FileSystem, str]:
     return fs, root_path
 
 
+def _first_difference(a: dict, b: dict) -> str:
+    """The first key (in sorted order) whose value differs between two mappings."""
+    return next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+
+
 def _difference(experiment: str, root: str, stored: dict, wanted: dict, resume: bool) -> str:
-    key = next(k for k in sorted(set(stored) | set(wanted)) if stored.get(k) != wanted.get(k))
+    key = _first_difference(stored, wanted)
     what = (f"experiment {experiment!r} in {root} was run with {key} {stored.get(key)!r}; "
             f"this run asks for {wanted.get(key)!r}")
     if resume:
@@ -197,13 +203,11 @@ def _version_difference(experiment: str, root: str, stored: dict | None, wanted:
         what = (f"was stored by code {a['code']}" + (f" (commit {commit[:10]})" if commit
                                                       else "") + f"; this is {b['code']}")
     elif a["features"] != b["features"]:
-        key = next(k for k in sorted(set(a["features"]) | set(b["features"]))
-                   if a["features"].get(k) != b["features"].get(k))
+        key = _first_difference(a["features"], b["features"])
         what = (f"searched model {key} with features {a['features'].get(key)}; this run's "
                 f"are {b['features'].get(key)} (retrained by other code or on another device)")
     else:
-        key = next(k for k in sorted(set(a["options"]) | set(b["options"]))
-                   if a["options"].get(k) != b["options"].get(k))
+        key = _first_difference(a["options"], b["options"])
         what = f"ran {key} with options {a['options'].get(key)}; this run's are " \
                f"{b['options'].get(key)}"
     return f"experiment {experiment!r} in {root} {what}; {fix}"
