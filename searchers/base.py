@@ -149,6 +149,9 @@ class Searcher(ABC):
     #: whether the strategy can learn its own encoding of ``domain.graphs`` from the values
     #: it is told when the domain has no features (the platform's "supervised" encoding)
     learns_encoding: bool = False
+    #: options that count queries (initial design, population, batch): a plan refuses a
+    #: value given for one that exceeds its budget, since the search could never use it
+    query_options: tuple[str, ...] = ()
 
     @classmethod
     def check_options(cls, options: dict) -> None:

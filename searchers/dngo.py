@@ -44,7 +44,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from annotated_types import Ge, Gt
+from annotated_types import Ge, Gt, Le
 from scipy.optimize import fmin, minimize
 
 from searchers.acquisition import log_expected_improvement, top_k, transform_targets
@@ -140,11 +140,14 @@ class DNGOSearch(Searcher):
 
     learns_encoding = True
 
+    query_options = ("init", "batch_size")
+
     def __init__(self, domain: Domain, rng: np.random.Generator,
                  init: Annotated[int, Ge(1)] = 16, batch_size: Annotated[int, Ge(1)] = 5,
-                 units: Annotated[int, Ge(1)] = 128, layers: Annotated[int, Ge(1)] = 3,
+                 units: Annotated[int, Ge(1), Le(4096)] = 128,
+                 layers: Annotated[int, Ge(1), Le(32)] = 3,
                  epochs: Annotated[int, Ge(1)] = 100, minibatch: Annotated[int, Ge(1)] = 10,
-                 lr: Annotated[float, Gt(0)] = 1e-2, warm_start: bool = False,
+                 lr: Annotated[float, Gt(0), Le(1)] = 1e-2, warm_start: bool = False,
                  network: Literal["auto", "mlp", "gin"] = "auto",
                  target: Literal["standardize", "rank", "raw"] = "standardize",
                  acquisition: Literal["logei", "paper"] = "logei", ei_target: float = 1.0,

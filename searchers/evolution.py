@@ -25,6 +25,8 @@ class RegularizedEvolution(Searcher):
 
     requires = ("neighbours",)
 
+    query_options = ("population_size", "batch_size")
+
     def __init__(self, domain: Domain, rng: np.random.Generator,
                  population_size: Annotated[int, Ge(1)] = 20,
                  sample_size: Annotated[int, Ge(1)] = 5,

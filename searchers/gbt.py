@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from annotated_types import Ge, Gt, Interval
+from annotated_types import Ge, Gt, Interval, Le
 from threadpoolctl import threadpool_limits
 
 from searchers.acquisition import log_expected_improvement, top_k, transform_targets
@@ -51,11 +51,13 @@ class GBTSearch(Searcher):
 
     requires = ("features",)
 
+    query_options = ("init", "batch_size")
+
     def __init__(self, domain: Domain, rng: np.random.Generator,
                  init: Annotated[int, Ge(1)] = 16, batch_size: Annotated[int, Ge(1)] = 1,
-                 members: Annotated[int, Ge(2)] = 5, trees: Annotated[int, Ge(1)] = 50,
-                 learning_rate: Annotated[float, Gt(0)] = 0.1,
-                 leaves: Annotated[int, Ge(2)] = 8, min_leaf: Annotated[int, Ge(1)] = 2,
+                 members: Annotated[int, Ge(2), Le(100)] = 5, trees: Annotated[int, Ge(1)] = 50,
+                 learning_rate: Annotated[float, Gt(0), Le(1)] = 0.1,
+                 leaves: Annotated[int, Ge(2), Le(4096)] = 8, min_leaf: Annotated[int, Ge(1)] = 2,
                  max_features: Annotated[float, Interval(gt=0, le=1)] = 1.0,
                  target: Literal["rank", "standardize"] = "rank",
                  inputs: Literal["features", "onehot", "both"] = "both",

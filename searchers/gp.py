@@ -55,6 +55,8 @@ class GPSearch(Searcher):
 
     requires = ("features",)
 
+    query_options = ("init", "batch_size")
+
     def __init__(self, domain: Domain, rng: np.random.Generator,
                  init: Annotated[int, Ge(1)] = 16, batch_size: Annotated[int, Ge(1)] = 1,
                  kernel: Literal["rbf", "matern"] = "rbf",

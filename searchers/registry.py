@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, get_type_hints
@@ -81,7 +82,8 @@ def _option_model(cls: type[Searcher]):
     hints = get_type_hints(cls.__init__, include_extras=True)
     fields = {name: (hints.get(name, Any), default) for name, default in options_of(cls).items()}
     return create_model(f"{cls.__name__}Options",
-                        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+                        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True,
+                                              allow_inf_nan=False),
                         **fields)
 
 
@@ -104,6 +106,19 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
             raise SearcherError(
                 f"searcher {name!r} has no option {_short(key)}{hint}; its options: "
                 f"{', '.join(f'{k}={v!r}' for k, v in known.items()) or 'none'}")
+    hints = get_type_hints(cls.__init__, include_extras=True)
+    for key, value in options.items():
+        # YAML's true/false are Python bools, which are also ints: 1 is no population size
+        if isinstance(value, bool) and not _takes_bool(hints.get(key, Any)):
+            raise SearcherError(f"searcher {name!r} option {key}={value!r}: must be a number "
+                                f"or a word, not true/false (default {known[key]!r})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SearcherError(f"searcher {name!r} option {key}={value!r}: must be a finite "
+                                f"number (default {known[key]!r})")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and abs(value) > MAX_OPTION:
+            raise SearcherError(f"searcher {name!r} option {key}={_short(value)}: past any "
+                                f"usable size (at most {MAX_OPTION:,}; default {known[key]!r})")
     try:
         model = _option_model(cls)(**options)
     except ValidationError as exc:
@@ -122,12 +137,40 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
+#: no option of any searcher means anything past this (counts, sizes, scales): a larger
+#: value is a typo that would otherwise exhaust memory or time
+MAX_OPTION = 1_000_000
+
+
+def _takes_bool(hint: Any) -> bool:
+    """Whether an option annotated ``hint`` accepts true/false."""
+    from typing import Annotated, Literal, Union, get_args, get_origin
+
+    if hint is bool or hint is Any:
+        return True
+    origin = get_origin(hint)
+    if origin is Annotated:
+        return _takes_bool(get_args(hint)[0])
+    if origin is Literal:
+        return any(isinstance(a, bool) for a in get_args(hint))
+    if origin is Union or str(origin) == "<class 'types.UnionType'>":
+        return any(_takes_bool(a) for a in get_args(hint))
+    return False
+
+
 def create(name: str, domain: Domain, rng: np.random.Generator, **options: Any) -> Searcher:
     """An instance of searcher ``name`` with validated options (see :func:`check_options`)."""
     return get_searcher(name)(domain, rng, **check_options(name, options))
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    """``repr`` of a value, cut to ``limit`` characters (errors never echo huge inputs)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
+    """``repr`` of a value, cut to ``limit`` characters, never rendered whole first (errors
+    never echo, nor build, huge inputs)."""
+    import reprlib
+
+    if isinstance(value, int) and value.bit_length() > 128:
+        return "an integer of over 38 digits"
+    bounded = reprlib.Repr()
+    bounded.maxstring = bounded.maxother = bounded.maxlong = limit
+    text = bounded.repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"

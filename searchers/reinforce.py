@@ -33,7 +33,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from annotated_types import Ge, Gt, Interval
+from annotated_types import Ge, Gt, Interval, Le
 from torch import nn
 
 from searchers.base import Domain, Searcher
@@ -64,9 +64,11 @@ class Reinforce(Searcher):
 
     requires = ("features",)
 
+    query_options = ("batch_size",)
+
     def __init__(self, domain: Domain, rng: np.random.Generator,
-                 batch_size: Annotated[int, Ge(1)] = 16, hidden: Annotated[int, Ge(1)] = 128,
-                 lr: Annotated[float, Gt(0)] = 1e-2, sigma: Annotated[float, Gt(0)] = 1.0,
+                 batch_size: Annotated[int, Ge(1)] = 16, hidden: Annotated[int, Ge(1), Le(4096)] = 128,
+                 lr: Annotated[float, Gt(0), Le(1)] = 1e-2, sigma: Annotated[float, Gt(0)] = 1.0,
                  baseline: float | Literal["ema"] = 0.95,
                  ema_decay: Annotated[float, Interval(ge=0, lt=1)] = 0.9,
                  reward_scale: Annotated[float, Gt(0)] | None = None,

@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from encoders.registry import EncoderNameError, get_encoder
-from latentnas.errors import CheckpointError
+from latentnas.errors import CheckpointError, short
 from latentnas.spaces.base import SearchSpace
 from latentnas.storage import write_bytes, write_file
 
@@ -77,6 +77,15 @@ def _checked_header(text: str | bytes, path: str) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}'s header lacks {', '.join(missing)}; it was not "
                               "written by `latentnas pretrain`: pretrain again")
+    kinds = {"space": str, "ops": list, "num_nodes": int, "config": dict, "encoder": str,
+             "environment": dict, "checkpoint": str, "num_cells": (int, type(None))}
+    for key, kind in kinds.items():
+        if key in header and (not isinstance(header[key], kind)
+                              or isinstance(header[key], bool)):
+            raise CheckpointError(f"{path}'s header has {key}={short(header[key])}, which "
+                                  "`latentnas pretrain` never writes: pretrain again")
+    if not all(isinstance(op, str) for op in header["ops"]):
+        raise CheckpointError(f"{path}'s header lists ops that are not names: pretrain again")
     return header
 
 

@@ -27,7 +27,7 @@ from latentnas.latent import smoothness
 from latentnas.progress import search_progress
 from latentnas.reproduce import paper_plan, reproduce as run_reproduction
 from latentnas.results.analysis import plot
-from latentnas.storage import write_file
+from latentnas.storage import probe, write_file
 from latentnas.terminal import (ENCODER, MIX, NODE_POSITIONS, command, console, parse_budgets,
                                 positive, pretrain_with_progress, run_live)
 
@@ -193,6 +193,7 @@ def default_plot_dir(root: str) -> str | None:
 
 def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=None,
             plots=None) -> None:
+    probe(root, write=False, what="results store")   # a store that does not answer: seconds
     df, rep = reports.results(root, budgets, experiment, compare_at)
     if markdown and not experiment:
         names = sorted(df["experiment"].astype(str).unique())
@@ -299,6 +300,9 @@ def encoders_compare(
     pretrained on the same cells, its latent space measured, gp and reinforce run in it
     over held-out seeds; one Markdown report (re-running reuses finished work)."""
     names = None if encoders is None else [e.strip() for e in encoders.split(",") if e.strip()]
+    if names is not None and not names:
+        raise ConfigError(f"--encoders {encoders!r} names no encoder; give names such as "
+                          "'arch2vec, mpnn', or leave --encoders out for all of them")
     positive("repeats", repeats)
     plan = comparison_plan(space, dataset, seeds, first_seed, budget, models, names, searchers)
     out = out or os.path.join("runs", f"encoders-{plan.space}-{plan.dataset}")

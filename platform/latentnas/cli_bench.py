@@ -235,8 +235,9 @@ def bench_shards(
 ) -> None:
     """Encoder-shard queries (nearest cell, GP LogEI top-k) per device: latency and
     queries/s on an NB101-size table, and whether every device returned the same ids."""
-    for name, value in (("rows", rows), ("dim", dim), ("calls", calls), ("k", k)):
-        positive(name, value)
+    for name, value, most in (("rows", rows, 10**8), ("dim", dim, 4096),
+                              ("calls", calls, 10**6), ("k", k, rows)):
+        positive(name, value, most)
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     devices = devices if device == "auto" else [resolve_device(device)]
     with stage(f"encoder shard queries on a {rows:,} x {dim} table",

@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from latentnas import yamlfile
 from latentnas.errors import ConfigError, short
 
 STORAGE_VAR = "LATENTNAS_STORAGE"
@@ -68,15 +69,7 @@ class ClusterCheck:
 
 
 def load_documents(path: str) -> list[dict]:
-    import yaml
-
-    if not os.path.isfile(path):
-        raise ConfigError(f"cluster file {path} does not exist")
-    try:
-        with open(path) as f:
-            docs = [d for d in yaml.safe_load_all(f) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    docs = [d for d in yamlfile.load(path, "cluster file", many=True) if d is not None]
     if not docs or not all(isinstance(d, dict) for d in docs):
         raise ConfigError(f"{path} must hold mappings (a Ray cluster config, a RayCluster, "
                           "a RayJob)")
@@ -313,15 +306,22 @@ def _kuberay(check: ClusterCheck, data: dict, experiments: list[str]) -> None:
 
 
 def _rayjob(check: ClusterCheck, data: dict) -> None:
-    import yaml
-
     spec = data.get("spec") or {}
     if not spec.get("entrypoint"):
         check.problem("the RayJob has no spec.entrypoint (e.g. latentnas run FILE)")
     if not (spec.get("clusterSelector") or spec.get("rayClusterSpec")):
         check.problem("the RayJob names no cluster: set spec.clusterSelector (a running "
                       "RayCluster) or spec.rayClusterSpec")
-    env = (yaml.safe_load(spec.get("runtimeEnvYAML") or "{}") or {}).get("env_vars") or {}
+    runtime = spec.get("runtimeEnvYAML") or "{}"
+    try:
+        env = yamlfile.loads(str(runtime), f"{check.path}: spec.runtimeEnvYAML")
+    except ConfigError as exc:
+        check.problem(str(exc))
+        env = {}
+    env = (env.get("env_vars") if isinstance(env, dict) else None) or {}
+    if not isinstance(env, dict):
+        check.problem("spec.runtimeEnvYAML env_vars must be a mapping of names to values")
+        env = {}
     if STORAGE_VAR not in env and "--storage" not in str(spec.get("entrypoint")):
         check.problem(f"the RayJob does not say where results go: set {STORAGE_VAR} in "
                       "runtimeEnvYAML env_vars (or --storage in the entrypoint)")

@@ -10,7 +10,6 @@ print(ExperimentConfig.model_json_schema())"`` prints the schema.
 from __future__ import annotations
 
 import os
-import re
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Gt, Le
@@ -18,9 +17,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from latentnas.errors import ConfigError, short
 from latentnas.plan import SearchPlan
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
+from latentnas.results.store import experiment_name
+from latentnas.storage import check_location
 
 class FaultInjection(BaseModel):
     """Chaos testing: every trial raises once, after ``fail_at`` queries."""
@@ -63,10 +61,7 @@ class ExperimentConfig(SearchPlan):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.fullmatch(value):
-            raise ConfigError(f"experiment name {short(value)} must be 1-100 letters, digits, "
-                              "'.', '_' or '-' (it names folders and Ray actors)")
-        return value
+        return experiment_name(value)
 
     @field_validator("storage")
     @classmethod
@@ -101,6 +96,7 @@ class ExperimentConfig(SearchPlan):
 def _directory(key: str, value: str) -> str:
     if not value.strip():
         raise ConfigError(f"{key} must be a directory or a URI, got an empty value")
+    check_location(value, key)
     if "://" not in value and os.path.exists(value) and not os.path.isdir(value):
         raise ConfigError(f"{key}={short(value)} is a file, not a directory; give a directory "
                           "(created if missing) or a URI such as s3://bucket/path")
@@ -109,23 +105,21 @@ def _directory(key: str, value: str) -> str:
 
 def read_settings(path: str) -> dict[str, Any]:
     """The mapping in a YAML or TOML settings file (one-line errors for anything else)."""
-    if not isinstance(path, str) or not os.path.isfile(path):
-        raise ConfigError(f"experiment file {short(path)} does not exist")
+    from latentnas import yamlfile
+
+    text = yamlfile.read_text(path, "experiment file")
     if not path.endswith((".yaml", ".yml", ".toml")):
         raise ConfigError(f"experiment file {short(path)} must end in .yaml, .yml or .toml")
-    try:
-        with open(path, "rb") as f:
-            if path.endswith(".toml"):
-                import tomllib
+    if path.endswith(".toml"):
+        import tomllib
 
-                data = tomllib.load(f)
-            else:
-                import yaml
-
-                data = yaml.safe_load(f)
-    except Exception as exc:
-        raise ConfigError(f"cannot parse experiment file {path}: "
-                          f"{' '.join(str(exc).split())[:200]}") from None
+        try:
+            data = tomllib.loads(text)      # TOML itself refuses a key given twice
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"cannot parse experiment file {path}: "
+                              f"{' '.join(str(exc).split())[:200]}") from None
+    else:
+        data = yamlfile.loads(text, f"experiment file {path}")
     if not isinstance(data, dict):
         raise ConfigError(f"experiment file {path} must hold a mapping of settings, "
                           f"got {short(data)}")

@@ -16,6 +16,7 @@ replaces and never duplicates. A run stopped early (Ctrl-C) raises
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -31,6 +32,8 @@ from latentnas.config import ExperimentConfig
 from latentnas.errors import ConfigError, InterruptedRunError
 from latentnas.domains import make_domain
 from latentnas.oracles.base import TabularOracle
+from latentnas.progress import stage_line
+from latentnas.results.store import writer_lock
 from latentnas.runner import Prepared, prepare, store_search
 from latentnas.search import SearchRun, SearchSpec
 
@@ -239,14 +242,23 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
     name unless ``overwrite`` (which deletes the stored results and Tune state first), and a
     stored experiment of another version unless ``mix_versions`` (``runner.prepare``);
     raises :class:`InterruptedRunError` when stopped before every search finished."""
-    from ray import tune
 
     if resume and overwrite:
         raise ConfigError("--resume continues stored work and --overwrite deletes it; "
                           "choose one")
     init_ray()
     start = time.perf_counter()
+    check_resources(cfg)
     check_shared_storage(cfg)
+    with writer_lock(cfg.results_root(), cfg.name):
+        return _run(cfg, resume, overwrite, callbacks, mix_versions, start)
+
+
+def _run(cfg: ExperimentConfig, resume: bool, overwrite: bool, callbacks: list | None,
+         mix_versions: bool, start: float) -> ExperimentResult:
+    """:func:`run_experiment` once its checks passed and it holds the writer lock."""
+    from ray import tune
+
     path = cfg.tune_path()
     specs = cfg.specs()
     if resume and not tune.Tuner.can_restore(path):
@@ -255,6 +267,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
         _delete_tune_state(path)
     prepared = prepare(cfg, cfg.results_root(), cfg.name, overwrite=overwrite, resume=resume,
                        mix_versions=mix_versions)
+    _mark(cfg)
     todo = prepared.todo
     stored = {(s.name, s.encoding, s.seed) for s in specs} - \
         {(s.name, s.encoding, s.seed) for s in todo}
@@ -312,6 +325,50 @@ def _key(spec: dict | None) -> tuple | None:
     return SearchSpec(**spec).name, spec["encoding"], spec["seed"]
 
 
+def bundles(cfg: ExperimentConfig) -> dict[str, dict[str, float]]:
+    """What one trial, one encoder shard and one oracle actor each ask a node for."""
+    out = {"a trial": {"CPU": cfg.cpus_per_trial}}
+    if cfg.shards:
+        out["an encoder shard"] = {"GPU": cfg.gpus_per_shard, **cfg.shard_resources}
+    if cfg.oracle_mode == "actor" or cfg.gpus_per_oracle or cfg.oracle_resources:
+        out["an oracle actor"] = {"GPU": cfg.gpus_per_oracle, **cfg.oracle_resources}
+    return {k: {r: v for r, v in b.items() if v} for k, b in out.items()}
+
+
+def check_resources(cfg: ExperimentConfig) -> None:
+    """Refuses, before Tune starts, a plan no node can ever run: a bundle (a trial's CPUs,
+    a shard's or an oracle actor's GPUs and custom resources) that no alive node holds, on
+    a cluster without an autoscaler to add one (a local Ray never has one). Tune would
+    wait forever."""
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    for what, bundle in bundles(cfg).items():
+        if any(all(node.get(r, 0) >= v for r, v in bundle.items()) for node in nodes):
+            continue
+        need = ", ".join(f"{v:g} {r}" for r, v in bundle.items())
+        largest = max(nodes, key=lambda n: n.get("CPU", 0), default={})
+        have = ", ".join(f"{largest.get(r, 0):g} {r}" for r in bundle)
+        if _autoscales():
+            stage_line(f"no node holds {what}'s {need} yet; waiting for the autoscaler "
+                       "to add one")
+            continue
+        raise ConfigError(f"{what} asks for {need}, but no node of this Ray cluster holds "
+                          f"that much (the largest has {have}) and nothing adds nodes: lower "
+                          "--cpus-per-trial (or the GPUs and resources asked), or run on a "
+                          "cluster that has such a node")
+
+
+def _autoscales() -> bool:
+    """Whether an autoscaler reports to this cluster (it may add nodes)."""
+    from ray._private.ray_constants import DEBUG_AUTOSCALING_STATUS
+    from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_initialized
+
+    try:
+        return _internal_kv_initialized() and \
+            _internal_kv_get(DEBUG_AUTOSCALING_STATUS) is not None
+    except Exception:       # an older or newer GCS without the key: assume it may scale
+        return True
+
+
 def check_shared_storage(cfg: ExperimentConfig) -> None:
     """On a cluster of more than one node, Tune state and results must be where every node
     reads and writes the same files: a bucket, or a directory every node mounts. A local
@@ -362,14 +419,38 @@ def _interrupted(cfg: ExperimentConfig, stored: set, specs: list) -> Interrupted
                                f"{cfg.name!r} finished and are stored", done, len(specs))
 
 
+#: the identity file of an experiment's folder under --storage: what --overwrite may delete
+MARKER = ".latentnas-experiment"
+
+
+def _mark(cfg: ExperimentConfig) -> None:
+    from latentnas.storage import exists, write_bytes
+
+    where = f"{cfg.tune_path()}/{MARKER}"
+    if not exists(where):
+        write_bytes(where, json.dumps({"experiment": cfg.name, "written_by": "latentnas",
+                                       "created": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+
+
 def _delete_tune_state(path: str) -> None:
+    """Deletes an experiment's folder under --storage, only if latentnas made it: it holds
+    the identity file (or, from an older latentnas, Tune's state or a results record)."""
     from pyarrow import fs as pafs
 
     from latentnas.storage import filesystem
 
     fs, root = filesystem(path)
-    if fs.get_file_info(root).type == pafs.FileType.Directory:
-        fs.delete_dir(root)
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        return
+    signs = (MARKER, "tuner.pkl")
+    ours = any(fs.get_file_info(f"{root}/{s}").type == pafs.FileType.File for s in signs) or \
+        any(f.base_name == "_experiment.json" for f in
+            fs.get_file_info(pafs.FileSelector(f"{root}", recursive=True)))
+    if not ours:
+        raise ConfigError(f"--overwrite deletes only experiments latentnas wrote, and {path} "
+                          f"has no {MARKER}: it is not one. Move your files out of it, or "
+                          "give this run another --name")
+    fs.delete_dir(root)
 
 
 def _lost_worker(error: BaseException) -> bool:

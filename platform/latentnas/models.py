@@ -46,9 +46,10 @@ from encoders.registry import available as learned_encoders
 from encoders.registry import is_encoder
 from latentnas.cache import cache_dir
 from latentnas.checkpoints import FORMAT, VERSION, check_header, load_embeddings, read_header
-from latentnas.errors import CheckpointError, ConfigError, MissingDataError, UnknownNameError
+from latentnas.errors import (CheckpointError, ConfigError, MissingDataError, UnknownNameError,
+                              short)
 from latentnas.pretrain import (CHECKPOINT, EMBEDDINGS, FILES, METRICS, PretrainResult,
-                                encoder_class, pretrain, resolve_device)
+                                checked_metrics, encoder_class, pretrain, resolve_device)
 from latentnas.provenance import training_environment
 from latentnas.spaces import get_space
 from latentnas.spaces.base import SearchSpace
@@ -168,6 +169,12 @@ def reference_config(info, **overrides) -> Arch2VecConfig:
     return _config("arch2vec", reference_settings(info.space), overrides)
 
 
+#: the ranges of pretraining settings a command line may set (an Adam step past 1 only
+#: diverges; seeds are what NumPy and PyTorch both take)
+PRETRAIN_RANGES = {"epochs": (1, 100_000), "batch_size": (1, 1_000_000), "lr": (0, 1.0),
+                   "seed": (0, 2**31 - 1)}
+
+
 def pretrain_config(info, encoder: str = "arch2vec", *, reference: bool = False,
                     node_positions: bool | None = None, **overrides):
     """The settings ``latentnas pretrain`` trains with: the encoder's default for the space
@@ -175,6 +182,15 @@ def pretrain_config(info, encoder: str = "arch2vec", *, reference: bool = False,
     feature per node position) or off, and ``overrides`` (``None`` values ignored)."""
     cls = encoder_class(encoder).config_class
     own = {f.name for f in fields(cls)}
+    for key, value in overrides.items():
+        low, high = PRETRAIN_RANGES.get(key, (None, None))
+        if value is None or low is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not low <= value <= high or (key == "lr" and value == 0):
+            raise ConfigError(f"--{key.replace('_', '-')} {short(value)} is out of range: "
+                              f"it must be {'above' if key == 'lr' else 'at least'} {low:g} "
+                              f"and at most {high:,g}")
     if node_positions is not None:
         if "node_positions" not in own:
             raise ConfigError(f"encoder {encoder} has no node positions; leave "
@@ -258,7 +274,7 @@ def _open(location: str, uri: str | None, encoding: str, space: SearchSpace,
     check_header(header, space, f"model {where}")
     try:
         with open(os.path.join(location, METRICS)) as f:
-            metrics = json.load(f)
+            metrics = checked_metrics(json.load(f), os.path.join(location, METRICS))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"model {where} has no readable {METRICS} ({exc}); pretrain "
                               "it again") from None

@@ -37,6 +37,9 @@ MAX_SPEC_TEXT = 4_000
 #: seeds are split: tuning (sweeps that chose defaults) uses seeds below REPORT_SEED,
 #: every figure the project reports uses REPORT_SEED, REPORT_SEED + 1, ... (1000-1099)
 REPORT_SEED = 1000
+#: seeds are what NumPy and PyTorch both take; a plan runs at most MAX_SEEDS of them
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 100_000
 _NAME = re.compile(r"[A-Za-z_][\w.-]*")
 _KEY = re.compile(r"[A-Za-z_]\w*")
 
@@ -236,8 +239,8 @@ class SearchPlan(BaseModel):
     dataset: str | None = None
     searchers: list[SearcherConfig] = ["random", "re", "reinforce", "gp"]  # type: ignore
     encodings: list[str] = ["arch2vec"]
-    seeds: Annotated[int, Ge(1)] = 10
-    first_seed: Annotated[int, Ge(0)] = 0
+    seeds: Annotated[int, Ge(1), Le(MAX_SEEDS)] = 10
+    first_seed: Annotated[int, Ge(0), Le(MAX_SEED)] = 0
     budget: Annotated[int, Ge(1)] = 150
     #: the NB101 tfrecord (dataset tfrecord of nb101-full, or space nb101)
     nb101_data: str | None = None
@@ -284,12 +287,30 @@ class SearchPlan(BaseModel):
             raise ConfigError(f"space {info.space} is sampled, not enumerated: searches need "
                               f"one of {', '.join(benchmarks.SEARCHABLE)} (nb101-full for "
                               "NAS-Bench-101)")
+        if self.first_seed + self.seeds - 1 > MAX_SEED:
+            raise ConfigError(f"seeds {self.first_seed:,} to {self.first_seed + self.seeds - 1:,}"
+                              f" pass the largest seed, {MAX_SEED:,}; lower --first-seed")
         if self.budget > info.cells:
             raise ConfigError(f"budget {self.budget:,} exceeds the {info.cells:,} cells of "
                               f"{info.space}; a search queries each cell at most once")
         if self.training:
+            if info.space != "nb101-full" or self.dataset not in ("digits", "cifar10"):
+                raise ConfigError(f"training settings apply to the training oracle (space "
+                                  f"nb101-full, dataset digits or cifar10), not to "
+                                  f"{info.space}/{self.dataset}: remove training:")
             _check_training(self.training)
+        if self.nb101_data is not None and not (info.space == "nb101-full"
+                                                and self.dataset == "tfrecord"):
+            raise ConfigError(f"nb101_data is the NAS-Bench-101 tfrecord of space nb101-full "
+                              f"with dataset tfrecord; {info.space}/{self.dataset} does not "
+                              "read it: remove it")
         for spec in self.searchers:
+            for key in spec.cls.query_options:
+                given = spec.opts.get(key)
+                if isinstance(given, int) and given > self.budget:
+                    raise ConfigError(f"searcher {spec.label!r}: {key}={given:,} exceeds the "
+                                      f"budget of {self.budget:,} queries, so the search would "
+                                      f"never get past it; lower {key} or raise --budget")
             if "preset" in spec.opts:
                 searcher_config(spec.name, presets.expand(spec.name, spec.opts, info.space))
         used_encodings = {e for s in self.searchers for e in s.encodings(self.encodings)}

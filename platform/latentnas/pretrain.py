@@ -16,7 +16,9 @@ fingerprints of whole decoded graphs, whatever their adjacency
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +34,7 @@ from encoders.registry import EncoderNameError, get_encoder
 from latentnas.checkpoints import (frozen_ops, load_encoder, make_header,
                                    read_embedding_header, read_header, save_embeddings,
                                    save_encoder)
-from latentnas.errors import CheckpointError, ConfigError
+from latentnas.errors import CheckpointError, ConfigError, short
 from latentnas.progress import stage, stage_line
 from latentnas.provenance import training_environment
 from latentnas.spaces.base import SearchSpace
@@ -56,11 +58,36 @@ def resolve_device(device: str) -> str:
     against the devices PyTorch sees."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but PyTorch sees no CUDA GPU; use cpu or auto")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "cpu":
+        return device
+    if not (device == "cuda" or re.fullmatch(r"cuda:\d{1,3}", device)):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {short(device)}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} asked for, but PyTorch sees no CUDA GPU; use "
+                          "cpu or auto")
+    count = torch.cuda.device_count()
+    if device != "cuda" and int(device[5:]) >= count:
+        raise ConfigError(f"--device {device} asked for, but PyTorch sees {count} CUDA "
+                          f"GPU(s): cuda:0 to cuda:{count - 1}")
     return device
+
+
+def _diverging(reports, config):
+    """The epochs of a training, stopped with one line when the loss stops being a number
+    (a learning rate far too large): nothing is saved."""
+    lr = getattr(config, "lr", None)
+    fix = f"lower --lr (it is {lr:g})" if lr is not None else "lower the learning rate"
+    try:
+        for report in reports:
+            if not math.isfinite(report.loss):
+                raise ConfigError(f"pretraining diverged at epoch {report.epoch} (loss "
+                                  f"{report.loss}); nothing was saved: {fix}")
+            yield report
+    except RuntimeError as exc:
+        if "nan" not in str(exc).lower() and "between 0 and 1" not in str(exc):
+            raise
+        raise ConfigError(f"pretraining diverged: {' '.join(str(exc).split())[:120]}; "
+                          f"nothing was saved: {fix}") from None
 
 
 @dataclass
@@ -213,7 +240,7 @@ def pretrain(space: SearchSpace, config, out_dir: str, *, encoder: str = "arch2v
     result = PretrainResult(out_dir)
     start = time.perf_counter()
     train_seconds = 0.0
-    for report in model.train_epochs(adj[train], ops[train]):
+    for report in _diverging(model.train_epochs(adj[train], ops[train]), config):
         train_seconds += report.seconds
         row = {"epoch": report.epoch, "loss": report.loss, "seconds": report.seconds,
                "graphs_per_s": report.graphs / report.seconds}
@@ -289,7 +316,7 @@ def _reusable(out_dir: str, space: SearchSpace, config, num_cells: int | None,
     try:
         header = read_header(os.path.join(out_dir, CHECKPOINT))
         with open(os.path.join(out_dir, METRICS)) as f:
-            saved = json.load(f)
+            saved = checked_metrics(json.load(f), os.path.join(out_dir, METRICS))
         if space.size is not None:
             read_embedding_header(os.path.join(out_dir, EMBEDDINGS))
     except (CheckpointError, OSError, ValueError) as exc:
@@ -313,6 +340,17 @@ def _reusable(out_dir: str, space: SearchSpace, config, num_cells: int | None,
     if what is not None:
         raise CheckpointError(f"{out_dir} already holds {'an' if held[0] in 'aeiou' else 'a'} "
                               f"{held} model for {what}")
+    return saved
+
+
+def checked_metrics(saved, where: str) -> dict:
+    """``metrics.json`` as pretraining writes it (a mapping with a list of epoch rows and a
+    mapping of final figures), or :class:`CheckpointError`."""
+    if not (isinstance(saved, dict) and isinstance(saved.get("epochs"), list)
+            and all(isinstance(r, dict) for r in saved["epochs"])
+            and isinstance(saved.get("final"), dict)):
+        raise CheckpointError(f"{where} is not the metrics file pretraining writes (a "
+                              "mapping with 'epochs' and 'final')")
     return saved
 
 

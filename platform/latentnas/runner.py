@@ -37,7 +37,8 @@ from latentnas.errors import ConfigError
 from latentnas.models import Features
 from latentnas.plan import SearchPlan
 from latentnas.provenance import code_version, run_record
-from latentnas.results.store import check_plan, claim, record_run, write_trial
+from latentnas.results.store import check_plan, claim, record_run, write_trial, writer_lock
+from latentnas.storage import probe
 from latentnas.search import SearchRun, SearchSpec
 from searchers import get_searcher, options_of
 
@@ -98,6 +99,8 @@ def prepare(plan: SearchPlan, root: str | None, experiment: str, *, overwrite: b
     """Steps 1-4 of the module docstring; ``root=None`` runs every search unstored."""
     bench = plan.benchmark
     bench.oracle                  # missing benchmark data fails before any pretraining
+    if root is not None:
+        probe(root, what="results store")
     if root is not None and not overwrite:
         check_plan(root, experiment, plan.identity(), resume=resume)
     features = {pair: models.features(bench, *pair) for pair in plan.model_seeds()}
@@ -220,10 +223,12 @@ def run_plan(plan: SearchPlan, root: str | None = None, experiment: str = "bench
     checked first, before any model is)."""
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive number of processes, got {workers!r}")
-    prepared = prepare(plan, root, experiment, overwrite=overwrite, mix_versions=mix_versions)
-    if on_start:
-        on_start(len(prepared.todo))
-    return LocalRun(prepared, run_local(prepared, workers, on_result))
+    with writer_lock(root, experiment):
+        prepared = prepare(plan, root, experiment, overwrite=overwrite,
+                           mix_versions=mix_versions)
+        if on_start:
+            on_start(len(prepared.todo))
+        return LocalRun(prepared, run_local(prepared, workers, on_result))
 
 
 def traces(run: LocalRun) -> tuple[pd.DataFrame, dict[str, float]]:

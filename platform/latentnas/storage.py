@@ -7,17 +7,123 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import subprocess
+import sys
 import uuid
 from typing import Any, Callable
 
 import pyarrow as pa
 from pyarrow import fs as pafs
 
-from latentnas.errors import MissingDataError
+from latentnas.errors import MissingDataError, StorageError, short, storage_error
+
+#: URI schemes pyarrow opens (``hdfs`` and ``viewfs`` need Hadoop's client libraries)
+SCHEMES = ("file", "s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
+#: seconds a store has to answer the first probe before a command gives up on it
+#: (``LATENTNAS_STORAGE_TIMEOUT`` overrides)
+PROBE_SECONDS = 20.0
+_SCHEME_LIKE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):/*")
+_probed: set[tuple[str, bool]] = set()
 
 
 def is_uri(location: str) -> bool:
     return "://" in location
+
+
+def check_location(location: str, what: str = "storage") -> str:
+    """``location`` if it is a local path or a well-formed URI of a scheme pyarrow opens;
+    :class:`StorageError` otherwise. No I/O: this is the check settings get when read."""
+    if not isinstance(location, str) or not location.strip():
+        raise StorageError(f"{what} must be a directory or a URI, got {short(location)}")
+    found = _SCHEME_LIKE.match(location)
+    if "://" in location:
+        scheme, rest = location.split("://", 1)
+        if scheme.lower() not in SCHEMES:
+            raise StorageError(f"{what} {short(location)}: unsupported URI scheme "
+                               f"{short(scheme)}; use a local path or one of "
+                               f"{', '.join(s + '://' for s in SCHEMES)}")
+        if scheme.lower() == "file" and not rest.startswith("/"):
+            raise StorageError(f"{what} {short(location)}: a file:// URI needs an absolute "
+                               f"path, file:///abs/path (three slashes); or give the path "
+                               "itself")
+        if scheme.lower() != "file" and not rest.strip("/"):
+            raise StorageError(f"{what} {short(location)} names no bucket; write "
+                               f"{scheme}://BUCKET/path")
+    elif found and found.group(1).lower() in SCHEMES:
+        raise StorageError(f"{what} {short(location)} looks like a URI missing a slash; write "
+                           f"{found.group(1)}://{location[found.end():]}, or ./"
+                           f"{location} for a local folder of that name")
+    return location
+
+
+def probe(location: str, write: bool = True, what: str = "storage") -> None:
+    """Checks, before work starts, that ``location`` can be read (and, with ``write``,
+    written): a local directory by creating it and a probe file; a URI from a child process
+    with a deadline (``PROBE_SECONDS``), so a bucket without credentials or network gives
+    one line in seconds instead of a hang, and a library's noise stays out of the
+    terminal. Each location is probed once per process."""
+    check_location(location, what)
+    if (location, write) in _probed:
+        return
+    local = location[len("file://"):] if location.lower().startswith("file://") else location
+    if "://" not in local:
+        _probe_local(os.path.abspath(local), write, what)
+    else:
+        _probe_uri(location, write, what)
+    _probed.add((location, write))
+
+
+def _probe_local(path: str, write: bool, what: str) -> None:
+    if not write:
+        return           # a local read fails at once, and its reader names the cause
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise StorageError(f"{what} {path} is a file, not a directory; give a directory "
+                           "(created if missing) or a URI")
+    try:
+        os.makedirs(path, exist_ok=True)
+        name = os.path.join(path, f".latentnas-probe-{uuid.uuid4().hex}")
+        with open(name, "wb") as f:
+            f.write(b"probe")
+        os.remove(name)
+    except OSError as exc:
+        raise storage_error(exc, path) from None
+
+
+_PROBE = """
+import sys, uuid
+from pyarrow import fs
+location, write = sys.argv[1], sys.argv[2] == "1"
+try:
+    f, path = fs.FileSystem.from_uri(location)
+    info = f.get_file_info(path)
+    if info.type == fs.FileType.File:
+        raise OSError("it is a file, not a directory")
+    if write:
+        f.create_dir(path, recursive=True)
+        name = path.rstrip("/") + "/.latentnas-probe-" + uuid.uuid4().hex
+        with f.open_output_stream(name) as out:
+            out.write(b"probe")
+        f.delete_file(name)
+except BaseException as exc:
+    print(" ".join(str(exc).split())[:300] or type(exc).__name__)
+    sys.exit(1)
+"""
+
+
+def _probe_uri(location: str, write: bool, what: str) -> None:
+    seconds = float(os.environ.get("LATENTNAS_STORAGE_TIMEOUT") or PROBE_SECONDS)
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, location, "1" if write else "0"],
+                              capture_output=True, text=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        raise StorageError(f"{what} {short(location)} did not answer within {seconds:g} s "
+                           "(no network, no credentials, or no such bucket?); check the URI "
+                           "and the credentials, or raise LATENTNAS_STORAGE_TIMEOUT") from None
+    if done.returncode:
+        why = (done.stdout.strip().splitlines() or ["the probe failed"])[-1]
+        raise StorageError(f"cannot {'write' if write else 'read'} {what} {short(location)}: "
+                           f"{why[:200]}; check the URI and the credentials")
 
 
 def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
@@ -57,9 +163,20 @@ def write_atomic(fs: pafs.FileSystem, path: str, write: Callable[[Any], None]) -
 
 
 def write_file(location: str, write: Callable[[Any], None]) -> None:
-    """:func:`write_atomic` for a local path or a URI."""
+    """:func:`write_atomic` for a local path or a URI. A local symbolic link is written
+    through (its target is replaced, the link stays); a folder, a device or a pipe standing
+    at the path is refused rather than replaced."""
+    check_location(location, "output")
+    if not is_uri(location):
+        location = os.path.realpath(location)
+        if os.path.exists(location) and not os.path.isfile(location):
+            kind = "a folder" if os.path.isdir(location) else "not a regular file"
+            raise StorageError(f"cannot write {location}: it is {kind}; give a file name")
     fs, path = filesystem(location)
-    write_atomic(fs, path, write)
+    try:
+        write_atomic(fs, path, write)
+    except OSError as exc:
+        raise storage_error(exc, location) from None
 
 
 def write_bytes(location: str, data: bytes) -> None:

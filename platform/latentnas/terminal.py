@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import shlex
+import signal
 import sys
+import threading
 
 import typer
 from rich.console import Console
@@ -15,9 +17,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from latentnas.benchmarks import resolve
-from latentnas.errors import ConfigError, InterruptedRunError, LatentNASError
+from latentnas.errors import (ConfigError, InterruptedRunError, LatentNASError, short,
+                              storage_error)
 from latentnas.models import pretrain_config, pretrain_model
 from latentnas.results.store import stored_searches
+from latentnas.storage import probe
 
 #: tables keep their natural width when written to a pipe or a file (Rich would cut them
 #: to 80 columns and truncate values to "0.4…")
@@ -32,26 +36,47 @@ def fail(error: Exception) -> None:
 
 
 def command(group: typer.Typer, name: str | None = None):
-    """Registers a command whose platform errors become one line (exit 2) and whose
-    interruption (Ctrl-C) exits 130 with what was kept."""
+    """Registers a command whose platform errors become one line (exit 2), whose refusals
+    by the environment (``OSError``: permissions, a full or read-only disk) become one line
+    naming the path and the fix, and whose interruption (Ctrl-C or SIGTERM) exits 130 with
+    what was kept."""
 
     def wrap(fn):
         @functools.wraps(fn)
         def run(*args, **kwargs):
+            previous = terminate_like_ctrl_c()
             try:
                 return fn(*args, **kwargs)
             except InterruptedRunError as exc:
                 interrupted(str(exc))
             except LatentNASError as exc:
                 fail(exc)
+            except OSError as exc:
+                fail(storage_error(exc))
+            except MemoryError:
+                fail(LatentNASError("ran out of memory; ask for less (fewer --seeds, a smaller "
+                                    "--budget, --batch-size or --cells)"))
             except KeyboardInterrupt:
                 interrupted("interrupted; files are written atomically, so nothing half "
                             "written was left behind")
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
 
         group.command(name)(run)
         return run
 
     return wrap
+
+
+def terminate_like_ctrl_c():
+    """Makes SIGTERM (``kill``, a scheduler's stop) take the path of Ctrl-C: the work stops
+    cleanly and an interrupted run prints the line that resumes it. Returns the handler it
+    replaced (``None`` off the main thread, where handlers cannot be set). Called again
+    after Ray starts, whose driver installs its own handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
 
 
 def interrupted(message: str) -> None:
@@ -64,18 +89,31 @@ def interrupted(message: str) -> None:
 
 
 def parse_budgets(text: str | None) -> list[int] | None:
+    """``--at 50,100,150`` -> ``[50, 100, 150]``: at least one positive whole number."""
     if text is None:
         return None
+    fix = "--at takes comma-separated numbers of queries such as 50,100,150"
+    if len(text) > 1000:
+        raise ConfigError(f"{fix}; got {short(text)}")
     try:
-        return [int(b) for b in text.split(",") if b.strip()]
+        budgets = [int(b) for b in text.split(",") if b.strip()]
     except ValueError:
-        raise ConfigError(f"--at takes comma-separated numbers of queries such as 50,100,150, "
-                          f"got {text[:60]!r}") from None
+        raise ConfigError(f"{fix}, got {short(text)}") from None
+    if not budgets or min(budgets) < 1:
+        raise ConfigError(f"{fix} (each at least 1), got {short(text)}")
+    return budgets
 
 
-def positive(name: str, value: int | float | None) -> None:
-    if value is not None and not value > 0:
-        raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+def positive(name: str, value: int | float | None, most: float | None = None) -> None:
+    """A flag that must be a positive finite number, at most ``most``."""
+    if value is None:
+        return
+    flag = f"--{name.replace('_', '-')}"
+    if not value > 0 or value != value or value == float("inf"):
+        raise ConfigError(f"{flag} must be a positive number, got {short(value)}")
+    if most is not None and value > most:
+        raise ConfigError(f"{flag} {short(value)} is past the largest this command can use, "
+                          f"{most:,g}")
 
 
 # -- flags shared by several commands ---------------------------------------------------
@@ -104,6 +142,13 @@ def pretrain_with_progress(space: str, epochs, batch_size, lr, device, out, cell
     """``latentnas pretrain``'s settings turned into a model (``models.pretrain_model``),
     with a bar of epochs, loss and held-out quality."""
     bench = resolve(space)
+    if cells is not None and cells > 423_624:
+        raise ConfigError(f"--cells {cells:,} is more than NAS-Bench-101's 423,624 cells")
+    if cells is not None and bench.info.space not in ("nb101", "nb101-full"):
+        raise ConfigError(f"--cells samples NAS-Bench-101; {bench.info.space} is pretrained on "
+                          f"all its {bench.info.cells:,} cells: leave --cells out")
+    if out is not None:
+        probe(out, what="--out")
     config = pretrain_config(bench.info, encoder, reference=reference,
                              node_positions=node_positions, epochs=epochs,
                              batch_size=batch_size, lr=lr, seed=seed)
@@ -162,7 +207,10 @@ def run_live(cfg, resume: bool, overwrite: bool, address: str | None = None,
         raise ConfigError("--resume continues stored work and --overwrite deletes it; "
                           "choose one")
     cfg.benchmark.oracle          # missing or broken benchmark data fails before Ray starts
+    probe(cfg.storage_root(), what="--storage")   # a store that does not answer: before Ray
+    probe(cfg.results_root(), what="results store")
     init_ray(address)
+    terminate_like_ctrl_c()       # Ray's driver replaced the handler
     total = len(cfg.specs())
     console.print(f"experiment [bold]{escape(cfg.name)}[/]: {total} searches on "
                   f"{cfg.space}/{cfg.dataset}, {cfg.budget} queries each, "

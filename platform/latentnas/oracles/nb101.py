@@ -40,6 +40,9 @@ def resolve_path(path: str | None) -> str:
     path = path or os.environ.get(ENV_VAR)
     if not path:
         raise MissingDataError(f"no NAS-Bench-101 data given; {DOWNLOAD_HINT}")
+    if os.path.isdir(path):
+        raise MissingDataError(f"NAS-Bench-101 data {path!r} is a folder; give the tfrecord "
+                               f"file itself (nasbench_only108.tfrecord) in it")
     if not os.path.isfile(path):
         raise MissingDataError(f"NAS-Bench-101 data file {path!r} does not exist; {DOWNLOAD_HINT}")
     return os.path.abspath(path)

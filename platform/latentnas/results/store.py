@@ -25,19 +25,26 @@ to mix versions: then the record lists every version, and each row names its own
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
+import sys
+import time
+from contextlib import contextmanager
 from urllib.parse import quote, unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from latentnas.errors import ConfigError, CorruptDataError, MissingDataError
-from latentnas.storage import filesystem, write_atomic
+from latentnas.errors import (BusyError, ConfigError, CorruptDataError, MissingDataError,
+                              short, storage_error)
+from latentnas.storage import filesystem, is_uri, write_atomic
 
-#: 2 added ``search_regret``, 3 ``code``, ``model`` and ``encoder_seed``; older files are
-#: read with the columns they lack empty
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+#: 2 added ``search_regret``, 3 ``code``, ``model`` and ``encoder_seed``, 4 the digest of
+#: the rows in the metadata; older files are read with the columns they lack empty
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 PARTITIONS = ("experiment", "searcher", "encoding")
 IDENTITY_FILE = "_experiment.json"
 #: the layout of ``_experiment.json`` (stores of older latentnas hold the bare plan)
@@ -51,6 +58,94 @@ SCHEMA = pa.schema([
     ("regret", pa.float64()), ("search_regret", pa.float64()),
     ("code", pa.string()), ("model", pa.string()), ("encoder_seed", pa.int64()),
 ])
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,98}[A-Za-z0-9_-]|[A-Za-z0-9]")
+#: names Windows reserves for devices, with or without an extension: a store shared with
+#: such a machine could not hold a folder of that name
+_RESERVED = re.compile(r"(?i)(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?")
+
+
+def experiment_name(value: object) -> str:
+    """``value`` if it can name an experiment's folders and Ray actors on every system:
+    1-100 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in
+    '.', and not a name Windows reserves (CON, NUL, COM1, ...)."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ConfigError(f"experiment name {short(value)} must be 1-100 letters, digits, "
+                          "'.', '_' or '-', starting with a letter or digit and not ending "
+                          "in '.' (it names folders and Ray actors)")
+    if _RESERVED.fullmatch(value):
+        raise ConfigError(f"experiment name {value!r} is reserved for a device on Windows; "
+                          "choose another name so the store can be shared")
+    return value
+
+
+#: the lock file of an experiment, beside its folder (readers skip names starting with '.')
+LOCK_PREFIX = ".lock-experiment="
+
+
+@contextmanager
+def writer_lock(root: str | None, experiment: str):
+    """Holds the one-writer lock of ``experiment`` in the local store ``root`` for the
+    duration: a second latentnas process that would write the same experiment gets a
+    :class:`BusyError` naming the first (pid, host, command, start) instead of racing it.
+    The lock is ``flock`` on a file beside the experiment's folder, which exists only while
+    a writer holds it; the kernel releases it when its holder ends, however it ends, so no
+    stale lock outlives a killed run (its file may stay, and the next writer takes it).
+
+    A URI store (s3://, gs://) has no such lock. There the guarantee is by design: every
+    file is written whole under a temporary name and moved into place, each search's file
+    is a function of the plan, its seed and the code (the record refuses another), so two
+    writers of one experiment write the same rows to the same names and the store ends
+    with one copy of each search, never a half or a mixed one."""
+    experiment_name(experiment)
+    if root is None or (is_uri(root) and not root.lower().startswith("file://")):
+        yield
+        return
+    import fcntl
+
+    directory = os.path.abspath(root[len("file://"):] if is_uri(root) else root)
+    path = os.path.join(directory, LOCK_PREFIX + quote(experiment, safe=""))
+    while True:
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise storage_error(exc, directory) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace")
+            os.close(fd)
+            try:
+                who = json.loads(holder)
+                who = (f"pid {who['pid']} on {who['host']} since {who['since']}: "
+                       f"{short(who['command'], 120)}")
+            except (ValueError, KeyError, TypeError):
+                who = "another process"
+            raise BusyError(f"experiment {experiment!r} in {root} is being written by "
+                            f"{who}; wait for it to finish (then run again: stored searches "
+                            "are reused), or give this run another --name") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)     # its holder removed the file as we took it: take the new one
+    try:
+        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                             "command": " ".join(sys.argv)[:500]}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder, 0)
+        yield
+    finally:
+        try:
+            os.unlink(path)     # while still held: a waiting writer then retries
+        except OSError:
+            pass
+        os.close(fd)
 
 
 def trial_path(root_path: str, experiment: str, searcher: str, encoding: str, seed: int) -> str:
@@ -122,6 +217,7 @@ def claim(root: str, experiment: str, plan: dict, provenance: dict, *,
     path = f"{base}/{IDENTITY_FILE}"
     if overwrite:
         if fs.get_file_info(base).type == pafs.FileType.Directory:
+            _check_ours(fs, base)
             fs.delete_dir(base)
     record = read_record(root, experiment)
     if record is None:
@@ -143,6 +239,20 @@ def claim(root: str, experiment: str, plan: dict, provenance: dict, *,
                                  "versions": [*record.get("versions", []),
                                               _version(provenance)]})
     return stored_searches(root, experiment)
+
+
+def _check_ours(fs: pafs.FileSystem, base: str) -> None:
+    """Refuses to delete ``base`` unless latentnas wrote it: it holds the experiment's
+    record, or nothing but search files (a store of an older latentnas)."""
+    if fs.get_file_info(f"{base}/{IDENTITY_FILE}").type == pafs.FileType.File:
+        return
+    foreign = [f.path for f in fs.get_file_info(pafs.FileSelector(base, recursive=True))
+               if f.is_file and not (f.base_name.startswith(("seed-", ".tmp-"))
+                                     and f.base_name.endswith(".parquet"))]
+    if foreign:
+        raise ConfigError(f"--overwrite deletes only what latentnas wrote, and {base} has no "
+                          f"{IDENTITY_FILE} and holds {foreign[0]}; move your files out of "
+                          "it, or give this run another --name")
 
 
 def record_run(root: str, experiment: str, run: dict) -> None:
@@ -228,18 +338,27 @@ def write_trial(root: str, rows: list[dict], *, experiment: str, searcher: str, 
                if name not in constant and name != "cell_id"}
     columns.update({k: [v] * len(rows) for k, v in constant.items()},
                    cell_id=[r["id"] for r in rows])
+    table = pa.table(columns, schema=SCHEMA)
     info = {"schema_version": SCHEMA_VERSION, "experiment": experiment, "searcher": searcher,
-            "encoding": encoding, "seed": seed, **(meta or {})}
-    table = pa.table(columns, schema=SCHEMA).replace_schema_metadata(
-        {"latentnas": json.dumps(info, default=str)})
+            "encoding": encoding, "seed": seed, **(meta or {}), "rows": rows_digest(table)}
+    table = table.replace_schema_metadata({"latentnas": json.dumps(info, default=str)})
     write_atomic(fs, path, lambda out: pq.write_table(table, out))
     return path
+
+
+def rows_digest(table: pa.Table) -> str:
+    """SHA-256 of a result table's rows (its columns in schema order, as JSON): a file
+    whose rows were changed, or whose metadata was copied onto other rows, fails it."""
+    import hashlib
+
+    data = table.select([f.name for f in SCHEMA if f.name in table.column_names])
+    blob = json.dumps(data.to_pydict(), sort_keys=False, default=repr, allow_nan=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def read_results(root: str, **equals) -> "pandas.DataFrame":  # noqa: F821
     """Every row under ``root`` as a DataFrame (partition columns as strings), optionally
     filtered by column equality, e.g. ``read_results(d, experiment="e1", searcher="gp[arch2vec]")``."""
-    import pyarrow.dataset as ds
 
     fs, root_path = filesystem(root)
     info = fs.get_file_info(root_path)
@@ -259,17 +378,70 @@ def read_results(root: str, **equals) -> "pandas.DataFrame":  # noqa: F821
         if equals["experiment"] not in names:
             raise MissingDataError(f"no experiment {equals['experiment']!r} in {root!r}; "
                                    f"experiments there: {', '.join(names)}")
-    for f in files:
-        _check_version(fs, f)
-    part = ds.partitioning(pa.schema([(k, pa.string()) for k in PARTITIONS]), flavor="hive")
-    schema = pa.schema(list(SCHEMA) + [pa.field(k, pa.string()) for k in PARTITIONS])
-    dataset = ds.dataset(files, filesystem=fs, format="parquet", partitioning=part,
-                         partition_base_dir=root_path, schema=schema)
-    flt = None
+    partitions = {k: equals[k] for k in PARTITIONS if k in equals}
+    files = [f for f in files if all(_partition(root_path, f).get(k) == v
+                                     for k, v in partitions.items())]
+    tables = [_read_checked(fs, root_path, f) for f in files]
+    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    frame = table.to_pandas()
     for key, value in equals.items():
-        cond = ds.field(key) == value
-        flt = cond if flt is None else flt & cond
-    return dataset.to_table(filter=flt).to_pandas()
+        if key not in partitions:
+            frame = frame[frame[key] == value]
+    return frame.reset_index(drop=True)
+
+
+def _partition(root_path: str, path: str) -> dict[str, str]:
+    """``{experiment, searcher, encoding}`` of a result file, from its path."""
+    parts = path[len(root_path.rstrip("/")) + 1:].split("/")[:-1]
+    return {k: unquote(p.split("=", 1)[1]) for k, p in zip(PARTITIONS, parts) if "=" in p}
+
+
+def _read_checked(fs: pafs.FileSystem, root_path: str, path: str) -> pa.Table:
+    """One result file, checked before use: a latentnas header of a readable version that
+    agrees with the file's place in the store; columns of the schema's types; and, from
+    version 4, rows that match their digest. Any failure is a one-line
+    :class:`CorruptDataError` naming the file."""
+    fix = "move it out of the results directory"
+    _check_version(fs, path)
+    try:
+        with fs.open_input_file(path) as f:
+            table = pq.read_table(f)
+    except Exception as exc:
+        raise CorruptDataError(f"result file {path} is unreadable "
+                               f"({' '.join(str(exc).split())[:160]}); {fix}") from None
+    info = json.loads(table.schema.metadata[b"latentnas"])
+    place = _partition(root_path, path)
+    if not isinstance(info, dict):
+        raise CorruptDataError(f"result file {path} has a latentnas header that is not a "
+                               f"mapping; {fix}")
+    for key in PARTITIONS:
+        if str(info.get(key)) != place.get(key):
+            raise CorruptDataError(f"result file {path} says {key} {short(info.get(key))} but "
+                                   f"lies under {key}={short(place.get(key))}; {fix}")
+    if f"seed-{info.get('seed')!s:0>5}.parquet" != path.rsplit("/", 1)[-1]:
+        raise CorruptDataError(f"result file {path} says seed {short(info.get('seed'))}; "
+                               f"{fix}")
+    for field in table.schema:
+        want = SCHEMA.field(field.name).type if field.name in SCHEMA.names else None
+        if want is None:
+            raise CorruptDataError(f"result file {path} has a column {field.name!r} no "
+                                   f"latentnas result has; {fix}")
+        if field.type != want and not (pa.types.is_null(field.type)):
+            raise CorruptDataError(f"result file {path}: column {field.name!r} holds "
+                                   f"{field.type}, not {want}; {fix}")
+    if info["schema_version"] >= 4 and info.get("rows") != rows_digest(table):
+        raise CorruptDataError(f"result file {path}: its rows do not match the digest in its "
+                               f"header (changed, or another file's header copied onto "
+                               f"them); {fix}")
+    table = table.replace_schema_metadata(None)
+    missing = [f for f in SCHEMA if f.name not in table.column_names]
+    for f in missing:
+        table = table.append_column(f, pa.nulls(len(table), f.type))
+    table = table.select(SCHEMA.names).cast(SCHEMA)
+    for key in PARTITIONS:
+        table = table.append_column(pa.field(key, pa.string()),
+                                    pa.array([place[key]] * len(table), pa.string()))
+    return table
 
 
 def _check_version(fs: pafs.FileSystem, path: str) -> None:

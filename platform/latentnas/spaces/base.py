@@ -39,9 +39,14 @@ class Cell:
     @classmethod
     def make(cls, matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]) -> "Cell":
         """Builds a cell from any nested sequence or array, checking only its shape."""
+        if isinstance(matrix, (list, tuple)) and any(
+                isinstance(x, (bool, float)) for row in matrix
+                if isinstance(row, (list, tuple)) for x in row):
+            raise InvalidCellError(f"adjacency matrix entries must be the integers 0 or 1, "
+                                   f"got {short(matrix)}")
         try:
             arr = np.asarray(matrix, dtype=np.int64)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidCellError(f"adjacency matrix is not numeric: {short(matrix)}") from exc
         if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
             raise InvalidCellError(f"adjacency matrix must be square, got shape {arr.shape}")

@@ -105,7 +105,11 @@ class NBGraphSpace(FiniteSpace):
         if bad:
             raise CellParseError(
                 f"unknown {self.name} op {short(bad[0])}; known ops: {', '.join(self.layer_ops)}")
-        if any(not isinstance(s, int) or not 0 <= s <= i for i, s in enumerate(link)):
+        kinds = [s for s in link if isinstance(s, bool) or not isinstance(s, int)]
+        if kinds:
+            raise CellParseError(f"link {short(kinds[0])} in {short(link)} is not a node "
+                                 "number; links are whole numbers such as 0,1,2,3")
+        if any(not 0 <= s <= i for i, s in enumerate(link)):
             raise CellParseError(
                 f"link {link}: node i+1 must read an earlier node (0..i), e.g. 0,1,2,3")
         return cell_from_links(link, ops)
