@@ -175,7 +175,7 @@ def test_a_nb101_full_lookup_needs_no_enumeration_hashes(tmp_path):
     (["--seeds", "0"], "seeds=0: must be greater than or equal to 1"),
     (["--budget", "0"], "budget=0: must be greater than or equal to 1"),
     (["--budget", "20000"], "budget 20,000 exceeds the 15,625 cells of nb201"),
-    (["--workers", "0"], "workers must be a positive number"),
+    (["--workers", "0"], "workers must be a number of processes from 1 to 256"),
     (["--encodings", "supervised", "--searchers", "gp"], "'supervised' is used by none"),
     (["--space", "nb101"], "sampled, not enumerated"),
     (["--dataset", "imagenet"], "unknown nb201 dataset 'imagenet'"),

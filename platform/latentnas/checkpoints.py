@@ -186,6 +186,9 @@ def load_embeddings(path: str, space: SearchSpace,
         raise CheckpointError(f"embedding table {path} is corrupt or truncated "
                               f"({' '.join(str(exc).split())[:200]}); delete it and run "
                               "`latentnas pretrain` again") from exc
+    if not np.isfinite(emb).all():
+        raise CheckpointError(f"embedding table {path} holds values that are not finite "
+                              "numbers; pretrain again")
     if space.size is not None:
         if len(emb) != space.size:
             raise CheckpointError(f"embedding table {path} has {len(emb)} rows, space "

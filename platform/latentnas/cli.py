@@ -27,7 +27,7 @@ from latentnas.latent import smoothness
 from latentnas.progress import search_progress
 from latentnas.reproduce import paper_plan, reproduce as run_reproduction
 from latentnas.results.analysis import plot
-from latentnas.storage import probe, write_file
+from latentnas.storage import probe, probe_file, write_file
 from latentnas.terminal import (ENCODER, MIX, NODE_POSITIONS, command, console, parse_budgets,
                                 positive, pretrain_with_progress, run_live)
 
@@ -194,6 +194,11 @@ def default_plot_dir(root: str) -> str | None:
 def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=None,
             plots=None) -> None:
     probe(root, write=False, what="results store")   # a store that does not answer: seconds
+    for flag, target in (("--csv", csv), ("--markdown", markdown)):   # before any work
+        if target:
+            probe_file(target, flag)
+    if plots or (not markdown and default_plot_dir(root)):
+        probe(plots or default_plot_dir(root), what="--plots")
     df, rep = reports.results(root, budgets, experiment, compare_at)
     if markdown and not experiment:
         names = sorted(df["experiment"].astype(str).unique())
@@ -303,7 +308,7 @@ def encoders_compare(
     if names is not None and not names:
         raise ConfigError(f"--encoders {encoders!r} names no encoder; give names such as "
                           "'arch2vec, mpnn', or leave --encoders out for all of them")
-    positive("repeats", repeats)
+    positive("repeats", repeats, 1000)
     plan = comparison_plan(space, dataset, seeds, first_seed, budget, models, names, searchers)
     out = out or os.path.join("runs", f"encoders-{plan.space}-{plan.dataset}")
     with search_progress(console) as (start, done):

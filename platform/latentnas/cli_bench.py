@@ -5,7 +5,6 @@ what it returns."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from typing import Optional
 
@@ -26,7 +25,7 @@ from latentnas.plan import SearchPlan
 from latentnas.pretrain import resolve_device
 from latentnas.progress import search_progress, stage
 from latentnas.runner import run_plan, traces
-from latentnas.storage import write_file
+from latentnas.storage import probe_file, write_file
 from latentnas.terminal import (ENCODER, MIX, MODELS, NODE_POSITIONS, command, parse_budgets,
                                 console, positive, pretrain_with_progress)
 
@@ -80,7 +79,7 @@ def bench_landscape(
     search metric (nearest latent neighbour, one-edit neighbour, random pair), how well a
     GP on 50 / 100 random labelled cells ranks the rest (Kendall τ), and the gaps between
     the best cells against how well the search metric tracks the report metric."""
-    positive("repeats", repeats)
+    positive("repeats", repeats, 1000)
     bench = resolve(space, dataset)
     names = [e.strip() for e in encodings.split(",") if e.strip()]
     with stage(f"landscape of {bench.name}"):
@@ -111,7 +110,7 @@ def bench_landscape(
 @command(bench_app, "oracles")
 def bench_oracles(repeats: int = typer.Option(5, help="timed repetitions per figure")) -> None:
     """Load time (cold, in a fresh process) and per-query cost of every oracle here."""
-    positive("repeats", repeats)
+    positive("repeats", repeats, 1000)
     table = Table(title="Oracles")
     for col in ("oracle", "cells", "cold load s", "batch query µs/id", "single query µs"):
         table.add_column(col, justify="right")
@@ -154,8 +153,8 @@ def bench_search(
                             **({"encodings": encodings} if encodings is not None else {}))
     budgets = check_budgets(parse_budgets(at) if at else
                             [b for b in (50, 100, 150, 200) if b < budget] + [budget], budget)
-    if csv and os.path.isdir(csv):
-        raise ConfigError(f"--csv {csv} is a directory; give a file name")
+    if csv:
+        probe_file(csv, "--csv")          # a place that refuses the file: before searching
     with search_progress(console) as (start, done):
         run = run_plan(plan, out, experiment, workers=workers, overwrite=overwrite,
                        mix_versions=mix_versions, on_start=start, on_result=done)
@@ -277,8 +276,8 @@ def bench_train(
     """Seconds per cell of the training oracle (nb101-full's answer to a query) on one
     device, with images/s and, on CUDA, peak memory. The default network is
     NAS-Bench-101's size (stem 128, 3 stacks of 3 cells)."""
-    for name, value in (("cells", cells), ("max_train", max_train)):
-        positive(name, value)
+    for name, value, most in (("cells", cells, 10_000), ("max_train", max_train, 10**8)):
+        positive(name, value, most)
     settings = TrainingSettings(dataset=dataset, data_dir=data_dir, epochs=epochs,
                                 batch_size=batch_size, stem_channels=stem,
                                 modules_per_stack=modules, max_train=max_train,

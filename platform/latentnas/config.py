@@ -23,7 +23,7 @@ from latentnas.storage import check_location
 class FaultInjection(BaseModel):
     """Chaos testing: every trial raises once, after ``fail_at`` queries."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     fail_at: Annotated[int, Ge(1)]
     marker_dir: str
 
@@ -32,30 +32,30 @@ class ExperimentConfig(SearchPlan):
     """Everything an experiment needs (see the module docstring)."""
 
     name: str = "latentnas"
-    cpus_per_trial: Annotated[float, Gt(0), Le(64)] = 1.0
+    cpus_per_trial: Annotated[float, Ge(0.01), Le(64)] = 1.0
     #: Tune's experiment state (local path or URI); default $LATENTNAS_STORAGE, else ./runs
     storage: str | None = None
     #: results store (default: <storage>/<name>/results)
     results: str | None = None
     #: queries between Tune reports (with checkpoints) ...
-    report_every: Annotated[int, Ge(1)] = 50
+    report_every: Annotated[int, Ge(1), Le(1_000_000)] = 50
     #: ... and at least this much search CPU since the last report (0: every report_every)
-    checkpoint_seconds: Annotated[float, Ge(0)] = 2.0
+    checkpoint_seconds: Annotated[float, Ge(0), Le(86_400)] = 2.0
     #: "table": trials read the oracle's table from the object store; "actor": OracleActor
     oracle_mode: Literal["table", "actor"] = "table"
     #: >0: nearest-cell and acquisition queries go to N EncoderShards
-    shards: Annotated[int, Ge(0)] = 0
-    gpus_per_shard: Annotated[float, Ge(0)] = 0.0
+    shards: Annotated[int, Ge(0), Le(256)] = 0
+    gpus_per_shard: Annotated[float, Ge(0), Le(64)] = 0.0
     #: Ray custom resources for the actors, e.g. ``{"latentnas_gpu": 0.25}`` so shards land
     #: on the GPU nodes the cluster files declare (cluster/README.md)
-    shard_resources: dict[str, Annotated[float, Gt(0)]] = {}
-    oracle_resources: dict[str, Annotated[float, Gt(0)]] = {}
-    max_failures: Annotated[int, Ge(0)] = 3
+    shard_resources: dict[str, Annotated[float, Gt(0), Le(1e6)]] = {}
+    oracle_resources: dict[str, Annotated[float, Gt(0), Le(1e6)]] = {}
+    max_failures: Annotated[int, Ge(0), Le(100)] = 3
     #: times an experiment continues trials Tune gave up on after losing their worker
-    infra_retries: Annotated[int, Ge(0)] = 2
-    gpus_per_oracle: Annotated[float, Ge(0)] = 0.0
+    infra_retries: Annotated[int, Ge(0), Le(100)] = 2
+    gpus_per_oracle: Annotated[float, Ge(0), Le(64)] = 0.0
     #: OracleActors in the pool (e.g. one per GPU); a cell always goes to the same one
-    oracle_actors: Annotated[int, Ge(1)] = 1
+    oracle_actors: Annotated[int, Ge(1), Le(256)] = 1
     fault_injection: FaultInjection | None = None
 
     @field_validator("name")

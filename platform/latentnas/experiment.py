@@ -29,7 +29,7 @@ from ray.tune import Callback
 
 from latentnas import models
 from latentnas.config import ExperimentConfig
-from latentnas.errors import ConfigError, InterruptedRunError
+from latentnas.errors import ConfigError, InterruptedRunError, short
 from latentnas.domains import make_domain
 from latentnas.oracles.base import TabularOracle
 from latentnas.progress import stage_line
@@ -197,6 +197,29 @@ def _trainable(cfg: ExperimentConfig, handles: dict):
                                {"cpu": cfg.cpus_per_trial})
 
 
+def _reachable(address: str, seconds: float = 5.0) -> None:
+    """Refuses, in seconds, a Ray address (``host:port`` or ``ray://host:port``) nothing
+    answers at; Ray itself would retry for minutes. ``auto`` and ``local`` pass."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"Ray address {short(address)} is not host:port or "
+                          "ray://host:port (or auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as exc:
+        raise ConfigError(f"nothing answers at Ray address {address} ({exc.strerror or exc}); "
+                          "start the cluster (ray start --head) or correct --address / "
+                          "RAY_ADDRESS") from None
+
+
+#: whether init_ray started the Ray this process uses (then no autoscaler adds nodes)
+_STARTED_HERE = False
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connects to ``address`` (or RAY_ADDRESS), or starts a local Ray, unless connected.
 
@@ -211,10 +234,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs = {"include_dashboard": False, "log_to_driver": False}
+    global _STARTED_HERE
     if address:
+        _reachable(address)
         ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=num_cpus, **kwargs)
+        _STARTED_HERE = True      # ray.init() without an address starts a new Ray
 
 
 @dataclass
@@ -358,14 +384,24 @@ def check_resources(cfg: ExperimentConfig) -> None:
 
 
 def _autoscales() -> bool:
-    """Whether an autoscaler reports to this cluster (it may add nodes)."""
+    """Whether this cluster may add nodes: not a Ray this process started, and not one
+    whose autoscaler reports only nodes that are their own type (``node_<id>``: what the
+    monitor of a fixed ``ray start`` cluster reports). When unsure, it may."""
+    import re
+
     from ray._private.ray_constants import DEBUG_AUTOSCALING_STATUS
     from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_initialized
 
+    if _STARTED_HERE:
+        return False
     try:
-        return _internal_kv_initialized() and \
-            _internal_kv_get(DEBUG_AUTOSCALING_STATUS) is not None
-    except Exception:       # an older or newer GCS without the key: assume it may scale
+        status = _internal_kv_get(DEBUG_AUTOSCALING_STATUS) if _internal_kv_initialized() \
+            else None
+        if status is None:    # autoscaler v2 (KubeRay) reports elsewhere: it may scale
+            return True
+        mapping = json.loads(status)["autoscaler_report"].get("node_type_mapping") or {}
+        return any(not re.fullmatch(r"node_[0-9a-f]+", str(t)) for t in mapping.values())
+    except Exception:       # a status of another Ray version: assume it may scale
         return True
 
 
@@ -433,15 +469,25 @@ def _mark(cfg: ExperimentConfig) -> None:
 
 
 def _delete_tune_state(path: str) -> None:
-    """Deletes an experiment's folder under --storage, only if latentnas made it: it holds
-    the identity file (or, from an older latentnas, Tune's state or a results record)."""
+    """Deletes an experiment's folder under --storage, only if latentnas made it."""
+    from latentnas.storage import filesystem
+
+    if check_overwritable(path):
+        fs, root = filesystem(path)
+        fs.delete_dir(root)
+
+
+def check_overwritable(path: str) -> bool:
+    """Whether there is an experiment folder at ``path`` for --overwrite to delete; a
+    folder latentnas did not make (no identity file, nor, from an older latentnas, Tune's
+    state or a results record) is refused. Checked before Ray starts."""
     from pyarrow import fs as pafs
 
     from latentnas.storage import filesystem
 
     fs, root = filesystem(path)
     if fs.get_file_info(root).type != pafs.FileType.Directory:
-        return
+        return False
     signs = (MARKER, "tuner.pkl")
     ours = any(fs.get_file_info(f"{root}/{s}").type == pafs.FileType.File for s in signs) or \
         any(f.base_name == "_experiment.json" for f in
@@ -450,7 +496,7 @@ def _delete_tune_state(path: str) -> None:
         raise ConfigError(f"--overwrite deletes only experiments latentnas wrote, and {path} "
                           f"has no {MARKER}: it is not one. Move your files out of it, or "
                           "give this run another --name")
-    fs.delete_dir(root)
+    return True
 
 
 def _lost_worker(error: BaseException) -> bool:

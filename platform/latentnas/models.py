@@ -51,6 +51,7 @@ from latentnas.errors import (CheckpointError, ConfigError, MissingDataError, Un
 from latentnas.pretrain import (CHECKPOINT, EMBEDDINGS, FILES, METRICS, PretrainResult,
                                 checked_metrics, encoder_class, pretrain, resolve_device)
 from latentnas.provenance import training_environment
+from latentnas.results.store import writer_lock
 from latentnas.spaces import get_space
 from latentnas.spaces.base import SearchSpace
 from latentnas import storage
@@ -190,7 +191,7 @@ def pretrain_config(info, encoder: str = "arch2vec", *, reference: bool = False,
                 or not low <= value <= high or (key == "lr" and value == 0):
             raise ConfigError(f"--{key.replace('_', '-')} {short(value)} is out of range: "
                               f"it must be {'above' if key == 'lr' else 'at least'} {low:g} "
-                              f"and at most {high:,g}")
+                              f"and at most {high:,}")
     if node_positions is not None:
         if "node_positions" not in own:
             raise ConfigError(f"encoder {encoder} has no node positions; leave "
@@ -332,8 +333,13 @@ def pretrain_model(bench, encoder: str, config, *, out: str | None = None,
     directory or URI; default: that model's cache entry, :func:`cache_path`), or finds it
     there. ``kwargs`` go to :func:`latentnas.pretrain.pretrain` (progress, samples)."""
     location = out or cache_path(bench.space, encoder, config, num_cells, device)
-    return pretrain(bench.space, config, location, encoder=encoder, device=device,
-                    num_cells=num_cells, force=force, cache=out is None, **kwargs)
+    local = location.rstrip("/")
+    # one pretraining per folder: a second into your --out is refused, one into the same
+    # cache entry waits and then finds the model trained
+    with writer_lock(None if storage.is_uri(local) else os.path.dirname(os.path.abspath(local)),
+                     os.path.basename(local), kind="model", wait=out is None):
+        return pretrain(bench.space, config, location, encoder=encoder, device=device,
+                        num_cells=num_cells, force=force, cache=out is None, **kwargs)
 
 
 _MODELS: dict[tuple, TrainedEncoder] = {}

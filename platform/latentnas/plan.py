@@ -233,6 +233,7 @@ class SearchPlan(BaseModel):
     queries. Every field is checked on construction (see the module docstring)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True,
+                              allow_inf_nan=False,
                               validate_default=True)
 
     space: str = "nb201"

@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from latentnas import models, presets
 from latentnas.benchmarks import resolve
-from latentnas.errors import ConfigError
+from latentnas.errors import ConfigError, short
 from latentnas.models import Features
 from latentnas.plan import SearchPlan
 from latentnas.provenance import code_version, run_record
@@ -214,6 +214,10 @@ class LocalRun:
         return len(self.results)
 
 
+#: local processes a plan may ask for (each holds a copy of the oracle and the features)
+MAX_WORKERS = 256
+
+
 def run_plan(plan: SearchPlan, root: str | None = None, experiment: str = "bench", *,
              workers: int = 2, overwrite: bool = False, mix_versions: bool = False,
              on_start: Callable[[int], None] | None = None,
@@ -221,8 +225,10 @@ def run_plan(plan: SearchPlan, root: str | None = None, experiment: str = "bench
     """:func:`prepare` then :func:`run_local`; ``on_start(n)`` is called with the number of
     searches to run once everything is checked and every model is trained (``workers`` is
     checked first, before any model is)."""
-    if not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers must be a positive number of processes, got {workers!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= \
+            MAX_WORKERS:
+        raise ConfigError(f"workers must be a number of processes from 1 to {MAX_WORKERS}, "
+                          f"got {short(workers)}")
     with writer_lock(root, experiment):
         prepared = prepare(plan, root, experiment, overwrite=overwrite,
                            mix_versions=mix_versions)

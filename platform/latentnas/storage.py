@@ -74,6 +74,19 @@ def probe(location: str, write: bool = True, what: str = "storage") -> None:
     _probed.add((location, write))
 
 
+def probe_file(location: str, what: str = "output") -> None:
+    """:func:`probe` for a file to be written: its folder must take a file, and nothing but
+    a regular file (or a link to one) may stand at its place."""
+    check_location(location, what)
+    if not is_uri(location):
+        location = os.path.realpath(location)
+        if os.path.exists(location) and not os.path.isfile(location):
+            kind = "a folder" if os.path.isdir(location) else "not a regular file"
+            raise StorageError(f"cannot write {what} {location}: it is {kind}; give a file "
+                               "name")
+    probe(location.rstrip("/").rsplit("/", 1)[0] or "/", what=what)
+
+
 def _probe_local(path: str, write: bool, what: str) -> None:
     if not write:
         return           # a local read fails at once, and its reader names the cause
@@ -154,11 +167,13 @@ def write_atomic(fs: pafs.FileSystem, path: str, write: Callable[[Any], None]) -
         with fs.open_output_stream(tmp) as out:
             write(out)
         fs.move(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             fs.delete_file(tmp)
         except (FileNotFoundError, OSError):
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise storage_error(exc, path) from None
         raise
 
 

@@ -201,11 +201,13 @@ def run_live(cfg, resume: bool, overwrite: bool, address: str | None = None,
     # Ray is imported only by the commands that run on it (a cold import costs seconds)
     import ray
 
-    from latentnas.experiment import init_ray
+    from latentnas.experiment import check_overwritable, init_ray
 
     if resume and overwrite:
         raise ConfigError("--resume continues stored work and --overwrite deletes it; "
                           "choose one")
+    if overwrite:
+        check_overwritable(cfg.tune_path())
     cfg.benchmark.oracle          # missing or broken benchmark data fails before Ray starts
     probe(cfg.storage_root(), what="--storage")   # a store that does not answer: before Ray
     probe(cfg.results_root(), what="results store")

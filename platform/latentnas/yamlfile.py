@@ -39,6 +39,13 @@ class _Loader(yaml.SafeLoader):
                                   "(*name); write the settings out instead")
         return super().compose_node(parent, index)
 
+    def construct_yaml_int(self, node):
+        digits = sum(ch.isdigit() for ch in str(node.value))
+        if digits > 30:       # Python refuses past 4,300 digits; no setting needs 31
+            raise ConfigError(f"{self.where}: a number of {digits:,} digits at line "
+                              f"{node.start_mark.line + 1} is past any setting's range")
+        return super().construct_yaml_int(node)
+
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
             self.flatten_mapping(node)
@@ -55,6 +62,9 @@ class _Loader(yaml.SafeLoader):
                         f"and {key_node.start_mark.line + 1}); keep one")
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def _load(text: str, where: str, many: bool):

@@ -85,7 +85,8 @@ LOCK_PREFIX = ".lock-experiment="
 
 
 @contextmanager
-def writer_lock(root: str | None, experiment: str):
+def writer_lock(root: str | None, experiment: str, *, kind: str = "experiment",
+                wait: bool = False):
     """Holds the one-writer lock of ``experiment`` in the local store ``root`` for the
     duration: a second latentnas process that would write the same experiment gets a
     :class:`BusyError` naming the first (pid, host, command, start) instead of racing it.
@@ -97,15 +98,20 @@ def writer_lock(root: str | None, experiment: str):
     file is written whole under a temporary name and moved into place, each search's file
     is a function of the plan, its seed and the code (the record refuses another), so two
     writers of one experiment write the same rows to the same names and the store ends
-    with one copy of each search, never a half or a mixed one."""
-    experiment_name(experiment)
+    with one copy of each search, never a half or a mixed one.
+
+    ``kind`` names what is locked (``model``: a pretraining's output folder, whose lock
+    ``pretrain`` holds); with ``wait`` the second writer waits for the first instead of
+    being refused (a cache entry the second then finds trained)."""
+    if kind == "experiment":
+        experiment_name(experiment)
     if root is None or (is_uri(root) and not root.lower().startswith("file://")):
         yield
         return
     import fcntl
 
     directory = os.path.abspath(root[len("file://"):] if is_uri(root) else root)
-    path = os.path.join(directory, LOCK_PREFIX + quote(experiment, safe=""))
+    path = os.path.join(directory, f".lock-{kind}=" + quote(experiment, safe=""))
     while True:
         try:
             os.makedirs(directory, exist_ok=True)
@@ -113,7 +119,7 @@ def writer_lock(root: str | None, experiment: str):
         except OSError as exc:
             raise storage_error(exc, directory) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace")
             os.close(fd)
@@ -123,7 +129,7 @@ def writer_lock(root: str | None, experiment: str):
                        f"{short(who['command'], 120)}")
             except (ValueError, KeyError, TypeError):
                 who = "another process"
-            raise BusyError(f"experiment {experiment!r} in {root} is being written by "
+            raise BusyError(f"{kind} {experiment!r} in {root} is being written by "
                             f"{who}; wait for it to finish (then run again: stored searches "
                             "are reused), or give this run another --name") from None
         try:
@@ -192,6 +198,14 @@ def read_record(root: str, experiment: str) -> dict | None:
                                "--overwrite to replace the experiment's results")
     if record.get("format") != RECORD_FORMAT:
         return {"format": RECORD_FORMAT, "plan": record, "provenance": None, "versions": []}
+    kinds = {"plan": dict, "provenance": (dict, type(None)), "versions": list, "runs": list}
+    bad = next((k for k, kind in kinds.items() if k in record and
+                not isinstance(record[k], kind)), None)
+    if bad or "plan" not in record:
+        raise CorruptDataError(f"{path} is not an experiment record latentnas writes (its "
+                               f"{bad or 'plan'} is {short(record.get(bad or 'plan'))}); "
+                               "restore it, or pass --overwrite to replace the experiment's "
+                               "results")
     return record
 
 
@@ -226,7 +240,7 @@ def claim(root: str, experiment: str, plan: dict, provenance: dict, *,
                               "recorded plan (written by an older latentnas); give this run "
                               "another --name, or pass --overwrite to replace them")
         _write_record(fs, path, {"format": RECORD_FORMAT, "plan": plan,
-                                 "provenance": provenance,
+                                 "provenance": provenance, "schema_version": SCHEMA_VERSION,
                                  "versions": [_version(provenance)], "runs": []})
         return set()
     if record["plan"] != plan:
@@ -381,7 +395,13 @@ def read_results(root: str, **equals) -> "pandas.DataFrame":  # noqa: F821
     partitions = {k: equals[k] for k in PARTITIONS if k in equals}
     files = [f for f in files if all(_partition(root_path, f).get(k) == v
                                      for k, v in partitions.items())]
-    tables = [_read_checked(fs, root_path, f) for f in files]
+    # an experiment recorded by code that writes digests holds no file without one
+    least = {}
+    for name in {_partition(root_path, f).get("experiment") for f in files}:
+        record = read_record(root, name) if name is not None else None
+        least[name] = (record or {}).get("schema_version", 1)
+    tables = [_read_checked(fs, root_path, f, least[_partition(root_path, f).get("experiment")])
+              for f in files]
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
     frame = table.to_pandas()
     for key, value in equals.items():
@@ -396,7 +416,8 @@ def _partition(root_path: str, path: str) -> dict[str, str]:
     return {k: unquote(p.split("=", 1)[1]) for k, p in zip(PARTITIONS, parts) if "=" in p}
 
 
-def _read_checked(fs: pafs.FileSystem, root_path: str, path: str) -> pa.Table:
+def _read_checked(fs: pafs.FileSystem, root_path: str, path: str,
+                  least_version: int = 1) -> pa.Table:
     """One result file, checked before use: a latentnas header of a readable version that
     agrees with the file's place in the store; columns of the schema's types; and, from
     version 4, rows that match their digest. Any failure is a one-line
@@ -429,6 +450,10 @@ def _read_checked(fs: pafs.FileSystem, root_path: str, path: str) -> pa.Table:
         if field.type != want and not (pa.types.is_null(field.type)):
             raise CorruptDataError(f"result file {path}: column {field.name!r} holds "
                                    f"{field.type}, not {want}; {fix}")
+    if info["schema_version"] < least_version:
+        raise CorruptDataError(f"result file {path} claims schema version "
+                               f"{info['schema_version']}, older than the code that recorded "
+                               f"its experiment writes ({least_version}); {fix}")
     if info["schema_version"] >= 4 and info.get("rows") != rows_digest(table):
         raise CorruptDataError(f"result file {path}: its rows do not match the digest in its "
                                f"header (changed, or another file's header copied onto "
