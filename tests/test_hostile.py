@@ -39,14 +39,21 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
 
 
 def test_a_store_that_never_answers_fails_by_its_deadline(monkeypatch):
+    """The probe's child is replaced by one that never answers (as a bucket without
+    network does here), so the deadline is what is tested, whatever the network."""
     from latentnas import storage
     from latentnas.errors import StorageError
 
     monkeypatch.setenv("LATENTNAS_STORAGE_TIMEOUT", "2")
+    monkeypatch.setattr(storage, "_PROBE", "import time; time.sleep(60)")
     start = time.perf_counter()
     with pytest.raises(StorageError, match="did not answer within 2 s"):
         storage.probe("gs://latentnas-no-such-bucket-for-tests/x")
     assert time.perf_counter() - start < 15
+    monkeypatch.setattr(storage, "_PROBE", "import sys; print('AccessDenied: no'); "
+                                           "sys.exit(1)")
+    with pytest.raises(StorageError, match="cannot write storage 's3://b/x': AccessDenied"):
+        storage.probe("s3://b/x")
 
 
 def test_result_files_keep_a_digest_of_their_rows(tmp_path):

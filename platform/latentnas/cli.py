@@ -29,7 +29,7 @@ from latentnas.reproduce import paper_plan, reproduce as run_reproduction
 from latentnas.results.analysis import plot
 from latentnas.storage import probe, probe_file, write_file
 from latentnas.terminal import (ENCODER, MIX, NODE_POSITIONS, command, console, parse_budgets,
-                                positive, pretrain_with_progress, run_live)
+                                positive, pretrain_with_progress, run_live, seed_flag)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Neural architecture search in a learned latent space (arch2vec).")
@@ -140,6 +140,7 @@ def demo(
     arch2vec-REINFORCE and arch2vec-BO over many seeds on a local Ray, with the table and
     the regret plots at the end. Search seed s searches the model pretrained with seed
     3 + s mod 5; models train on CUDA when present, else the CPU."""
+    seed_flag(seed)
     cfg = ExperimentConfig.build(name=name, space="nb201", encodings=["arch2vec"],
                                  searchers=searchers, seeds=seeds, budget=budget,
                                  storage=storage, report_every=max(budget // 3, 1))

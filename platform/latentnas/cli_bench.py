@@ -27,7 +27,7 @@ from latentnas.progress import search_progress, stage
 from latentnas.runner import run_plan, traces
 from latentnas.storage import probe_file, write_file
 from latentnas.terminal import (ENCODER, MIX, MODELS, NODE_POSITIONS, command, parse_budgets,
-                                console, positive, pretrain_with_progress)
+                                console, positive, pretrain_with_progress, seed_flag)
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
 DEFAULT_SEARCHERS = "random, re, ls, reinforce, bo, gp"
@@ -80,6 +80,7 @@ def bench_landscape(
     GP on 50 / 100 random labelled cells ranks the rest (Kendall τ), and the gaps between
     the best cells against how well the search metric tracks the report metric."""
     positive("repeats", repeats, 1000)
+    seed_flag(seed)
     bench = resolve(space, dataset)
     names = [e.strip() for e in encodings.split(",") if e.strip()]
     with stage(f"landscape of {bench.name}"):
@@ -278,6 +279,7 @@ def bench_train(
     NAS-Bench-101's size (stem 128, 3 stacks of 3 cells)."""
     for name, value, most in (("cells", cells, 10_000), ("max_train", max_train, 10**8)):
         positive(name, value, most)
+    seed_flag(seed)
     settings = TrainingSettings(dataset=dataset, data_dir=data_dir, epochs=epochs,
                                 batch_size=batch_size, stem_channels=stem,
                                 modules_per_stack=modules, max_train=max_train,

@@ -115,7 +115,7 @@ def read_settings(path: str) -> dict[str, Any]:
 
         try:
             data = tomllib.loads(text)      # TOML itself refuses a key given twice
-        except tomllib.TOMLDecodeError as exc:
+        except ValueError as exc:     # TOMLDecodeError, or a number Python will not read
             raise ConfigError(f"cannot parse experiment file {path}: "
                               f"{' '.join(str(exc).split())[:200]}") from None
     else:

@@ -116,6 +116,16 @@ def positive(name: str, value: int | float | None, most: float | None = None) ->
                           f"{most:,g}")
 
 
+def seed_flag(value: int, name: str = "seed") -> int:
+    """A ``--seed`` flag: a seed NumPy and PyTorch both take (0 to 2**31 - 1)."""
+    from latentnas.plan import MAX_SEED
+
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"--{name} {short(value)} is not a seed: give a whole number from 0 "
+                          f"to {MAX_SEED:,}")
+    return value
+
+
 # -- flags shared by several commands ---------------------------------------------------
 MODELS = typer.Option(5, help="pretrained models per learned encoding: search seed s "
                       "searches the one pretrained with seed 3 + s mod MODELS, so intervals "
