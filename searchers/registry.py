@@ -76,10 +76,16 @@ def options_of(cls: type[Searcher]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
+def _hints(cls: type[Searcher]) -> dict[str, Any]:
+    """The annotations of a searcher's options (its ``__init__``'s), with their bounds."""
+    return get_type_hints(cls.__init__, include_extras=True)
+
+
+@lru_cache(maxsize=None)
 def _option_model(cls: type[Searcher]):
     from pydantic import ConfigDict, create_model
 
-    hints = get_type_hints(cls.__init__, include_extras=True)
+    hints = _hints(cls)
     fields = {name: (hints.get(name, Any), default) for name, default in options_of(cls).items()}
     return create_model(f"{cls.__name__}Options",
                         __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True,
@@ -106,17 +112,14 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
             raise SearcherError(
                 f"searcher {name!r} has no option {_short(key)}{hint}; its options: "
                 f"{', '.join(f'{k}={v!r}' for k, v in known.items()) or 'none'}")
-    hints = get_type_hints(cls.__init__, include_extras=True)
     for key, value in options.items():
         # YAML's true/false are Python bools, which are also ints: 1 is no population size
-        if isinstance(value, bool) and not _takes_bool(hints.get(key, Any)):
+        if isinstance(value, bool) and not _takes_bool(_hints(cls).get(key, Any)):
             raise SearcherError(f"searcher {name!r} option {key}={value!r}: must be a number "
                                 f"or a word, not true/false (default {known[key]!r})")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise SearcherError(f"searcher {name!r} option {key}={value!r}: must be a finite "
-                                f"number (default {known[key]!r})")
+        # inf and nan are refused by the schema (allow_inf_nan=False), with its message
         if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and abs(value) > MAX_OPTION:
+                and math.isfinite(value) and abs(value) > MAX_OPTION:
             raise SearcherError(f"searcher {name!r} option {key}={_short(value)}: past any "
                                 f"usable size (at most {MAX_OPTION:,}; default {known[key]!r})")
     try:

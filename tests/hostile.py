@@ -252,8 +252,10 @@ def _link_written_through(tmp: str, code: int, out: str) -> str | None:
     link, target = f"{tmp}/link.csv", f"{tmp}/real/summary.csv"
     if code != 0:
         return "traceback" if "Traceback" in out else "other"
-    if not os.path.islink(link) or not os.path.getsize(target):
-        return "lost"
+    with open(target) as f:
+        written = f.read()
+    if not os.path.islink(link) or not written.startswith("searcher,"):
+        return "lost"       # the link replaced by a file, or the CSV not at its target
     return None
 
 

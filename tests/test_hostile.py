@@ -26,14 +26,14 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
 
     root = str(tmp_path / "store")
     with writer_lock(root, "e1"):
-        assert os.path.exists(os.path.join(root, LOCK_PREFIX + "e1"))
+        assert os.path.exists(os.path.join(root, LOCK_PREFIX + "experiment=e1"))
         with pytest.raises(BusyError, match=r"'e1' in .* is being written by pid "
                                             rf"{os.getpid()} .*another --name"):
             with writer_lock(root, "e1"):
                 pass
         with writer_lock(root, "e2"):            # another experiment is another lock
             pass
-    assert not os.path.exists(os.path.join(root, LOCK_PREFIX + "e1"))
+    assert not os.path.exists(os.path.join(root, LOCK_PREFIX + "experiment=e1"))
     with writer_lock(root, "e1"):                # released: the next writer takes it
         pass
 

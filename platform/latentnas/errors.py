@@ -7,6 +7,7 @@ The CLI prints ``str(error)`` as one line, so messages stay on one line.
 from __future__ import annotations
 
 import errno
+import re
 from typing import Any
 
 
@@ -123,13 +124,9 @@ def storage_error(exc: OSError, path: str | None = None) -> StorageError:
     where = path or exc.filename
     code = exc.errno
     if code is None:   # pyarrow puts the errno in its message: "[errno 13] Permission denied"
-        import re
-
         found = re.search(r"\[errno (\d+)\]", str(exc), re.IGNORECASE)
         code = int(found.group(1)) if found else None
     if where is None:
-        import re
-
         found = re.search(r"'([^']+)'", str(exc))
         where = found.group(1) if found else None
     fix = _FIXES.get(code) or " ".join(str(exc).split())[:200]

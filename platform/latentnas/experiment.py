@@ -33,7 +33,7 @@ from latentnas.errors import ConfigError, InterruptedRunError, short
 from latentnas.domains import make_domain
 from latentnas.oracles.base import TabularOracle
 from latentnas.progress import stage_line
-from latentnas.results.store import writer_lock
+from latentnas.results.store import has_record, writer_lock
 from latentnas.runner import Prepared, prepare, store_search
 from latentnas.search import SearchRun, SearchSpec
 
@@ -488,10 +488,10 @@ def check_overwritable(path: str) -> bool:
     fs, root = filesystem(path)
     if fs.get_file_info(root).type != pafs.FileType.Directory:
         return False
-    signs = (MARKER, "tuner.pkl")
-    ours = any(fs.get_file_info(f"{root}/{s}").type == pafs.FileType.File for s in signs) or \
-        any(f.base_name == "_experiment.json" for f in
-            fs.get_file_info(pafs.FileSelector(f"{root}", recursive=True)))
+    # or what an older latentnas left there: Tune's state, or the record of its results
+    ours = any(fs.get_file_info(f"{root}/{sign}").type == pafs.FileType.File
+               for sign in (MARKER, "tuner.pkl")) or \
+        has_record(f"{path.rstrip('/')}/results", path.rstrip("/").rsplit("/", 1)[-1])
     if not ours:
         raise ConfigError(f"--overwrite deletes only experiments latentnas wrote, and {path} "
                           f"has no {MARKER}: it is not one. Move your files out of it, or "

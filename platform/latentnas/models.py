@@ -58,6 +58,8 @@ from latentnas import storage
 
 #: the pretraining seed of a space's first model (the authors' seed)
 PRETRAIN_SEED = 3
+#: the largest seed: what NumPy and PyTorch both take
+MAX_SEED = 2**31 - 1
 FIXED = ("adjacency", "path")
 WITHOUT_FEATURES = ("supervised", "none")
 #: variants of a learned encoder's name (``arch2vec:reference``)
@@ -173,7 +175,7 @@ def reference_config(info, **overrides) -> Arch2VecConfig:
 #: the ranges of pretraining settings a command line may set (an Adam step past 1 only
 #: diverges; seeds are what NumPy and PyTorch both take)
 PRETRAIN_RANGES = {"epochs": (1, 100_000), "batch_size": (1, 1_000_000), "lr": (0, 1.0),
-                   "seed": (0, 2**31 - 1)}
+                   "seed": (0, MAX_SEED)}
 
 
 def pretrain_config(info, encoder: str = "arch2vec", *, reference: bool = False,

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from latentnas import benchmarks, models, presets
 from latentnas.errors import ConfigError, LatentNASError, short
-from latentnas.models import PRETRAIN_SEED
+from latentnas.models import MAX_SEED, PRETRAIN_SEED
 from latentnas.search import SearchSpec
 from latentnas.spaces import get_space
 from searchers import SearcherError, available, check_options, get_searcher
@@ -37,8 +37,7 @@ MAX_SPEC_TEXT = 4_000
 #: seeds are split: tuning (sweeps that chose defaults) uses seeds below REPORT_SEED,
 #: every figure the project reports uses REPORT_SEED, REPORT_SEED + 1, ... (1000-1099)
 REPORT_SEED = 1000
-#: seeds are what NumPy and PyTorch both take; a plan runs at most MAX_SEEDS of them
-MAX_SEED = 2**31 - 1
+#: a plan runs at most MAX_SEEDS seeds, each at most ``models.MAX_SEED``
 MAX_SEEDS = 100_000
 _NAME = re.compile(r"[A-Za-z_][\w.-]*")
 _KEY = re.compile(r"[A-Za-z_]\w*")

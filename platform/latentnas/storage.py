@@ -64,8 +64,9 @@ def probe(location: str, write: bool = True, what: str = "storage") -> None:
     one line in seconds instead of a hang, and a library's noise stays out of the
     terminal. Each location is probed once per process."""
     check_location(location, what)
-    if (location, write) in _probed:
-        return
+    if (location, write) in _probed or any(
+            location.startswith(done.rstrip("/") + "/") for done, writes in _probed if writes):
+        return      # it, or a folder above it, answered already (results under --storage)
     local = location[len("file://"):] if location.lower().startswith("file://") else location
     if "://" not in local:
         _probe_local(os.path.abspath(local), write, what)
@@ -77,14 +78,21 @@ def probe(location: str, write: bool = True, what: str = "storage") -> None:
 def probe_file(location: str, what: str = "output") -> None:
     """:func:`probe` for a file to be written: its folder must take a file, and nothing but
     a regular file (or a link to one) may stand at its place."""
-    check_location(location, what)
-    if not is_uri(location):
-        location = os.path.realpath(location)
-        if os.path.exists(location) and not os.path.isfile(location):
-            kind = "a folder" if os.path.isdir(location) else "not a regular file"
-            raise StorageError(f"cannot write {what} {location}: it is {kind}; give a file "
-                               "name")
+    location = _file_target(location, what)
     probe(location.rstrip("/").rsplit("/", 1)[0] or "/", what=what)
+
+
+def _file_target(location: str, what: str) -> str:
+    """Where a file written to ``location`` lands: a local symbolic link resolved to its
+    target; :class:`StorageError` if a folder, a device or a pipe stands there."""
+    check_location(location, what)
+    if is_uri(location):
+        return location
+    location = os.path.realpath(location)
+    if os.path.exists(location) and not os.path.isfile(location):
+        kind = "a folder" if os.path.isdir(location) else "not a regular file"
+        raise StorageError(f"cannot write {what} {location}: it is {kind}; give a file name")
+    return location
 
 
 def _probe_local(path: str, write: bool, what: str) -> None:
@@ -181,17 +189,8 @@ def write_file(location: str, write: Callable[[Any], None]) -> None:
     """:func:`write_atomic` for a local path or a URI. A local symbolic link is written
     through (its target is replaced, the link stays); a folder, a device or a pipe standing
     at the path is refused rather than replaced."""
-    check_location(location, "output")
-    if not is_uri(location):
-        location = os.path.realpath(location)
-        if os.path.exists(location) and not os.path.isfile(location):
-            kind = "a folder" if os.path.isdir(location) else "not a regular file"
-            raise StorageError(f"cannot write {location}: it is {kind}; give a file name")
-    fs, path = filesystem(location)
-    try:
-        write_atomic(fs, path, write)
-    except OSError as exc:
-        raise storage_error(exc, location) from None
+    fs, path = filesystem(_file_target(location, "output"))
+    write_atomic(fs, path, write)
 
 
 def write_bytes(location: str, data: bytes) -> None:

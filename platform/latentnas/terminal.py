@@ -19,8 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from latentnas.benchmarks import resolve
 from latentnas.errors import (ConfigError, InterruptedRunError, LatentNASError, short,
                               storage_error)
-from latentnas.models import pretrain_config, pretrain_model
+from latentnas.models import MAX_SEED, pretrain_config, pretrain_model
 from latentnas.results.store import stored_searches
+from latentnas.spaces.nb101_enum import EXPECTED as NB101_CELLS
 from latentnas.storage import probe
 
 #: tables keep their natural width when written to a pipe or a file (Rich would cut them
@@ -113,13 +114,11 @@ def positive(name: str, value: int | float | None, most: float | None = None) ->
         raise ConfigError(f"{flag} must be a positive number, got {short(value)}")
     if most is not None and value > most:
         raise ConfigError(f"{flag} {short(value)} is past the largest this command can use, "
-                          f"{most:,g}")
+                          f"{most:,}")
 
 
 def seed_flag(value: int, name: str = "seed") -> int:
     """A ``--seed`` flag: a seed NumPy and PyTorch both take (0 to 2**31 - 1)."""
-    from latentnas.plan import MAX_SEED
-
     if not 0 <= value <= MAX_SEED:
         raise ConfigError(f"--{name} {short(value)} is not a seed: give a whole number from 0 "
                           f"to {MAX_SEED:,}")
@@ -152,8 +151,9 @@ def pretrain_with_progress(space: str, epochs, batch_size, lr, device, out, cell
     """``latentnas pretrain``'s settings turned into a model (``models.pretrain_model``),
     with a bar of epochs, loss and held-out quality."""
     bench = resolve(space)
-    if cells is not None and cells > 423_624:
-        raise ConfigError(f"--cells {cells:,} is more than NAS-Bench-101's 423,624 cells")
+    if cells is not None and cells > NB101_CELLS:
+        raise ConfigError(f"--cells {cells:,} is more than NAS-Bench-101's {NB101_CELLS:,} "
+                          "cells")
     if cells is not None and bench.info.space not in ("nb101", "nb101-full"):
         raise ConfigError(f"--cells samples NAS-Bench-101; {bench.info.space} is pretrained on "
                           f"all its {bench.info.cells:,} cells: leave --cells out")

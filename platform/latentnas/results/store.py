@@ -80,8 +80,9 @@ def experiment_name(value: object) -> str:
     return value
 
 
-#: the lock file of an experiment, beside its folder (readers skip names starting with '.')
-LOCK_PREFIX = ".lock-experiment="
+#: lock files, ``.lock-<kind>=<name>`` beside what they lock (readers skip names starting
+#: with '.')
+LOCK_PREFIX = ".lock-"
 
 
 @contextmanager
@@ -111,7 +112,7 @@ def writer_lock(root: str | None, experiment: str, *, kind: str = "experiment",
     import fcntl
 
     directory = os.path.abspath(root[len("file://"):] if is_uri(root) else root)
-    path = os.path.join(directory, f".lock-{kind}=" + quote(experiment, safe=""))
+    path = os.path.join(directory, f"{LOCK_PREFIX}{kind}=" + quote(experiment, safe=""))
     while True:
         try:
             os.makedirs(directory, exist_ok=True)
@@ -181,6 +182,13 @@ def stored_searches(root: str, experiment: str) -> set[tuple[str, str, int]]:
     return out
 
 
+def has_record(root: str, experiment: str) -> bool:
+    """Whether ``root`` holds the record of ``experiment`` (whatever its content)."""
+    fs, root_path = filesystem(root)
+    path = f"{_experiment_dir(root_path, experiment)}/{IDENTITY_FILE}"
+    return fs.get_file_info(path).type == pafs.FileType.File
+
+
 def read_record(root: str, experiment: str) -> dict | None:
     """The experiment's record (``{"format", "plan", "provenance", "versions"}``; a record
     of an older latentnas comes back with its plan and no provenance), ``None`` if absent."""
@@ -231,7 +239,7 @@ def claim(root: str, experiment: str, plan: dict, provenance: dict, *,
     path = f"{base}/{IDENTITY_FILE}"
     if overwrite:
         if fs.get_file_info(base).type == pafs.FileType.Directory:
-            _check_ours(fs, base)
+            _check_ours(root, experiment)
             fs.delete_dir(base)
     record = read_record(root, experiment)
     if record is None:
@@ -255,11 +263,13 @@ def claim(root: str, experiment: str, plan: dict, provenance: dict, *,
     return stored_searches(root, experiment)
 
 
-def _check_ours(fs: pafs.FileSystem, base: str) -> None:
-    """Refuses to delete ``base`` unless latentnas wrote it: it holds the experiment's
-    record, or nothing but search files (a store of an older latentnas)."""
-    if fs.get_file_info(f"{base}/{IDENTITY_FILE}").type == pafs.FileType.File:
+def _check_ours(root: str, experiment: str) -> None:
+    """Refuses to delete the folder of ``experiment`` unless latentnas wrote it: it holds
+    the experiment's record, or nothing but search files (a store of an older latentnas)."""
+    if has_record(root, experiment):
         return
+    fs, root_path = filesystem(root)
+    base = _experiment_dir(root_path, experiment)
     foreign = [f.path for f in fs.get_file_info(pafs.FileSelector(base, recursive=True))
                if f.is_file and not (f.base_name.startswith(("seed-", ".tmp-"))
                                      and f.base_name.endswith(".parquet"))]
@@ -366,7 +376,7 @@ def rows_digest(table: pa.Table) -> str:
     import hashlib
 
     data = table.select([f.name for f in SCHEMA if f.name in table.column_names])
-    blob = json.dumps(data.to_pydict(), sort_keys=False, default=repr, allow_nan=True)
+    blob = json.dumps(data.to_pydict(), default=repr)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -393,15 +403,17 @@ def read_results(root: str, **equals) -> "pandas.DataFrame":  # noqa: F821
             raise MissingDataError(f"no experiment {equals['experiment']!r} in {root!r}; "
                                    f"experiments there: {', '.join(names)}")
     partitions = {k: equals[k] for k in PARTITIONS if k in equals}
-    files = [f for f in files if all(_partition(root_path, f).get(k) == v
-                                     for k, v in partitions.items())]
+    places = {f: _partition(root_path, f) for f in files}
+    places = {f: p for f, p in places.items()
+              if all(p.get(k) == v for k, v in partitions.items())}
     # an experiment recorded by code that writes digests holds no file without one
-    least = {}
-    for name in {_partition(root_path, f).get("experiment") for f in files}:
-        record = read_record(root, name) if name is not None else None
-        least[name] = (record or {}).get("schema_version", 1)
-    tables = [_read_checked(fs, root_path, f, least[_partition(root_path, f).get("experiment")])
-              for f in files]
+    least = {name: (read_record(root, name) or {}).get("schema_version", 1)
+             for name in {p.get("experiment") for p in places.values()} if name is not None}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        tables = list(pool.map(lambda item: _read_checked(
+            fs, item[0], item[1], least.get(item[1].get("experiment"), 1)), places.items()))
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
     frame = table.to_pandas()
     for key, value in equals.items():
@@ -416,25 +428,24 @@ def _partition(root_path: str, path: str) -> dict[str, str]:
     return {k: unquote(p.split("=", 1)[1]) for k, p in zip(PARTITIONS, parts) if "=" in p}
 
 
-def _read_checked(fs: pafs.FileSystem, root_path: str, path: str,
+def _read_checked(fs: pafs.FileSystem, path: str, place: dict[str, str],
                   least_version: int = 1) -> pa.Table:
-    """One result file, checked before use: a latentnas header of a readable version that
-    agrees with the file's place in the store; columns of the schema's types; and, from
-    version 4, rows that match their digest. Any failure is a one-line
-    :class:`CorruptDataError` naming the file."""
+    """One result file (at ``place`` in the store), read once and checked before use: a
+    latentnas header of a readable version that agrees with the file's place; columns of
+    the schema's types; and, from version 4, rows that match their digest. Any failure is
+    a one-line :class:`CorruptDataError` naming the file."""
     fix = "move it out of the results directory"
-    _check_version(fs, path)
     try:
         with fs.open_input_file(path) as f:
-            table = pq.read_table(f)
+            table = pq.ParquetFile(f).read()     # lighter than read_table's dataset path
+        info = json.loads((table.schema.metadata or {})[b"latentnas"])
+        version = info["schema_version"]
     except Exception as exc:
-        raise CorruptDataError(f"result file {path} is unreadable "
+        raise CorruptDataError(f"result file {path} is unreadable or not a latentnas result "
                                f"({' '.join(str(exc).split())[:160]}); {fix}") from None
-    info = json.loads(table.schema.metadata[b"latentnas"])
-    place = _partition(root_path, path)
-    if not isinstance(info, dict):
-        raise CorruptDataError(f"result file {path} has a latentnas header that is not a "
-                               f"mapping; {fix}")
+    if version not in READABLE_VERSIONS:
+        raise CorruptDataError(f"result file {path} has schema version {short(version)}; this "
+                               f"latentnas reads versions {READABLE_VERSIONS}")
     for key in PARTITIONS:
         if str(info.get(key)) != place.get(key):
             raise CorruptDataError(f"result file {path} says {key} {short(info.get(key))} but "
@@ -447,36 +458,23 @@ def _read_checked(fs: pafs.FileSystem, root_path: str, path: str,
         if want is None:
             raise CorruptDataError(f"result file {path} has a column {field.name!r} no "
                                    f"latentnas result has; {fix}")
-        if field.type != want and not (pa.types.is_null(field.type)):
+        if field.type != want and not pa.types.is_null(field.type):
             raise CorruptDataError(f"result file {path}: column {field.name!r} holds "
                                    f"{field.type}, not {want}; {fix}")
-    if info["schema_version"] < least_version:
-        raise CorruptDataError(f"result file {path} claims schema version "
-                               f"{info['schema_version']}, older than the code that recorded "
-                               f"its experiment writes ({least_version}); {fix}")
-    if info["schema_version"] >= 4 and info.get("rows") != rows_digest(table):
+    if version < least_version:
+        raise CorruptDataError(f"result file {path} claims schema version {version}, older "
+                               f"than the code that recorded its experiment writes "
+                               f"({least_version}); {fix}")
+    if version >= 4 and info.get("rows") != rows_digest(table):
         raise CorruptDataError(f"result file {path}: its rows do not match the digest in its "
                                f"header (changed, or another file's header copied onto "
                                f"them); {fix}")
     table = table.replace_schema_metadata(None)
-    missing = [f for f in SCHEMA if f.name not in table.column_names]
-    for f in missing:
-        table = table.append_column(f, pa.nulls(len(table), f.type))
+    for f in SCHEMA:
+        if f.name not in table.column_names:     # columns of older versions: empty
+            table = table.append_column(f, pa.nulls(len(table), f.type))
     table = table.select(SCHEMA.names).cast(SCHEMA)
     for key in PARTITIONS:
         table = table.append_column(pa.field(key, pa.string()),
                                     pa.array([place[key]] * len(table), pa.string()))
     return table
-
-
-def _check_version(fs: pafs.FileSystem, path: str) -> None:
-    try:
-        with fs.open_input_file(path) as f:
-            meta = pq.read_schema(f).metadata or {}
-        version = json.loads(meta[b"latentnas"])["schema_version"]
-    except Exception as exc:
-        raise CorruptDataError(f"result file {path} is unreadable or not a latentnas result "
-                               f"({exc}); move it out of the results directory") from exc
-    if version not in READABLE_VERSIONS:
-        raise CorruptDataError(f"result file {path} has schema version {version}; this "
-                               f"latentnas reads versions {READABLE_VERSIONS}")
