@@ -10,6 +10,9 @@ JSON line with what the test checks).
 * **Bucket storage over the S3 protocol**: moto's S3 server on 127.0.0.1; Tune state and
   the results store live at s3:// URIs, reached through pyarrow's S3 filesystem with the
   one documented setting AWS_ENDPOINT_URL. No node reads results through a local path.
+* **Storage refused up front**: with the head alone (no worker yet, the autoscaler able to
+  add some), `latentnas run` with storage on the head's own disk, and with `s3:/bucket`
+  (a slash missing), exits 2 before any trial, writing nothing.
 * **Abrupt node loss**: once the first search is stored, a CPU worker's raylet is killed
   with SIGKILL (no graceful shutdown).
 * **Driver loss**: once more searches are stored, the driver process (`latentnas run`) is
@@ -139,6 +142,20 @@ def main(tmp: str) -> None:
         with open(exp_file, "w") as f:       # settings without a flag: in the file
             yaml.safe_dump({"shard_resources": {"latentnas_gpu": 1}, "report_every": 8,
                             "checkpoint_seconds": 0, "max_failures": 5}, f)
+        # the head alone, its autoscaler able to add workers: storage on the head's own
+        # disk, and a URI missing a slash, are refused before any trial or worker
+        out["alive_before"] = sum(1 for n in ray.nodes() if n["Alive"])
+        local = os.path.join(tmp, "head-disk")
+        for key, storage in (("node_local", local), ("malformed", "s3:/bucket/runs")):
+            t0 = time.time()
+            refused = subprocess.run(
+                args[:2] + [exp_file] + args[2:-6] + ["--storage", storage, "--results",
+                                                      storage + "/results", "--shards", "1"],
+                env=env, capture_output=True, text=True, timeout=120)
+            out[key] = {"exit": refused.returncode, "seconds": round(time.time() - t0, 1),
+                        "last": (refused.stdout + refused.stderr).strip().splitlines()[-1:],
+                        "files": sorted(os.listdir(local)) if os.path.isdir(local) else []}
+        out["alive_after_refusals"] = sum(1 for n in ray.nodes() if n["Alive"])
         start = time.time()
         driver = subprocess.Popen(args[:2] + [exp_file] + args[2:], env=env,
                                   stdout=open(os.path.join(tmp, "driver1.log"), "wb"),

@@ -236,6 +236,12 @@ def test_autoscaled_cluster_with_bucket_storage_survives_abrupt_node_and_driver_
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # the head alone, able to autoscale: node-local and malformed storage refused up
+    # front, nothing written, no worker started for them
+    assert out["alive_before"] == 1 == out["alive_after_refusals"]
+    for key, cause in (("node_local", "own disk"), ("malformed", "missing a slash")):
+        assert out[key]["exit"] == 2 and cause in out[key]["last"][0], out[key]
+        assert out[key]["files"] == [], out[key]
     assert out["nodes_added"] >= 2 and out["gpu_nodes"] == 1     # the autoscaler added both kinds
     assert out["killed_node"] is not None and out["killed_driver"]
     assert out["resume_exit"] == 0, out["resume_tail"]

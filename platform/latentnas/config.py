@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from latentnas.errors import ConfigError, short
+from latentnas.errors import ConfigError, LatentNASError, short
 from latentnas.plan import SearchPlan
 from latentnas.results.store import experiment_name
 from latentnas.storage import check_location
@@ -80,8 +80,15 @@ class ExperimentConfig(SearchPlan):
         """Reads a ``.yaml``/``.yml`` or ``.toml`` experiment file; ``overrides`` that are
         not ``None`` replace its settings."""
         data = read_settings(path)
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.build(path, **data)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        data.update(given)
+        try:     # a bad setting is the file's only if no flag replaced it
+            return cls(**data)
+        except LatentNASError as exc:
+            text = str(exc).lstrip("`'\"")
+            flags = [f"--{k.replace('_', '-')}" for k in given
+                     if text.startswith((k, k.replace("_", "-"), k.replace("_", " ")))]
+            raise ConfigError(f"{exc} (in {' / '.join(flags) if flags else path})") from None
 
     def results_root(self) -> str:
         return self.results or f"{self.storage_root()}/{self.name}/results"

@@ -383,10 +383,12 @@ def check_resources(cfg: ExperimentConfig) -> None:
                           "cluster that has such a node")
 
 
-def _autoscales() -> bool:
+def _autoscales(wait: float = 0.0) -> bool:
     """Whether this cluster may add nodes: not a Ray this process started, and not one
     whose autoscaler reports only nodes that are their own type (``node_<id>``: what the
-    monitor of a fixed ``ray start`` cluster reports). When unsure, it may."""
+    monitor of a fixed ``ray start`` cluster reports). The monitor's first report comes a
+    few seconds after the head starts: ``wait`` seconds are given to it. When unsure (no
+    report by then, autoscaler v2 as on KubeRay, another Ray's format), it may."""
     import re
 
     from ray._private.ray_constants import DEBUG_AUTOSCALING_STATUS
@@ -394,32 +396,55 @@ def _autoscales() -> bool:
 
     if _STARTED_HERE:
         return False
-    try:
-        status = _internal_kv_get(DEBUG_AUTOSCALING_STATUS) if _internal_kv_initialized() \
-            else None
-        if status is None:    # autoscaler v2 (KubeRay) reports elsewhere: it may scale
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            status = _internal_kv_get(DEBUG_AUTOSCALING_STATUS) \
+                if _internal_kv_initialized() else None
+            report = json.loads(status).get("autoscaler_report") if status else None
+        except Exception:   # a status of another Ray version: assume it may scale
             return True
-        mapping = json.loads(status)["autoscaler_report"].get("node_type_mapping") or {}
-        return any(not re.fullmatch(r"node_[0-9a-f]+", str(t)) for t in mapping.values())
-    except Exception:       # a status of another Ray version: assume it may scale
-        return True
+        if report is not None:
+            mapping = report.get("node_type_mapping") or {}
+            return any(not re.fullmatch(r"node_[0-9a-f]+", str(t)) for t in mapping.values())
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.5)
 
 
 def check_shared_storage(cfg: ExperimentConfig) -> None:
-    """On a cluster of more than one node, Tune state and results must be where every node
-    reads and writes the same files: a bucket, or a directory every node mounts. A local
-    path (or ``file://`` URI) is checked from every node for a marker the driver writes;
-    a node that does not see it makes the run refuse (it would silently keep its trials'
-    files to itself)."""
+    """On a cluster that has or may add more than one node, Tune state and results must be
+    where every node reads and writes the same files: a bucket, or a directory every node
+    mounts. A local path (or ``file://`` URI) is checked from every node for a marker the
+    driver writes; a node that does not see it makes the run refuse (it would silently
+    keep its trials' files to itself). On a head alone whose autoscaler may add workers
+    (every shipped cluster file starts so), a path on the head's own disk is refused
+    before the first trial: the workers it would get do not exist yet to be asked."""
     import uuid
 
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    from latentnas.storage import node_local
+
     nodes = [n for n in ray.nodes() if n["Alive"]]
+    locations = (("--storage", cfg.storage_root()), ("--results", cfg.results_root()))
     if len(nodes) < 2:
+        # a head alone: nothing to probe, but an autoscaler may add nodes once trials
+        # wait, and their rows would then land on disks that go with them
+        if not _autoscales(wait=15.0):
+            return
+        for what, location in locations:
+            disk = node_local(location)
+            if disk:
+                raise ConfigError(
+                    f"{what} {location} is on this node's own disk ({disk}), and this "
+                    "cluster adds worker nodes as trials wait for them: their results and "
+                    "Tune state would stay on those nodes and be lost when they scale "
+                    "down; use a bucket (--storage s3://BUCKET/path, or LATENTNAS_STORAGE) "
+                    "or a directory every node mounts (NFS; set "
+                    "LATENTNAS_SHARED_DIRECTORY=1 if it is shared and not recognised)")
         return
-    for what, location in (("--storage", cfg.storage_root()), ("--results",
-                                                              cfg.results_root())):
+    for what, location in locations:
         if "://" in location and not location.startswith("file://"):
             continue                                    # a bucket: every node reaches it
         directory = os.path.abspath(location[len("file://"):] if location.startswith("file://")

@@ -147,6 +147,52 @@ def _probe_uri(location: str, write: bool, what: str) -> None:
                            f"{why[:200]}; check the URI and the credentials")
 
 
+#: filesystem types (as /proc/self/mounts names them) that several machines mount as one:
+#: network and cluster filesystems, and FUSE mounts of buckets
+SHARED_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "glusterfs", "ceph", "beegfs",
+    "gpfs", "wekafs", "panfs", "orangefs", "ocfs2", "gfs2", "fuse.glusterfs",
+    "fuse.ceph-fuse", "fuse.gcsfuse", "fuse.s3fs", "fuse.mountpoint-s3", "fuse.goofys",
+    "fuse.juicefs", "fuse.rclone", "fuse.sshfs", "fuse.blobfuse2", "fuse.weka"})
+#: set to 1 when a local path is on a shared filesystem latentnas does not recognise
+SHARED_VAR = "LATENTNAS_SHARED_DIRECTORY"
+
+
+def mount_of(path: str, mounts: str = "/proc/self/mounts") -> tuple[str, str] | None:
+    """The mount point and filesystem type that hold ``path`` (its nearest existing
+    folder), from the kernel's mount table; None where there is none (not Linux)."""
+    path = os.path.realpath(path)
+    while not os.path.exists(path) and path != os.path.dirname(path):
+        path = os.path.dirname(path)
+    try:
+        with open(mounts, encoding="utf-8", errors="replace") as f:
+            table = [line.split()[1:3] for line in f if len(line.split()) >= 3]
+    except OSError:
+        return None
+    best = None
+    for point, kind in table:
+        point = point.replace("\\040", " ")
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best[0])):
+            best = (point, kind)
+    return best
+
+
+def node_local(location: str) -> str | None:
+    """Why ``location`` lives on one machine's own disk (``"ext4 at /"``), or None when it
+    is a URI, a shared filesystem (:data:`SHARED_FILESYSTEMS`) or declared shared with
+    ``LATENTNAS_SHARED_DIRECTORY=1``."""
+    if location.lower().startswith("file://"):
+        location = location[len("file://"):]
+    if is_uri(location) or os.environ.get(SHARED_VAR) == "1":
+        return None
+    found = mount_of(os.path.abspath(location))
+    if found is None:
+        return "a filesystem this system does not name"
+    point, kind = found
+    return None if kind in SHARED_FILESYSTEMS else f"{kind} at {point}"
+
+
 def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
     """``(filesystem, path)`` for a local path or a URI pyarrow understands."""
     if is_uri(location):
