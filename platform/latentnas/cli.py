@@ -19,7 +19,8 @@ from encoders.registry import BUILTIN, available, get_encoder
 from latentnas import reports
 from latentnas.benchmarks import RECORDS, nb101_data_status, resolve
 from latentnas.cli_bench import bench_app
-from latentnas.cluster import check_cluster_file, cluster_files, experiment_files, summary_lines
+from latentnas.cluster import (check_cluster_files, cluster_files, experiment_files,
+                               make_token, summary_lines, token_file)
 from latentnas.compare import compare, comparison_plan
 from latentnas.config import ExperimentConfig
 from latentnas.errors import ConfigError
@@ -379,12 +380,13 @@ def cluster_validate(
 ) -> None:
     """Check cluster files offline: Ray's own checks (schema, prepare_config,
     validate_config; KubeRay through the autoscaler's translation) and the project's
-    (placeholders, one image, bucket credentials on every node, machine sizes, disk types,
-    Kubernetes requests, resources the experiments ask for). One line per problem; exit
-    status 2 if there is any."""
+    (placeholders, token authentication, identities per role, one image and its registry
+    login, machine sizes, disk types, Kubernetes requests, RayJob fields, the bundles the
+    experiments ask for). One line per problem; exit status 2 if there is any. What could
+    not be checked is listed as `? unchecked`."""
     paths = files or cluster_files("cluster")
     experiments = experiment if experiment is not None else experiment_files("cluster")
-    checks = [check_cluster_file(p, experiments, placeholders) for p in paths]
+    checks = check_cluster_files(paths, experiments, placeholders)
     for check in checks:
         for line in summary_lines(check):
             console.print(escape(line), highlight=False)
@@ -392,6 +394,28 @@ def cluster_validate(
     if problems:
         raise ConfigError(f"{problems} problem(s) in {sum(bool(c.problems) for c in checks)} "
                           f"of {len(checks)} cluster file(s); see the lines above")
+
+
+@command(cluster_app, "token")
+def cluster_token(
+    file: str = typer.Argument(..., help="the cluster file (launcher YAML or kuberay.yaml)"),
+    rotate: bool = typer.Option(False, "--rotate",
+                                help="replace an existing token (running clusters then "
+                                     "refuse the old one: restart them)"),
+) -> None:
+    """Make the cluster's Ray authentication token (256 random bits, mode 0600) where the
+    cluster file mounts it from, and say how to use it. An existing token is kept."""
+    path, kind = token_file(file)
+    made = make_token(path, rotate)
+    console.print(f"{'wrote' if made else 'kept the existing'} token {path}", highlight=False)
+    if kind == "kuberay":
+        console.print("store it in the cluster (once, before kubectl apply):\n"
+                      "  kubectl create secret generic latentnas-ray-token "
+                      f"--from-file=auth_token={path}", highlight=False)
+    else:
+        console.print(f"`ray up {file}` copies it to every node", highlight=False)
+    console.print("submit and query jobs with it:\n"
+                  f"  export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={path}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

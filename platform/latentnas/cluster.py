@@ -6,66 +6,82 @@ JSON schema ``ray/autoscaler/ray-schema.json`` plus Ray's consistency rules). A 
 ``RayCluster`` goes through the translation the in-cluster autoscaler applies to it
 (``_derive_autoscaling_config_from_ray_cr``), which ends in the same ``validate_config``.
 
-Ray's checks pass files that never reach a finished run, so the project adds its own,
-each reported as one line with the fix:
+Ray's checks pass files that never reach a finished run, or that run one anyone can take
+over. The project's checks read the files as structures, not strings — shell commands
+are split into statements and ``ray start`` parsed by Ray's own option parser, Docker
+options by their flags, Kubernetes quantities by Ray's quantity parser, machine types
+reasoned from their names (:mod:`latentnas.machines`) — and report one line per problem,
+with the fix:
 
-* values marked ``CHANGE-ME`` that were not filled in;
-* every node installs latentnas (a container image, or a setup command), and every node
-  type runs the same host image and container (so the same Python, which Ray requires);
-* every node type can write the results bucket (an AWS instance profile, a GCP service
-  account with a storage scope, a Kubernetes service account);
-* declared CPUs and GPUs equal those of the named machine type, GCP boot disks of a type
-  the machine family boots from, Kubernetes requests that fit the node they target;
-* the head of a KubeRay cluster runs no searches (``num-cpus: "0"``), GPU workers
-  tolerate the GPU taint, the dashboard stays on loopback in launcher files;
-* the storage location is not set through ``.bashrc`` (a job must carry it: ``ray job
-  submit --runtime-env-json``, the experiment file or ``--storage``);
-* every custom resource or GPU an experiment file of ``cluster/experiments`` asks for is
-  provided by some node type.
+* **authentication**: Ray's token authentication on every node (``RAY_AUTH_MODE=token``
+  in the container or the start command, a token file mounted where
+  ``RAY_AUTH_TOKEN_PATH`` points; on KubeRay ``authOptions`` or the token from a Secret in
+  every container, the autoscaler's too); never a token or cloud key written in a file;
+* **identities**: the head's (it may scale the cluster) is not the workers' (the bucket
+  only); the head runs no searches; a RayJob submitter holds no identity at all;
+* **images**: every node runs the same image with latentnas; a private registry is logged
+  into before the pull; ``rayVersion`` is the Ray this project pins;
+* **machines**: declared CPUs and GPUs equal what the machine type holds, GPU VMs stop on
+  host maintenance, zones lie in the region, boot disks suit the family, Kubernetes
+  requests fit the node they target; a machine type not known here is reported
+  unchecked, never passed;
+* **experiments**: each bundle an experiment asks for (a trial, a shard, an oracle actor)
+  fits on one node type, amounts included;
+* **documents**: only kinds the project knows, RayJob fields by KubeRay's rules.
+
+Anything the checks do not anticipate becomes a problem line, never a traceback.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
+import secrets
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from latentnas import yamlfile
-from latentnas.errors import ConfigError, short
+from latentnas import machines, yamlfile
+from latentnas.errors import ConfigError, LatentNASError, short
 
 STORAGE_VAR = "LATENTNAS_STORAGE"
 PLACEHOLDER = "CHANGE-ME"
-
-#: vCPUs, GPUs and memory (GiB) of the machine types the shipped files use (and a few
-#: neighbours), from the clouds' instance-type tables
-MACHINES: dict[str, tuple[int, int, int]] = {
-    "m6i.xlarge": (4, 0, 16), "m6i.2xlarge": (8, 0, 32), "m6i.4xlarge": (16, 0, 64),
-    "c6i.4xlarge": (16, 0, 32), "c6i.8xlarge": (32, 0, 64), "g5.xlarge": (4, 1, 16),
-    "g5.2xlarge": (8, 1, 32), "g5.4xlarge": (16, 1, 64), "g4dn.xlarge": (4, 1, 16),
-    "g4dn.2xlarge": (8, 1, 32), "p4d.24xlarge": (96, 8, 1152),
-    "n2-standard-8": (8, 0, 32), "n2-standard-16": (16, 0, 64), "g2-standard-4": (4, 1, 16),
-    "g2-standard-8": (8, 1, 32), "g2-standard-16": (16, 1, 64), "c3-standard-22": (22, 0, 88),
-    "c3-standard-44": (44, 0, 176), "a2-highgpu-1g": (12, 1, 85),
-}
+#: environment variables that carry long-lived cloud credentials: never in a cluster file
+STATIC_KEYS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN",
+               "GOOGLE_APPLICATION_CREDENTIALS_JSON", "AZURE_CLIENT_SECRET")
+#: where ``latentnas cluster token`` keeps a cluster's token on the operator's machine
+TOKEN_DIR = "~/.latentnas/clusters"
 #: boot disk types a GCP machine family accepts (families not listed accept pd-standard too)
 GCP_DISKS = {"c3": ("pd-balanced", "pd-ssd", "hyperdisk"),
              "g2": ("pd-balanced", "pd-ssd"), "c4": ("hyperdisk",), "n4": ("hyperdisk",)}
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: documents a cluster file may hold besides a Ray cluster-launcher config
+KINDS = {"RayCluster": "ray.io/v1", "RayJob": "ray.io/v1", "ServiceAccount": "v1",
+         "Secret": "v1", "ConfigMap": "v1", "Namespace": "v1",
+         "Role": "rbac.authorization.k8s.io/v1", "RoleBinding": "rbac.authorization.k8s.io/v1"}
 
 
 @dataclass
 class ClusterCheck:
     """What :func:`check_cluster_file` found: the file's kind, its node types with their
-    resources, and the problems (one line each, with the fix)."""
+    resources, the problems (one line each, with the fix) and what it could not check."""
 
     path: str
     kind: str = "?"
     node_types: dict[str, dict] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    placeholders: bool = False
 
     def problem(self, text: str) -> None:
-        self.problems.append(f"{self.path}: {text}")
+        if f"{self.path}: {text}" not in self.problems:
+            self.problems.append(f"{self.path}: {text}")
+
+    def note(self, text: str) -> None:
+        if f"{self.path}: {text}" not in self.unchecked:
+            self.unchecked.append(f"{self.path}: {text}")
 
 
 def load_documents(path: str) -> list[dict]:
@@ -77,33 +93,46 @@ def load_documents(path: str) -> list[dict]:
 
 
 def check_cluster_file(path: str, experiments: list[str] | None = None,
-                       placeholders: bool = False) -> ClusterCheck:
+                       placeholders: bool = False, others: list[dict] | None = None
+                       ) -> ClusterCheck:
     """Every problem of one cluster file (see the module docstring); with ``placeholders``
-    unfilled ``CHANGE-ME`` values are not problems (to check a template)."""
-    check = ClusterCheck(path)
-    docs = load_documents(path)
-    if not placeholders:
+    unfilled ``CHANGE-ME`` values are not problems (to check a template). ``others``: the
+    Kubernetes documents of the other files checked with it (service accounts, clusters
+    a RayJob submits to)."""
+    check = ClusterCheck(path, placeholders=placeholders)
+    try:
+        docs = load_documents(path)
+    except LatentNASError as exc:
+        check.problem(str(exc).removeprefix(f"{path}: ").removeprefix(path + " "))
+        return check
+    try:
+        _check(check, docs, experiments or [], others or [])
+    except Exception as exc:      # an input no check anticipated: one line, never a traceback
+        check.problem(f"cannot be checked ({type(exc).__name__}: {short(str(exc), 160)}); "
+                      "compare it with the shipped file of its kind")
+    return check
+
+
+def _check(check: ClusterCheck, docs: list[dict], experiments: list[str],
+           others: list[dict]) -> None:
+    if not check.placeholders:
         for doc in docs:
             prefix = f"{doc.get('kind', 'document')}." if len(docs) > 1 else ""
             for where, value in _strings(doc):
                 if PLACEHOLDER in value:
                     check.problem(f"`{prefix}{where}` is still a placeholder "
                                   f"({short(value.strip())}): fill it in")
-    for doc in docs:
-        kind = doc.get("kind")
-        if kind == "RayCluster":
-            check.kind = "kuberay"
-            _kuberay(check, doc, experiments or [])
-        elif kind == "RayJob":
-            check.kind = "rayjob"
-            _rayjob(check, doc)
-        elif kind is None and "provider" in doc:
-            check.kind = (doc.get("provider") or {}).get("type", "?")
-            _launcher(check, doc, experiments or [])
-        elif kind is None:
-            check.problem("no `provider.type`; a Ray cluster config needs one (aws, gcp, "
-                          "local, ...)")
-    return check
+    launchers = [d for d in docs if "kind" not in d and "provider" in d]
+    if launchers:
+        if len(docs) > 1:
+            check.problem("a Ray cluster-launcher config must be the file's only document "
+                          "(`ray up` reads the first and ignores the rest)")
+        check.kind = str((launchers[0].get("provider") or {}).get("type", "?"))
+        _launcher(check, launchers[0], experiments)
+        return
+    from latentnas import kube
+
+    kube.check_documents(check, docs, experiments, others)
 
 
 def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
@@ -117,10 +146,102 @@ def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
         yield where, value
 
 
+# -- shell and Docker options, read as structures -----------------------------------------
+def statements(command: str) -> list[list[str]]:
+    """A shell command split into simple statements (at ``;``, ``&&``, ``||``, ``|`` and
+    newlines), each a list of words with quotes removed. Words of an unbalanced quote are
+    kept as one statement split on blanks."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        words = list(lexer)
+    except ValueError:
+        words = command.split()
+    out, current = [], []
+    for word in words:
+        if word and set(word) <= set(";&|"):
+            if current:
+                out.append(current)
+            current = []
+        else:
+            current.append(word)
+    if current:
+        out.append(current)
+    return out
+
+
+def assignments(words: list[str]) -> dict[str, str]:
+    """``NAME=value`` words that set a variable: leading ones (``A=1 cmd``) and the
+    arguments of ``export``."""
+    out = {}
+    if words and words[0] == "export":
+        words = words[1:]
+    for word in words:
+        name, eq, value = word.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            break
+        out[name] = value
+    return out
+
+
+def docker_env(options: list) -> dict[str, str]:
+    """The variables ``docker run`` options set (``-e``/``--env NAME=value``)."""
+    words = [w for option in options for w in shlex.split(str(option))]
+    out = {}
+    for i, word in enumerate(words):
+        value = None
+        if word in ("-e", "--env") and i + 1 < len(words):
+            value = words[i + 1]
+        elif word.startswith("--env="):
+            value = word[len("--env="):]
+        elif word.startswith("-e") and len(word) > 2 and "=" in word:
+            value = word[2:]
+        if value and "=" in value:
+            name, _, v = value.partition("=")
+            out[name] = v
+    return out
+
+
+@dataclass
+class RayStart:
+    """One ``ray start`` of a start command, parsed by Ray's own option parser."""
+
+    where: str
+    params: dict
+    env: dict
+
+
+def ray_starts(check: ClusterCheck, key: str, commands: list) -> list[RayStart]:
+    from ray.scripts.scripts import start
+
+    out, exported = [], {}
+    for i, command in enumerate(commands):
+        for words in statements(str(command)):
+            exported.update(assignments(words) if words[0] == "export" else {})
+            env = assignments(words)
+            rest = words[len(env):]
+            if len(rest) < 2 or os.path.basename(rest[0]) != "ray" or rest[1] != "start":
+                continue
+            try:
+                ctx = start.make_context("ray start", rest[2:])
+            except Exception as exc:
+                check.problem(f"`{key}.{i}`: `ray start` refuses its options "
+                              f"({' '.join(str(exc).split())})")
+                continue
+            out.append(RayStart(f"{key}.{i}", ctx.params, {**exported, **env}))
+    return out
+
+
 # -- cluster-launcher files ---------------------------------------------------------------
 def _launcher(check: ClusterCheck, data: dict, experiments: list[str]) -> None:
     from ray.autoscaler._private.util import prepare_config, validate_config
 
+    import logging
+
+    quiet = logging.getLogger("ray.autoscaler._private.util")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)       # its INFO lines would interleave with ours
     try:
         config = prepare_config(copy.deepcopy(data))
         validate_config(config)
@@ -130,48 +251,254 @@ def _launcher(check: ClusterCheck, data: dict, experiments: list[str]) -> None:
     except Exception as exc:
         check.problem(_describe(exc))
         return
+    finally:
+        quiet.setLevel(level)
     types = config["available_node_types"]
+    head = config["head_node_type"]
     check.node_types = {name: dict(t.get("resources", {})) for name, t in types.items()}
-    commands = [str(c) for key in ("setup_commands", "head_setup_commands",
-                                   "worker_setup_commands", "initialization_commands")
-                for c in data.get(key) or []]
-    starts = [str(c) for key in ("head_start_ray_commands", "worker_start_ray_commands")
-              for c in data.get(key) or []]
-    image = str((data.get("docker") or {}).get("image", ""))
-    if not image and not any("pip install" in c and "latentnas" in c for c in commands):
+    provider = config["provider"]["type"]
+    if provider not in ("aws", "gcp", "local"):
+        check.note(f"provider {provider}: only Ray's own checks ran (the project knows "
+                   "aws, gcp and local)")
+    commands = {key: [str(c) for c in data.get(key) or []]
+                for key in ("initialization_commands", "setup_commands",
+                            "head_setup_commands", "worker_setup_commands",
+                            "head_start_ray_commands", "worker_start_ray_commands")}
+    docker = data.get("docker") or {}
+    image = str(docker.get("image") or "")
+    _install(check, data, types, commands, image)
+    _secrets_in_commands(check, commands, docker)
+    starts = {role: ray_starts(check, f"{role}_start_ray_commands",
+                               commands[f"{role}_start_ray_commands"])
+              for role in ("head", "worker")}
+    _starts(check, starts, provider)
+    _authentication(check, data, types, head, starts, docker)
+    if provider == "local":
+        _local(check, data, commands)
+        return
+    if image:
+        _registry_login(check, image, commands["initialization_commands"], config)
+    if provider == "aws":
+        _aws(check, config, types, head)
+    elif provider == "gcp":
+        _gcp(check, config, types, head)
+    _experiments(check, experiments, {n: t for n, t in types.items()
+                                      if n == head or t.get("max_workers", 0) > 0})
+
+
+def _install(check: ClusterCheck, data: dict, types: dict, commands: dict,
+             image: str) -> None:
+    """latentnas on every node: a container image, or a setup command installing it."""
+    installs = any(len(w) > 2 and os.path.basename(w[0]).startswith(("pip", "python"))
+                   and "install" in w and any("latentnas" in a for a in w[w.index("install"):])
+                   for key in ("setup_commands", "head_setup_commands", "worker_setup_commands")
+                   for c in commands[key] for w in statements(c))
+    if not image and not installs:
         check.problem("no node installs latentnas; run the image from cluster/Dockerfile "
                       "(a `docker:` block) or add `pip install -c constraints.txt ~/latentnas`")
-    for c in commands + starts:
-        if STORAGE_VAR in c and ".bashrc" in c:
-            check.problem(f"{STORAGE_VAR} is set through .bashrc, which a changed bucket "
-                          "does not reach and non-login shells never read; pass it with the "
-                          "job (ray job submit --runtime-env-json, the experiment file's "
-                          "`storage:`) and drop this command")
-    for c in starts:
-        if "--dashboard-host=0.0.0.0" in c.replace(" 0.0.0.0", "=0.0.0.0"):
-            check.problem("the dashboard listens on every interface (--dashboard-host="
-                          "0.0.0.0); use 127.0.0.1 and reach it with `ray dashboard FILE`")
-    provider = config["provider"]["type"]
-    if provider == "local":
-        worker = " ".join(str(c) for c in data.get("worker_start_ray_commands") or [])
-        if "latentnas_gpu" in worker and "nvidia-smi" not in worker:
-            check.problem("every worker declares latentnas_gpu, GPU or not; declare it only "
-                          "where nvidia-smi sees a GPU (see cluster/local.yaml)")
-        return
-    docker_images = {name: str((t.get("docker") or {}).get("worker_image")
-                               or (t.get("docker") or {}).get("head_image") or image)
-                     for name, t in types.items()}
-    if len(set(docker_images.values())) > 1:
-        check.problem(f"node types run different containers {docker_images}: every node "
+    images = {}
+    for name, t in types.items():
+        own = t.get("docker") or {}
+        images[name] = str(own.get("worker_image") or own.get("head_image") or image)
+    if len(set(images.values())) > 1:
+        check.problem(f"node types run different containers {images}: every node "
                       "needs the same Python and Ray; use one image")
-    if provider == "aws":
-        _aws(check, types)
-    elif provider == "gcp":
-        _gcp(check, types, config["head_node_type"])
-    _experiments(check, experiments)
+    if image and not _image(image)[1].rsplit("/", 1)[-1].startswith("latentnas"):
+        check.problem(f"docker.image {short(image)} is not the latentnas image; build "
+                      "cluster/Dockerfile and name it REGISTRY/latentnas:TAG")
 
 
-def _aws(check: ClusterCheck, types: dict) -> None:
+def _image(reference: str) -> tuple[str, str, str]:
+    """(registry host, repository path, tag) of an image reference; docker.io if none."""
+    name, _, digest = reference.partition("@")
+    tag = ""
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first, rest, tag or digest
+    return "docker.io", name, tag or digest
+
+
+def _secrets_in_commands(check: ClusterCheck, commands: dict, docker: dict) -> None:
+    options = [str(o) for key in ("run_options", "head_run_options", "worker_run_options")
+               for o in docker.get(key) or []]
+    env = docker_env(options)
+    for key, cmds in commands.items():
+        for i, c in enumerate(cmds):
+            for words in statements(c):
+                env.update({f"{k} (in {key}.{i})": v for k, v in assignments(words).items()})
+                if any(STORAGE_VAR in w for w in words) and any(
+                        w.endswith((".bashrc", ".profile")) for w in words):
+                    check.problem(f"{STORAGE_VAR} is set through .bashrc ({key}.{i}), which a "
+                                  "changed bucket does not reach and non-login shells never "
+                                  "read; pass it with the job (ray job submit "
+                                  "--runtime-env-json, the experiment file's `storage:`) and "
+                                  "drop this command")
+    for name in env:
+        base = name.split(" ")[0]
+        if base in STATIC_KEYS or base == "RAY_AUTH_TOKEN":
+            what = "the Ray token" if base == "RAY_AUTH_TOKEN" else "a static cloud key"
+            check.problem(f"{name} writes {what} into the cluster file, where every copy of "
+                          "it (and anyone who can read the node's environment) holds it; "
+                          + ("mount a token file and set RAY_AUTH_TOKEN_PATH (latentnas "
+                             "cluster token FILE)" if base == "RAY_AUTH_TOKEN" else
+                             "give the nodes an instance profile / service account instead"))
+
+
+def _starts(check: ClusterCheck, starts: dict, provider: str) -> None:
+    if not starts["head"]:
+        check.problem("head_start_ray_commands run no `ray start --head`: the head would "
+                      "not start Ray")
+    for start in starts["head"]:
+        p = start.params
+        if not p.get("head"):
+            check.problem(f"`{start.where}`: `ray start` without --head on the head node")
+        if provider != "local" and not p.get("autoscaling_config"):
+            check.problem(f"`{start.where}`: the head starts no autoscaler "
+                          "(--autoscaling-config=~/ray_bootstrap_config.yaml): workers would "
+                          "never be added")
+        host = str(p.get("dashboard_host") or "")
+        if host not in LOOPBACK:
+            check.problem(f"the dashboard listens on {host or 'every interface'} "
+                          f"(`{start.where}`: --dashboard-host={host}); use 127.0.0.1 and "
+                          "reach it with `ray dashboard FILE`")
+    for start in starts["worker"]:
+        if start.params.get("head") or not start.params.get("address"):
+            check.problem(f"`{start.where}`: a worker's `ray start` needs "
+                          "--address=$RAY_HEAD_IP:6379 and no --head")
+    for start in starts["head"] + starts["worker"]:
+        text = str(start.params.get("resources") or "{}")
+        if "$" in text:
+            continue                  # set by the command at run time (local.yaml's GPU test)
+        try:
+            resources = json.loads(text)
+        except ValueError:
+            check.problem(f"`{start.where}`: --resources {short(text)} is not JSON "
+                          "(write '{\"name\": 1}')")
+            continue
+        if not isinstance(resources, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                for v in resources.values()):
+            check.problem(f"`{start.where}`: --resources must map names to amounts >= 0, "
+                          f"got {short(text)}")
+        elif {"CPU", "GPU"} & set(resources):
+            check.problem(f"`{start.where}`: --resources may not name CPU or GPU (Ray "
+                          "refuses); use --num-cpus / --num-gpus")
+
+
+def _authentication(check: ClusterCheck, data: dict, types: dict, head: str,
+                    starts: dict, docker: dict) -> None:
+    """Ray's token authentication on every node: the mode set to token where `ray start`
+    runs, and a token file mounted where Ray looks for it."""
+    mounts = {str(k): str(v) for k, v in (data.get("file_mounts") or {}).items()}
+    reasons: dict[str, list[str]] = {}
+    for name, t in types.items():
+        role = "head" if name == head else "worker"
+        own = {**docker, **(t.get("docker") or {})}
+        options = [str(o) for key in ("run_options", f"{role}_run_options")
+                   for o in own.get(key) or []]
+        container = docker_env(options) if own.get("image") or own.get(f"{role}_image") \
+            else {}
+        for start in starts[role] or [RayStart(f"{role}_start_ray_commands", {}, {})]:
+            env = {**container, **start.env}
+            mode = env.get("RAY_AUTH_MODE", "")
+            path = env.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
+            if mode != "token":
+                reasons.setdefault(
+                    "Ray's token authentication is "
+                    f"{'off (RAY_AUTH_MODE=' + mode + ')' if mode else 'not turned on'}: "
+                    "`ray start` enables it only when a token already exists, so anyone who "
+                    "reaches the node's ports could run code on the cluster; add "
+                    "`--env RAY_AUTH_MODE=token` to docker.run_options (or export it in the "
+                    "start command) and mount a token (latentnas cluster token FILE)",
+                    []).append(name)
+            elif not _mounted(path, mounts, bool(container)):
+                reasons.setdefault(
+                    f"no token reaches {path} (RAY_AUTH_TOKEN_PATH): mount the file "
+                    f"`latentnas cluster token FILE` writes there (file_mounts: {{{path}: "
+                    f"{TOKEN_DIR}/CLUSTER.token}})", []).append(name)
+            else:
+                continue
+            break
+    for reason, names in reasons.items():
+        check.problem(f"node type{'s' if len(names) > 1 else ''} {', '.join(names)}: {reason}")
+    if not check.placeholders:
+        for target, source in mounts.items():
+            if "token" not in target.rsplit("/", 1)[-1] or PLACEHOLDER in source:
+                continue
+            local = os.path.expanduser(source)
+            if not os.path.isfile(local):
+                check.problem(f"file_mounts {target}: the token {source} does not exist on "
+                              f"this machine; run `latentnas cluster token {check.path}`")
+            elif os.stat(local).st_mode & 0o077:
+                check.problem(f"the token {source} is readable by other users of this "
+                              f"machine; chmod 600 {source}")
+
+
+def _mounted(path: str, mounts: dict, container: bool) -> bool:
+    def norm(p: str) -> str:
+        return os.path.normpath(p.replace("~", "/home/ray" if container else "~", 1)
+                                if p.startswith("~") else p)
+
+    return any(norm(target) == norm(path) or norm(path).startswith(norm(target) + "/")
+               for target in mounts)
+
+
+def _registry_login(check: ClusterCheck, image: str, init: list[str], config: dict) -> None:
+    """A private registry needs a login on each host before the pull, with the node's own
+    identity (no keys on disk)."""
+    host = _image(image)[0]
+    words = [w for c in init for w in statements(c)]
+    logged = any(
+        (len(w) > 1 and os.path.basename(w[0]) == "docker" and w[1] == "login" and host in w)
+        or (len(w) > 3 and os.path.basename(w[0]) == "gcloud" and w[1:3] == ["auth",
+            "configure-docker"] and host in ",".join(w[3:]).split(","))
+        for w in words)
+    ecr = re.fullmatch(r"(.+)\.dkr\.ecr\.([A-Za-z0-9-]+)\.amazonaws\.com", host)
+    if ecr and not logged:
+        check.problem(f"the image is in ECR ({host}) but no initialization command logs "
+                      "Docker in: add `aws ecr get-login-password --region REGION | docker "
+                      f"login --username AWS --password-stdin {host}` (see aws-gpu.yaml)")
+    elif ecr and config["provider"].get("region") and not host.startswith(PLACEHOLDER) \
+            and PLACEHOLDER not in host and ecr.group(2) != config["provider"]["region"]:
+        check.note(f"the image's ECR region {ecr.group(2)} is not the cluster's "
+                   f"({config['provider']['region']}): pulls cross regions")
+    if re.fullmatch(r"([a-z0-9-]+-docker\.pkg\.dev|([a-z]+\.)?gcr\.io)", host) and not logged:
+        check.problem(f"the image is in Artifact Registry ({host}) but no initialization "
+                      f"command configures Docker for it: add `gcloud auth configure-docker "
+                      f"{host} --quiet` (see gcp-gpu.yaml)")
+
+
+def _local(check: ClusterCheck, data: dict, commands: dict) -> None:
+    worker = " ".join(commands["worker_start_ray_commands"])
+    if "latentnas_gpu" in worker and "nvidia-smi" not in worker:
+        check.problem("every worker declares latentnas_gpu, GPU or not; declare it only "
+                      "where nvidia-smi sees a GPU (see cluster/local.yaml)")
+    pinned = any(re.search(r"--python[= ]3\.\d+\.\d+", c) for cs in commands.values()
+                 for c in cs)
+    if not (data.get("docker") or {}).get("image") and not pinned:
+        check.problem("the machines run their own Python: Ray refuses a node whose Python "
+                      "patch version differs from the head's; run the image from "
+                      "cluster/Dockerfile (a `docker:` block, as local.yaml does)")
+
+
+def _head_runs_searches(check: ClusterCheck, types: dict, head: str) -> None:
+    cpus = (types[head].get("resources") or {}).get("CPU")
+    if cpus:
+        check.problem(f"the head declares CPU: {cpus}, so searches would run there with the "
+                      "head's identity (it may launch instances); declare CPU: 0 and let "
+                      "the workers run them")
+
+
+def _aws(check: ClusterCheck, config: dict, types: dict, head: str) -> None:
+    provider = config["provider"]
+    region = str(provider.get("region", ""))
+    if PLACEHOLDER not in region and not machines.aws_region(region):
+        check.problem(f"provider.region {short(region)} is not an AWS region (e.g. us-west-2)")
+    for zone in str(provider.get("availability_zone") or "").split(","):
+        if zone.strip() and PLACEHOLDER not in region and not zone.strip().startswith(region):
+            check.problem(f"availability zone {zone.strip()} is not in region {region}")
     images = {name: t["node_config"].get("ImageId") for name, t in types.items()}
     if len(set(images.values())) > 1:
         check.problem(f"node types boot different AMIs {images}: use one AMI (and one "
@@ -182,15 +509,36 @@ def _aws(check: ClusterCheck, types: dict) -> None:
                           "/ CUDA 11 DLAMI (glibc 2.27); torch 2.13 needs glibc >= 2.28 and "
                           "a driver >= 580: use the Deep Learning Base OSS Nvidia Driver AMI "
                           "(Ubuntu 22.04) of your region")
+    profiles = {}
     for name, t in types.items():
-        if "IamInstanceProfile" not in t["node_config"]:
+        profile = t["node_config"].get("IamInstanceProfile")
+        if not profile:
             check.problem(f"node type {name} has no IamInstanceProfile: its trials cannot "
-                          "write Tune state or results to S3; give every node type the "
-                          "bucket's instance profile")
-        _machine(check, name, t["node_config"].get("InstanceType"), t.get("resources", {}))
+                          "write Tune state or results to S3; give "
+                          + ("the head latentnas-head" if name == head else
+                             "the workers latentnas-worker") + " (cluster/README.md)")
+            continue
+        arn = str(profile.get("Arn") or profile.get("Name") or "") if isinstance(
+            profile, dict) else str(profile)
+        profiles[name] = arn.rsplit("/", 1)[-1]
+    for name, profile in profiles.items():
+        if name != head and (profile == profiles.get(head) or "autoscaler" in profile):
+            check.problem(f"node type {name} wears the head's instance profile {profile}, "
+                          "which may launch instances and pass roles: every trial there "
+                          "could; give workers their own (latentnas-worker: the bucket and "
+                          "ECR read, cluster/README.md)")
+    _head_runs_searches(check, types, head)
+    for name, t in types.items():
+        _machine(check, name, machines.facts("aws", t["node_config"].get("InstanceType")),
+                 t.get("resources", {}))
 
 
-def _gcp(check: ClusterCheck, types: dict, head: str) -> None:
+def _gcp(check: ClusterCheck, config: dict, types: dict, head: str) -> None:
+    provider = config["provider"]
+    region, zone = str(provider.get("region", "")), str(provider.get("availability_zone", ""))
+    if zone and region and not zone.startswith(region + "-"):
+        check.problem(f"provider.availability_zone {zone} is not in region {region}")
+
     def disks(t):
         return t["node_config"].get("disks") or [{}]
 
@@ -200,159 +548,109 @@ def _gcp(check: ClusterCheck, types: dict, head: str) -> None:
         check.problem(f"node types boot different images {images}: a different image family "
                       "brings another Python patch version, which Ray refuses at join; use "
                       "one image")
+    head_account = None
     for name, t in types.items():
-        machine = t["node_config"].get("machineType", "")
+        node = t["node_config"]
+        machine = str(node.get("machineType", ""))
         family = machine.split("-")[0]
         for disk in disks(t):
             dtype = str((disk.get("initializeParams") or {}).get("diskType", "pd-standard"))
             dtype = dtype.rsplit("/", 1)[-1]
+            if zone.startswith(region + "-") and "/zones/" in "/" + str((disk.get("initializeParams") or {}).get(
+                    "diskType", "")) and f"zones/{zone}/" not in str(
+                    disk["initializeParams"]["diskType"]):
+                check.problem(f"node type {name}: the boot disk type names another zone than "
+                              f"{zone}")
             allowed = GCP_DISKS.get(family)
             if allowed and not dtype.startswith(allowed):
                 check.problem(f"node type {name}: {machine} cannot boot from {dtype} (the "
                               f"default when diskType is unset); set diskType to "
                               f"{' or '.join(allowed)}")
-        accounts = t["node_config"].get("serviceAccounts")
-        if accounts is not None and any(a.get("email") == "default" for a in accounts):
-            check.problem(f"node type {name}: serviceAccounts email `default` replaces the "
-                          "account Ray grants storage and compute roles; leave it unset on "
-                          "the head and name ray-autoscaler-sa-v1@PROJECT on workers")
-        elif name != head and not any(
-                re.search(r"cloud-platform|devstorage", " ".join(a.get("scopes", [])))
-                for a in accounts or []):
+        accounts = node.get("serviceAccounts")
+        emails = [str(a.get("email", "")) for a in accounts or [] if isinstance(a, dict)]
+        if name == head:
+            head_account = emails[0] if emails else "ray-autoscaler-sa-v1"
+            if accounts:
+                check.problem(f"node type {name}: `ray up` replaces the head's serviceAccounts "
+                              "with its own account (ray-autoscaler-sa-v1); leave it unset")
+            continue
+        if "default" in emails or any(e.endswith("-compute@developer.gserviceaccount.com")
+                                      for e in emails):
+            check.problem(f"node type {name}: the Compute Engine default service account "
+                          "holds Editor on the project; name latentnas-worker@PROJECT "
+                          "(the bucket and Artifact Registry read, cluster/README.md)")
+        elif any(e.startswith("ray-autoscaler-sa-v1@") or e == head_account for e in emails):
+            check.problem(f"node type {name} wears the head's account "
+                          "(ray-autoscaler-sa-v1: compute admin and storage on the whole "
+                          "project): every trial there could launch VMs; name "
+                          "latentnas-worker@PROJECT (the bucket and image read only)")
+        elif not any(re.search(r"cloud-platform|devstorage", " ".join(a.get("scopes", [])))
+                     for a in accounts or [] if isinstance(a, dict)):
             check.problem(f"node type {name} has no service account with a storage scope: "
                           "its trials cannot write Tune state or results to GCS")
-        _machine(check, name, machine, t.get("resources", {}))
+        gpus = sum(int(a.get("acceleratorCount", 1) or 0) for a in node.get(
+            "guestAccelerators") or [] if isinstance(a, dict))
+        found = machines.facts("gcp", machine, gpus)
+        _machine(check, name, found, t.get("resources", {}))
+        if (found.gpus or gpus) and _scheduling(node).get("onHostMaintenance") != "TERMINATE":
+            check.problem(f"node type {name}: a VM with GPUs cannot live-migrate; set "
+                          "scheduling onHostMaintenance: TERMINATE (GCP refuses it otherwise)")
+    if head in types:
+        _machine(check, head, machines.facts("gcp", types[head]["node_config"].get(
+            "machineType", "")), types[head].get("resources", {}))
+    _head_runs_searches(check, types, head)
 
 
-def _machine(check: ClusterCheck, name: str, machine: str | None, resources: dict) -> None:
-    if machine not in MACHINES:
+def _scheduling(node: dict) -> dict:
+    value = node.get("scheduling") or {}
+    if isinstance(value, list):           # Ray's examples write it as a list of mappings
+        merged = {}
+        for item in value:
+            merged.update(item if isinstance(item, dict) else {})
+        return merged
+    return value if isinstance(value, dict) else {}
+
+
+def _machine(check: ClusterCheck, name: str, machine: machines.Machine,
+             resources: dict) -> None:
+    if not machine.valid:
+        check.problem(f"node type {name}: {short(machine.name)} is {machine.why}")
         return
-    cpus, gpus, _ = MACHINES[machine]
-    for key, want in (("CPU", cpus), ("GPU", gpus)):
-        if key in resources and resources[key] != want:
-            check.problem(f"node type {name} declares {key}: {resources[key]} but a {machine} "
-                          f"has {want}; declare {want}")
+    if not machine.known:
+        check.note(f"node type {name}: {machine.name} is not in latentnas' machine facts; "
+                   "its CPUs and GPUs were not checked")
+        return
+    for key, want in (("CPU", machine.cpus), ("GPU", machine.gpus)):
+        if key in resources and resources[key] != want and not (key == "CPU"
+                                                               and resources[key] == 0):
+            check.problem(f"node type {name} declares {key}: {resources[key]} but a "
+                          f"{machine.name} has {want}; declare {want}")
 
 
-def _experiments(check: ClusterCheck, experiments: list[str]) -> None:
-    """Custom resources and GPUs experiment files ask for must exist on some node type."""
-    from latentnas.config import read_settings
+def _experiments(check: ClusterCheck, experiments: list[str], types: dict) -> None:
+    """Each bundle an experiment asks for must fit on one node type that can exist (the
+    head, or a worker type with max_workers > 0), every amount at once."""
+    from latentnas.config import ExperimentConfig
+    from latentnas.experiment import bundles
 
-    provided = {k for r in check.node_types.values() for k, v in r.items() if v}
+    holds = {name: {**{k: float(v) for k, v in (t.get("resources") or {}).items()}}
+             for name, t in types.items()}
     for path in experiments:
-        settings = read_settings(path)
-        wanted = {**(settings.get("shard_resources") or {}),
-                  **(settings.get("oracle_resources") or {})}
-        if settings.get("gpus_per_shard") or settings.get("gpus_per_oracle"):
-            wanted["GPU"] = 1
-        for key in sorted(set(wanted) - provided):
-            check.problem(f"{os.path.basename(path)} asks for resource {key!r}, which no "
-                          "node type provides: its actors would wait forever; add it to a "
-                          "node type or drop it from the experiment")
-
-
-# -- KubeRay --------------------------------------------------------------------------------
-def _kuberay(check: ClusterCheck, data: dict, experiments: list[str]) -> None:
-    from ray.autoscaler._private.kuberay.autoscaling_config import (
-        _derive_autoscaling_config_from_ray_cr,
-    )
-
-    try:
-        config = _derive_autoscaling_config_from_ray_cr(data)
-    except KeyError as exc:
-        check.problem(f"RayCluster is missing the field {exc}")
-        return
-    except Exception as exc:
-        check.problem(_describe(exc))
-        return
-    check.node_types = {name: dict(t.get("resources", {}))
-                        for name, t in config["available_node_types"].items()}
-    spec = data["spec"]
-    groups = [("head", spec["headGroupSpec"])] + [
-        (g.get("groupName", "?"), g) for g in spec.get("workerGroupSpecs", [])]
-    images = {name: _pod(g)["containers"][0].get("image", "") for name, g in groups}
-    if len(set(images.values())) > 1:
-        check.problem(f"groups run different images {images}; use one image")
-    if not all("latentnas" in i for i in images.values()):
-        check.problem("a group's image is not the latentnas image (cluster/Dockerfile)")
-    if str(spec["headGroupSpec"].get("rayStartParams", {}).get("num-cpus")) != "0":
-        check.problem("the head has no rayStartParams num-cpus: \"0\": searches would run "
-                      "beside the driver, Tune and the oracle actor")
-    for name, g in groups:
-        pod = _pod(g)
-        if not pod.get("serviceAccountName"):
-            check.problem(f"group {name} has no serviceAccountName: its pods cannot reach "
-                          "the results bucket (IRSA / Workload Identity, see cluster/README.md)")
-        resources = pod["containers"][0].get("resources", {})
-        requests = resources.get("requests") or resources.get("limits") or {}
-        gpu = float(requests.get("nvidia.com/gpu", 0) or 0)
-        if gpu and not any(t.get("key") == "nvidia.com/gpu" for t in pod.get("tolerations", [])):
-            check.problem(f"group {name} requests a GPU but does not tolerate the "
-                          "nvidia.com/gpu taint GPU nodes carry")
-        machine = (pod.get("nodeSelector") or {}).get("node.kubernetes.io/instance-type")
-        if gpu and not pod.get("nodeSelector"):
-            check.problem(f"group {name} requests a GPU but has no nodeSelector for a GPU "
-                          "node pool")
-        if machine in MACHINES:
-            cpus, gpus, mem = MACHINES[machine]
-            room_cpu, room_mem = _allocatable(cpus, mem)
-            cpu, memory = _cpu(requests.get("cpu", 0)), _gib(requests.get("memory", 0))
-            if cpu > room_cpu or memory > room_mem or gpu > gpus:
-                check.problem(f"group {name} requests {cpu:g} CPU / {memory:g} GiB / {gpu:g} "
-                              f"GPU, but a {machine} leaves about {room_cpu:g} CPU / "
-                              f"{room_mem:g} GiB / {gpus} GPU to pods: the pods would stay "
-                              f"Pending; request at most that")
-    _experiments(check, experiments)
-
-
-def _rayjob(check: ClusterCheck, data: dict) -> None:
-    spec = data.get("spec") or {}
-    if not spec.get("entrypoint"):
-        check.problem("the RayJob has no spec.entrypoint (e.g. latentnas run FILE)")
-    if not (spec.get("clusterSelector") or spec.get("rayClusterSpec")):
-        check.problem("the RayJob names no cluster: set spec.clusterSelector (a running "
-                      "RayCluster) or spec.rayClusterSpec")
-    runtime = spec.get("runtimeEnvYAML") or "{}"
-    try:
-        env = yamlfile.loads(str(runtime), f"{check.path}: spec.runtimeEnvYAML")
-    except ConfigError as exc:
-        check.problem(str(exc))
-        env = {}
-    env = (env.get("env_vars") if isinstance(env, dict) else None) or {}
-    if not isinstance(env, dict):
-        check.problem("spec.runtimeEnvYAML env_vars must be a mapping of names to values")
-        env = {}
-    if STORAGE_VAR not in env and "--storage" not in str(spec.get("entrypoint")):
-        check.problem(f"the RayJob does not say where results go: set {STORAGE_VAR} in "
-                      "runtimeEnvYAML env_vars (or --storage in the entrypoint)")
-
-
-def _pod(group: dict) -> dict:
-    return group["template"]["spec"]
-
-
-def _allocatable(cpus: int, mem_gib: int) -> tuple[float, float]:
-    """What an EKS node of ``cpus`` vCPUs and ``mem_gib`` GiB leaves to pods: the kubelet
-    reservation (6 % of the first core, 1 % of the second, 0.5 % of the next two, 0.25 %
-    of the rest), memory for the kubelet, eviction and system daemons (about 10 %), and
-    about 0.5 CPU / 1 GiB for the usual DaemonSets (CNI, kube-proxy, device plugin)."""
-    reserved = 0.06 + 0.01 * (cpus > 1) + 0.005 * min(max(cpus - 2, 0), 2) \
-        + 0.0025 * max(cpus - 4, 0)
-    return round(cpus - reserved - 0.5, 2), round(mem_gib * 0.9 - 1, 1)
-
-
-def _cpu(value) -> float:
-    text = str(value)
-    return float(text[:-1]) / 1000 if text.endswith("m") else float(text or 0)
-
-
-def _gib(value) -> float:
-    text = str(value)
-    units = {"Gi": 1, "G": 1e9 / 2**30, "Mi": 1 / 1024, "M": 1e6 / 2**30}
-    for unit, factor in units.items():
-        if text.endswith(unit):
-            return float(text[:-len(unit)]) * factor
-    return float(text or 0) / 2**30
+        try:
+            cfg = ExperimentConfig.from_file(path)
+        except LatentNASError as exc:
+            check.problem(f"experiment {os.path.basename(path)}: {exc}")
+            continue
+        for what, bundle in bundles(cfg).items():
+            if any(all(res.get(r, 0) >= v for r, v in bundle.items())
+                   for res in holds.values()):
+                continue
+            need = ", ".join(f"{v:g} {r}" for r, v in bundle.items())
+            missing = sorted(r for r in bundle if not any(res.get(r) for res in holds.values()))
+            check.problem(f"{os.path.basename(path)}: {what} asks for {need}, which no node "
+                          "type holds" + (f" (none provides {', '.join(missing)})" if missing
+                                          else " on one node") + ": it would wait forever; "
+                          "add a node type that holds it or ask for less")
 
 
 def _describe(exc: Exception) -> str:
@@ -361,10 +659,16 @@ def _describe(exc: Exception) -> str:
 
     if isinstance(exc, jsonschema.ValidationError):
         where = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
-        return f"invalid at `{where}`: {' '.join(exc.message.split())}"
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        return f"invalid at `{where}`: {_cut(exc.message)}"
+    return f"{type(exc).__name__}: {_cut(str(exc))}"
 
 
+def _cut(text: str, limit: int = 200) -> str:
+    text = " ".join(text[:4 * limit].split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# -- the operator's side --------------------------------------------------------------------
 def cluster_files(root: str) -> list[str]:
     """The cluster files under ``root`` (``*.yaml``, not the experiment files)."""
     if not os.path.isdir(root):
@@ -382,11 +686,72 @@ def experiment_files(root: str) -> list[str]:
                   if f.endswith((".yaml", ".yml", ".toml")))
 
 
+def check_cluster_files(paths: list[str], experiments: list[str],
+                        placeholders: bool = False) -> list[ClusterCheck]:
+    """:func:`check_cluster_file` for each, every file seeing the Kubernetes documents of
+    the others (a RayJob's cluster and service accounts may be in another file)."""
+    loaded = {}
+    for path in paths:
+        try:
+            loaded[path] = load_documents(path)
+        except Exception:
+            loaded[path] = []
+    return [check_cluster_file(p, experiments, placeholders,
+                               [d for q, docs in loaded.items() if q != p for d in docs
+                                if "kind" in d])
+            for p in paths]
+
+
 def summary_lines(check: ClusterCheck) -> list[str]:
     status = "ok" if not check.problems else f"{len(check.problems)} problem(s)"
     out = [f"{check.path}: {status} ({check.kind})"]
     for name, res in check.node_types.items():
         out.append(f"  {name}: " + (", ".join(f"{k}={v}" for k, v in sorted(res.items()))
                                     or "resources detected by Ray at `ray start`"))
-    return out + [f"  - {p}" for p in check.problems]
+    return out + [f"  - {p}" for p in check.problems] + \
+        [f"  ? unchecked: {u.removeprefix(check.path + ': ')}" for u in check.unchecked]
 
+
+def token_file(path: str) -> tuple[str, str]:
+    """Where ``latentnas cluster token`` keeps the token of the cluster file ``path``, and
+    the cluster's kind (``launcher`` or ``kuberay``): the launcher file's own token mount
+    if it has one, else ``~/.latentnas/clusters/NAME.token``."""
+    docs = load_documents(path)
+    launcher = next((d for d in docs if "kind" not in d and "provider" in d), None)
+    if launcher is not None:
+        for target, source in (launcher.get("file_mounts") or {}).items():
+            if "token" in str(target).rsplit("/", 1)[-1]:
+                return os.path.expanduser(str(source)), "launcher"
+        name = str(launcher.get("cluster_name") or "default")
+        kind = "launcher"
+    else:
+        cluster = next((d for d in docs if d.get("kind") == "RayCluster"), None)
+        if cluster is None:
+            raise ConfigError(f"{path} holds no Ray cluster (a cluster-launcher config or a "
+                              "RayCluster): name the file that starts the cluster")
+        name, kind = str((cluster.get("metadata") or {}).get("name") or "raycluster"), \
+            "kuberay"
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", name):
+        raise ConfigError(f"cluster name {short(name)} cannot name a file; use letters, "
+                          "digits, '.', '_' and '-'")
+    return os.path.join(os.path.expanduser(TOKEN_DIR), f"{name}.token"), kind
+
+
+def make_token(path: str, rotate: bool = False) -> bool:
+    """Writes a new 256-bit token to ``path`` (mode 0600, its folder 0700); an existing
+    token is kept unless ``rotate``. Returns whether a token was written."""
+    if os.path.exists(path) and not rotate:
+        return False
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    temp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+    return True
