@@ -1,8 +1,10 @@
 """End to end as cluster/README.md tells users: a Ray head started with the `ray start`
-CLI, an experiment submitted with the real `ray job submit` CLI carrying the storage in the
-job's runtime environment (LATENTNAS_STORAGE, here a file:// URI; the head's environment
-does not name it), results read back from there, then the head stopped by the handle this
-test holds (its own processes only)."""
+CLI the way the cluster files start it (token authentication on: RAY_AUTH_MODE=token and
+the token file `latentnas cluster token` writes, at RAY_AUTH_TOKEN_PATH), submissions
+without the token refused, an experiment submitted with the real `ray job submit` CLI and
+the token, carrying the storage in the job's runtime environment (LATENTNAS_STORAGE, here
+a file:// URI; the head's environment does not name it), results read back from there,
+then the head stopped by the handle this test holds (its own processes only)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import psutil
@@ -32,13 +35,14 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _wait_for(url: str, head: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_for(url: str, head: subprocess.Popen, token: str, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if head.poll() is not None:
             raise RuntimeError(f"`ray start` exited with {head.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(urllib.request.Request(
+                    url, headers={"Authorization": f"Bearer {token}"}), timeout=2) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -66,11 +70,21 @@ def ray_head(tmp_path):
         _free_ports(9)
     temp = tempfile.mkdtemp(prefix="lnas-e2e-", dir="/tmp")    # short: Unix socket paths
     store = f"file://{tmp_path}/store"
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "RAY_AUTH_MODE": "disabled",
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    env.pop("LATENTNAS_STORAGE", None)
+    home = tmp_path / "home"                 # the operator's machine: its token, nothing else
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("RAY_ADDRESS", "LATENTNAS_STORAGE", "RAY_AUTH_MODE",
+                         "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    base.setdefault("LATENTNAS_CACHE", os.path.join(os.path.expanduser("~"), ".cache",
+                                                   "latentnas"))    # the models, as before
+    base.update(PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", HOME=str(home),
+                RAY_USAGE_STATS_ENABLED="0")
+    made = subprocess.run([os.path.join(BIN, "latentnas"), "cluster", "token",
+                           os.path.join(ROOT, "cluster", "local.yaml")],
+                          env=base, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stdout + made.stderr
+    token_path = home / ".latentnas" / "clusters" / "latentnas-local.token"
+    # as in the cluster files' containers: the mode, and the token file where Ray reads it
+    env = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
     head = subprocess.Popen(
         [os.path.join(BIN, "ray"), "start", "--head", "--block", "--num-cpus=2",
          f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
@@ -82,8 +96,9 @@ def ray_head(tmp_path):
         env=env, stdout=open(tmp_path / "head.log", "wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{dash}"
     try:
-        _wait_for(f"{url}/api/version", head)
-        yield {"url": url, "env": env, "store": store, "log": tmp_path / "head.log"}
+        _wait_for(f"{url}/api/version", head, token_path.read_text())
+        yield {"url": url, "env": env, "store": store, "log": tmp_path / "head.log",
+               "anonymous": base, "token": token_path.read_text(), "gcs": f"127.0.0.1:{gcs}"}
     finally:
         head.send_signal(signal.SIGTERM)
         try:
@@ -94,13 +109,53 @@ def ray_head(tmp_path):
             p.kill()
 
 
+def _http(url: str, method: str = "GET", token: str | None = None,
+          body: dict | None = None) -> int:
+    import json
+
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, method=method, headers=headers,
+                                     data=json.dumps(body).encode() if body else None)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 @pytest.mark.slow
-def test_ray_job_submit_runs_an_experiment(ray_head):
+def test_ray_job_submit_runs_an_experiment(ray_head, tmp_path):
     import json
 
     import duckdb
 
     from latentnas.results import read_results
+
+    # without the token: the job API, the CLI and the GCS all refuse, and nothing runs
+    marker = tmp_path / "ran-without-token"
+    jobs = f"{ray_head['url']}/api/jobs/"
+    assert _http(jobs) == 401
+    assert _http(f"{ray_head['url']}/api/cluster_status") == 401
+    assert _http(jobs, "POST", body={"entrypoint": f"touch {marker}"}) == 401
+    assert _http(jobs, "POST", "0" * 64, {"entrypoint": f"touch {marker}"}) == 403
+    anonymous = subprocess.run(
+        [os.path.join(BIN, "ray"), "job", "submit", "--address", ray_head["url"], "--",
+         "touch", str(marker)], env=ray_head["anonymous"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=300)
+    assert anonymous.returncode != 0 and "Unauthorized" in anonymous.stdout + anonymous.stderr
+    driver = subprocess.run(
+        [sys.executable, "-c", f"import ray; ray.init(address={ray_head['gcs']!r})"],
+        env={**ray_head["anonymous"], "RAY_AUTH_MODE": "disabled"}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=300)
+    assert driver.returncode != 0
+    assert _http(jobs, token=ray_head["token"]) == 200
+    listed = subprocess.run([os.path.join(BIN, "ray"), "job", "list", "--address",
+                             ray_head["url"]], env=ray_head["env"], capture_output=True,
+                            text=True, timeout=300)
+    assert listed.returncode == 0 and "raysubmit_" not in listed.stdout, listed.stdout
+    assert not marker.exists()
 
     job = subprocess.run(
         [os.path.join(BIN, "ray"), "job", "submit", "--address", ray_head["url"],
