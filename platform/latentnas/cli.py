@@ -390,10 +390,13 @@ def cluster_validate(
     for check in checks:
         for line in summary_lines(check):
             console.print(escape(line), highlight=False)
-    problems = sum(len(c.problems) for c in checks)
+    problems = [p for c in checks for p in c.problems]
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
     if problems:
-        raise ConfigError(f"{problems} problem(s) in {sum(bool(c.problems) for c in checks)} "
-                          f"of {len(checks)} cluster file(s); see the lines above")
+        raise ConfigError(f"{len(problems)} problem(s) in "
+                          f"{sum(bool(c.problems) for c in checks)} of {len(checks)} cluster "
+                          "file(s); see the lines above")
 
 
 @command(cluster_app, "token")

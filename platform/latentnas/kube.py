@@ -11,8 +11,8 @@ import shlex
 from decimal import Decimal
 
 from latentnas import machines, yamlfile
-from latentnas.cluster import (KINDS, PLACEHOLDER, STATIC_KEYS, STORAGE_VAR, ClusterCheck,
-                               _describe, _experiments, _image)
+from latentnas.cluster_common import (KINDS, PLACEHOLDER, STATIC_KEYS, STORAGE_VAR,
+                                      ClusterCheck, _describe, _experiments, _image)
 from latentnas.errors import LatentNASError, short
 
 #: RayJob.spec.submissionMode values KubeRay accepts
