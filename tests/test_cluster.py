@@ -327,6 +327,12 @@ VARIANTS = [
         "submissionMode", "K8sMode")), True, "submissionMode 'K8sMode' is not one of"),
     ("kuberay-job.yaml", _fn("no-cluster", lambda d: d[0]["spec"].pop("clusterSelector")),
      True, "names no cluster"),
+    ("kuberay-job.yaml", _fn("env-mapping", lambda d: d[0]["spec"].__setitem__(
+        "runtimeEnvYAML", {"env_vars": {"LATENTNAS_STORAGE": "s3://b/x"}})), True,
+     "runtimeEnvYAML must be a string of YAML"),
+    ("kuberay.yaml", _fn("int-start-param", lambda d: _cluster(d)["spec"]["headGroupSpec"][
+        "rayStartParams"].__setitem__("num-cpus", 0)), True, "rayStartParams num-cpus must be "
+                                                             "strings"),
 ]
 
 
@@ -348,6 +354,29 @@ def test_the_shipped_kuberay_file_with_eks_and_gke_node_types(tmp_path):
         for i, machine in gke.items():
             _group(docs, i)["nodeSelector"] = {"node.kubernetes.io/instance-type": machine}
     assert problems(edited(tmp_path, "kuberay.yaml", choose, True)) == []
+
+
+def test_token_from_kuberay_authoptions_and_machine_type_urls(tmp_path):
+    def operator_token(docs):
+        spec = _cluster(docs)["spec"]
+        spec["authOptions"] = {"mode": "token"}
+        for c in [spec["headGroupSpec"]["template"]["spec"]["containers"][0]] + [
+                g["template"]["spec"]["containers"][0] for g in spec["workerGroupSpecs"]]:
+            del c["env"]
+        del spec["autoscalerOptions"]["env"]
+    check = check_cluster_file(edited(tmp_path, "kuberay.yaml", operator_token, True), [],
+                               True)
+    assert check.problems == [] and any("KubeRay 1.5.1" in u for u in check.unchecked)
+
+    def older_ray(docs):
+        operator_token(docs)
+        _cluster(docs)["spec"]["rayVersion"] = "2.50.0"
+    found = problems(edited(tmp_path, "kuberay.yaml", older_ray, True))
+    assert any("authOptions needs rayVersion 2.52" in p for p in found), found
+    url = edited(tmp_path, "gcp-gpu.yaml", _set(
+        ["available_node_types", "cpu_worker", "node_config", "machineType"],
+        "zones/us-central1-a/machineTypes/c3-standard-44"))
+    assert problems(url) == []
 
 
 def test_unknown_machine_types_are_reported_unchecked(tmp_path):

@@ -68,7 +68,7 @@ def check_cluster_file(path: str, experiments: list[str] | None = None,
     try:
         docs = load_documents(path)
     except LatentNASError as exc:
-        check.problem(str(exc).removeprefix(f"{path}: ").removeprefix(path + " "))
+        check.problem(str(exc))
         return check
     try:
         _check(check, docs, experiments or [], others or [])
@@ -482,8 +482,12 @@ def _aws(check: ClusterCheck, config: dict, types: dict, head: str) -> None:
                           "ECR read, cluster/README.md)")
     _head_runs_searches(check, types, head)
     for name, t in types.items():
-        _machine(check, name, machines.facts("aws", t["node_config"].get("InstanceType")),
-                 t.get("resources", {}))
+        machine = t["node_config"].get("InstanceType")
+        if machine is None:       # a launch template names it
+            check.note(f"node type {name} names no InstanceType; its CPUs and GPUs were "
+                       "not checked")
+            continue
+        _machine(check, name, machines.facts("aws", machine), t.get("resources", {}))
 
 
 def _gcp(check: ClusterCheck, config: dict, types: dict, head: str) -> None:
@@ -504,7 +508,7 @@ def _gcp(check: ClusterCheck, config: dict, types: dict, head: str) -> None:
     head_account = None
     for name, t in types.items():
         node = t["node_config"]
-        machine = str(node.get("machineType", ""))
+        machine = str(node.get("machineType", "")).rsplit("/", 1)[-1]   # or zones/Z/machineTypes/M
         family = machine.split("-")[0]
         for disk in disks(t):
             dtype = str((disk.get("initializeParams") or {}).get("diskType", "pd-standard"))
@@ -549,8 +553,8 @@ def _gcp(check: ClusterCheck, config: dict, types: dict, head: str) -> None:
             check.problem(f"node type {name}: a VM with GPUs cannot live-migrate; set "
                           "scheduling onHostMaintenance: TERMINATE (GCP refuses it otherwise)")
     if head in types:
-        _machine(check, head, machines.facts("gcp", types[head]["node_config"].get(
-            "machineType", "")), types[head].get("resources", {}))
+        _machine(check, head, machines.facts("gcp", str(types[head]["node_config"].get(
+            "machineType", "")).rsplit("/", 1)[-1]), types[head].get("resources", {}))
     _head_runs_searches(check, types, head)
 
 

@@ -39,8 +39,10 @@ class ClusterCheck:
     placeholders: bool = False
 
     def problem(self, text: str) -> None:
-        if f"{self.path}: {text}" not in self.problems:
-            self.problems.append(f"{self.path}: {text}")
+        line = text if text.startswith(self.path) or f" {self.path} " in text \
+            else f"{self.path}: {text}"
+        if line not in self.problems:
+            self.problems.append(line)
 
     def note(self, text: str) -> None:
         if f"{self.path}: {text}" not in self.unchecked:

@@ -181,6 +181,10 @@ def _images(check: ClusterCheck, label: str, pods: dict) -> None:
 def _start_params(check: ClusterCheck, label: str, groups: list) -> None:
     for name, g in groups:
         params = _map(g.get("rayStartParams"))
+        odd = sorted(k for k, v in params.items() if not isinstance(v, str))
+        if odd:
+            check.problem(f"{label}: group {name}: rayStartParams {', '.join(map(str, odd))} "
+                          "must be strings (the CRD is a map of strings: quote the values)")
         text = params.get("resources")
         if text is not None:
             raw = str(text).strip()
@@ -398,6 +402,10 @@ def rayjob(check: ClusterCheck, doc: dict, accounts: dict, clusters: list[dict],
 def _runtime_env(check: ClusterCheck, label: str, spec: dict, entrypoint: str,
                  check_location) -> None:
     text = spec.get("runtimeEnvYAML") or "{}"
+    if not isinstance(text, str):
+        check.problem(f"{label}: runtimeEnvYAML must be a string of YAML (write `|` and the "
+                      "YAML below it), not a mapping")
+        return
     try:
         env = yamlfile.loads(str(text), f"{label} runtimeEnvYAML")
     except LatentNASError as exc:
