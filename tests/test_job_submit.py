@@ -161,12 +161,16 @@ def test_ray_job_submit_runs_an_experiment(ray_head, tmp_path):
         [os.path.join(BIN, "ray"), "job", "submit", "--address", ray_head["url"],
          "--working-dir", os.path.join(ROOT, "cluster", "experiments"),
          "--runtime-env-json",
-         json.dumps({"env_vars": {"LATENTNAS_STORAGE": ray_head["store"]}}), "--",
+         json.dumps({"env_vars": {"LATENTNAS_STORAGE": ray_head["store"],
+                                  "LATENTNAS_PROGRESS_SECONDS": "0"}}), "--",
          "latentnas", "run", "smoke.yaml"],
         env=ray_head["env"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     output = job.stdout + job.stderr
     assert job.returncode == 0, output[-4000:]
     assert "succeeded" in output
+    # a job log is not a terminal: progress comes as lines, the last with every search
+    assert "trials 1/6 (17%)" in output and "ETA" in output, output[-4000:]
+    assert "trials 6/6 (100%)" in output and "best: random" in output, output[-4000:]
 
     root = f"{ray_head['store']}/smoke/results"
     rows = read_results(root)

@@ -315,3 +315,26 @@ def test_a_model_directory_is_searched_on_ray_and_named_in_the_stored_rows(ray_l
     local = SearchRun(SearchSpec("reinforce", out, 1, 24, {"batch_size": 8}),
                       bench.domain(out), get_oracle("nb201")).run()
     assert df[df.seed == 1]["cell_id"].tolist() == [r["id"] for r in local]
+
+
+def test_trial_progress_lines_off_a_terminal_are_throttled_with_rate_eta_and_best():
+    """`latentnas run` piped (a job log): a line at most every `every` seconds, one when
+    the last search finishes; the ETA comes from the searches finished in this run."""
+    from latentnas.progress import TrialLines
+
+    now, lines = [0.0], []
+    progress = TrialLines(100, done=20, every=30, clock=lambda: now[0], write=lines.append)
+    state = {"done": 20, "queries": 0, "qps": 0.0, "best": {}}
+    progress(state)
+    assert lines == ["trials 20/100 (20%) | 0 queries, 0/s | 0 s elapsed, ETA -"]
+    now[0], state = 10.0, {"done": 25, "queries": 750, "qps": 75.0, "best": {"re": 0.91}}
+    progress(state)                                       # 10 s after the last: held back
+    assert len(lines) == 1
+    now[0], state = 60.0, {"done": 30, "queries": 1500, "qps": 25.0,
+                           "best": {"re": 0.9134, "random": 0.9}}
+    progress(state)                # 10 searches in 60 s, 70 left: 420 s
+    assert lines[-1] == ("trials 30/100 (30%) | 1,500 queries, 25/s | 60 s elapsed, "
+                         "ETA 7.0 min | best: random 0.9, re 0.9134")
+    now[0], state = 61.0, {**state, "done": 100}
+    progress(state)                                       # the last one always prints
+    assert lines[-1].startswith("trials 100/100 (100%)") and "elapsed, done" in lines[-1]

@@ -94,3 +94,51 @@ def search_progress(console, every: float = 60.0):
         yield start, done
     finally:
         progress.stop()
+
+
+class TrialLines:
+    """Progress of an experiment as plain lines, for output that is not a terminal (job
+    logs, ``| tee``, nohup): counts, rate, elapsed time, an ETA from the searches finished
+    in this run, and the best search metric per searcher, at most one line every
+    ``every`` seconds (``LATENTNAS_PROGRESS_SECONDS``, default 30) and one when the last
+    search finishes. ``clock`` and ``write`` are for tests."""
+
+    def __init__(self, total: int, done: int = 0, every: float | None = None,
+                 clock: Callable[[], float] = time.perf_counter,
+                 write: Callable[[str], None] | None = None):
+        self.total, self.first = total, done
+        self.every = float(os.environ.get("LATENTNAS_PROGRESS_SECONDS", 30)) \
+            if every is None else every
+        self.clock, self.t0 = clock, clock()
+        self.last = -float("inf")
+        self.write = write or (lambda line: print(line, file=sys.stderr, flush=True))
+
+    def __call__(self, state: dict) -> None:
+        now = self.clock()
+        finished = state["done"] >= self.total
+        if now - self.last < self.every and not finished:
+            return
+        self.last = now
+        self.write(self.line(state, now - self.t0))
+
+    def line(self, state: dict, elapsed: float) -> str:
+        done, total = state["done"], self.total
+        here = done - self.first
+        if done >= total:
+            eta = "done"
+        elif here > 0:
+            eta = f"ETA {_duration(elapsed / here * (total - done))}"
+        else:
+            eta = "ETA -"
+        best = ", ".join(f"{k} {v:.4g}" for k, v in sorted(state.get("best", {}).items()))
+        return (f"trials {done:,}/{total:,} ({done / max(total, 1):.0%}) | "
+                f"{state.get('queries', 0):,} queries, {state.get('qps', 0):,.0f}/s | "
+                f"{_duration(elapsed)} elapsed, {eta}" + (f" | best: {best}" if best else ""))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

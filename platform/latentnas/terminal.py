@@ -14,12 +14,14 @@ import threading
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 
 from latentnas.benchmarks import resolve
 from latentnas.errors import (ConfigError, InterruptedRunError, LatentNASError, short,
                               storage_error)
 from latentnas.models import MAX_SEED, pretrain_config, pretrain_model
+from latentnas.progress import TrialLines
 from latentnas.results.store import stored_searches
 from latentnas.spaces.nb101_enum import EXPECTED as NB101_CELLS
 from latentnas.storage import probe
@@ -190,9 +192,15 @@ def run_with_progress(cfg, total: int, resume: bool, overwrite: bool, mix_versio
     from latentnas.experiment import ProgressCallback, run_experiment
 
     done = 0 if overwrite else len(stored_searches(cfg.results_root(), cfg.name))
+    if not console.is_terminal:       # a log or a pipe: a line now and then, not a bar
+        lines = TrialLines(total, done)
+        return run_experiment(cfg, resume=resume, overwrite=overwrite,
+                              callbacks=[ProgressCallback(total, lines, done)],
+                              mix_versions=mix_versions)
     with Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                  TextColumn("{task.fields[best]}"), console=console) as progress:
+                  TimeRemainingColumn(), TextColumn("{task.fields[best]}"),
+                  console=console) as progress:
         task = progress.add_task("run", total=total, completed=done, rate="", best="")
 
         def update(state):
