@@ -338,3 +338,26 @@ def test_trial_progress_lines_off_a_terminal_are_throttled_with_rate_eta_and_bes
     now[0], state = 61.0, {**state, "done": 100}
     progress(state)                                       # the last one always prints
     assert lines[-1].startswith("trials 100/100 (100%)") and "elapsed, done" in lines[-1]
+
+
+@pytest.mark.slow
+def test_bench_scale_measures_a_simulated_cluster_with_a_killed_driver(tmp_path):
+    """`latentnas bench scale`, small: a simulated 2-node cluster, the driver killed at
+    half and resumed, the process pool on the same plan; every search stored once and
+    the pool's traces identical to Ray's (figures are printed, not asserted)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "latentnas.cli", "bench", "scale", "--searches", "8",
+         "--nodes", "2", "--budget", "10", "--storage", str(tmp_path / "scale")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "80 rows, each search once: yes" in out, out[-3000:]
+    assert "8 searches, each once: yes" in out and "(exit 0)" in out, out[-3000:]
+    assert "identical traces" in out and "8 of 8" in out, out[-3000:]
+    for figure in ("platform share of CPU time", "driver RSS slope", "Tune experiment state",
+                   "results store", "Ray's tax over the pool"):
+        assert figure in out, figure

@@ -21,9 +21,9 @@ from latentnas.latent import landscape
 from latentnas.oracles.training import TrainingSettings
 from latentnas.perf import (enumeration_figures, oracle_costs, peak_rss_mb, platform_overhead,
                             shard_figures, training_figures)
-from latentnas.plan import SearchPlan
+from latentnas.plan import SearchPlan, read_searchers
 from latentnas.pretrain import resolve_device
-from latentnas.progress import search_progress, stage
+from latentnas.progress import search_progress, stage, stage_line
 from latentnas.runner import run_plan, traces
 from latentnas.storage import probe_file, write_file
 from latentnas.terminal import (ENCODER, MIX, MODELS, NODE_POSITIONS, command, parse_budgets,
@@ -223,6 +223,86 @@ def bench_platform(
             ("errored trials", str(f["errored"]))]:
         table.add_row(label, value)
     console.print(table)
+
+
+@command(bench_app, "scale")
+def bench_scale(
+    searches: int = typer.Option(1000, help="searches in the experiment"),
+    searchers: str = typer.Option("random", help="searchers (cheap ones isolate the platform; "
+                                  "add gp-mixed for the real case)"),
+    budget: int = typer.Option(20, help="queries per search"),
+    cpus_per_trial: float = typer.Option(0.25, help="CPUs per trial"),
+    nodes: int = typer.Option(8, help="Ray nodes of the simulated cluster"),
+    cpus_per_node: int = typer.Option(1, help="logical CPUs per node"),
+    kill_at: float = typer.Option(0.5, help="share of searches stored when the driver is "
+                                  "killed, before --resume"),
+    pool_workers: int = typer.Option(0, help="processes of the process-pool run (0: one "
+                                     "per core)"),
+    storage: str = typer.Option("runs/bench-scale", help="a local folder (its previous "
+                                "benchmark runs there are replaced)"),
+    encodings: Optional[str] = typer.Option(None, help="encodings of the latent searchers "
+                                            "(default arch2vec; random, re and ls ignore "
+                                            "it)"),
+) -> None:
+    """The platform at scale on a simulated multi-node cluster: wall, the platform's share
+    of CPU, overhead per trial, driver memory and its slope, Tune state per 100 trials,
+    the stores' files and bytes, resume after a killed driver, `results` read time, and
+    Ray's tax over the process pool on the same plan (traces compared)."""
+    from latentnas.perf import scale_figures
+
+    positive("searches", searches, 10**6)
+    positive("nodes", nodes, 64)
+    positive("cpus-per-node", cpus_per_node, 1024)
+    if not 0 < kill_at < 1:
+        raise ConfigError(f"--kill-at must be between 0 and 1, got {kill_at}")
+    seeds = -(-searches // max(len(read_searchers(searchers)), 1))
+    cfg = ExperimentConfig.build(name="bench-scale", searchers=searchers, seeds=seeds,
+                                 first_seed=1000, budget=budget, cpus_per_trial=cpus_per_trial,
+                                 storage=storage, **({"encodings": encodings}
+                                                     if encodings else {}))
+    f = scale_figures(cfg, searchers, encodings, nodes, cpus_per_node, kill_at,
+                      pool_workers or None, note=stage_line)
+    mb = 2**20
+    table = Table(title=f"Scale: {f['searches']:,} searches x {budget} queries on {nodes} "
+                        f"simulated nodes ({f['cpus']} CPUs; {f['cores']} cores), "
+                        f"{cpus_per_trial:g} CPU/trial, searchers {searchers}")
+    for col in ("figure", "value"):
+        table.add_column(col)
+    for label, value in [
+            ("wall in Tune", f"{f['wall_s']:.1f} s ({f['wall_s'] / f['searches']:.3f} s "
+                             "per search)"),
+            ("search work", f"{f['search_cpu_s']:.1f} CPU s"),
+            ("platform share of CPU time", f"{f['platform_share']:.0%}"),
+            ("overhead per trial", f"{f['overhead_per_trial_s']:.3f} CPU s"),
+            ("  trial setup", f"{f['setup_per_trial_s']:.3f} CPU s"),
+            ("  rows, checkpoints, reports", f"{f['io_per_trial_s']:.3f} CPU s"),
+            ("  the rest (Tune scheduling, Ray, idle)", f"{f['rest_per_trial_s']:.3f} CPU s"),
+            ("driver peak RSS", f"{f['driver_peak_mb']:,.0f} MiB"),
+            ("driver RSS slope", f"{f['driver_slope_mb_per_1000']:+.1f} MiB per 1,000 "
+                                 "searches (from 20 % done)"),
+            ("Tune experiment state", f"{f['state_bytes_per_100'] / mb:.3f} MB per 100 "
+                                      "trials"),
+            ("Tune folder", f"{f['tune_files']:,} files, {f['tune_bytes'] / mb:.1f} MB"),
+            ("results store", f"{f['results_files']:,} files, {f['results_bytes'] / mb:.1f} "
+                              "MB"),
+            ("`latentnas results` read", f"{f['results_read_s']:.2f} s, {f['rows']:,} rows, "
+                                         "each search once: "
+                                         + ("yes" if f["stored_once"] else "NO")),
+            ("driver killed at", f"{f['killed_at']:,} searches stored"),
+            ("--resume: first new search", "-" if f["resume_first_s"] is None
+             else f"{f['resume_first_s']:.1f} s"),
+            ("--resume: to the end", f"{f['resume_total_s']:.1f} s (exit "
+                                     f"{f['resume_exit']}), {f['resume_searches']:,} "
+                                     "searches, each once: "
+                                     + ("yes" if f["resume_stored_once"] else "NO")),
+            ("process pool, same plan", f"{f['pool_s']:.1f} s"),
+            ("Ray's tax over the pool", f"{f['ray_tax']:+.0%}"),
+            ("identical traces", f"{f['identical_traces']:,} of {f['compared_traces']:,}"),
+            ("errored trials", str(f["errored"]))]:
+        table.add_row(label, value)
+    console.print(table)
+    if f["resume_exit"] != 0:
+        raise ConfigError(f"--resume failed: {f['resume_tail']}")
 
 
 @command(bench_app, "shards")

@@ -229,3 +229,179 @@ def training_figures(settings, cells: int = 3, seed: int = 0,
     if device.startswith("cuda"):
         out["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out
+
+
+def _tree(path: str) -> tuple[int, int]:
+    """Files and bytes under a local folder."""
+    files = size = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            try:
+                size += os.path.getsize(os.path.join(folder, name))
+                files += 1
+            except OSError:
+                pass
+    return files, size
+
+
+def _trace_ids(frame) -> dict:
+    return {key: list(g.sort_values("step")["cell_id"])
+            for key, g in frame.groupby(["searcher", "encoding", "seed"])}
+
+
+def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int = 8,
+                  cpus_per_node: int = 1, kill_at: float = 0.5,
+                  pool_workers: int | None = None, note=lambda text: None) -> dict[str, Any]:
+    """The platform at scale, on a simulated cluster of ``nodes`` Ray nodes on this machine
+    (``ray.cluster_utils.Cluster``, ``cpus_per_node`` logical CPUs each):
+
+    * experiment ``cfg`` run uninterrupted from this process: wall, the platform's share
+      of the CPU time, overhead per trial (trial setup; rows, checkpoints and reports; the
+      rest: Tune's scheduling, Ray, idle cores), the driver's RSS against searches done
+      (peak and slope), bytes of Tune's experiment state per 100 trials, files and bytes
+      of Tune's folder and of the results store, and the seconds ``latentnas results``
+      takes to read the store;
+    * the same plan under another name from a ``latentnas run`` child killed with SIGKILL
+      once ``kill_at`` of its searches are stored, then ``--resume``: seconds to the first
+      search stored after the restart and to the end, and every search stored once;
+    * the same plan through the process pool (``bench search``'s runner, ``pool_workers``
+      processes): its wall, Ray's tax over it, and whether the traces are identical.
+
+    ``searchers`` and ``encodings`` are ``cfg``'s as given (for the ``latentnas run``
+    child);
+    ``cfg.storage`` must be a local folder; everything of the benchmark's is replaced."""
+    import shutil
+    import signal
+    import tempfile
+
+    import psutil
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from latentnas.experiment import ProgressCallback, init_ray, run_experiment
+    from latentnas.plan import SearchPlan
+    from latentnas.results.store import read_results, stored_searches
+    from latentnas.runner import run_plan
+
+    storage = cfg.storage_root()
+    if "://" in storage:
+        raise ValueError("bench scale measures a local storage folder")
+    shutil.rmtree(storage, ignore_errors=True)
+    total = len(cfg.specs())
+    temp = tempfile.mkdtemp(prefix="lnscale-", dir="/tmp")      # short: Unix socket paths
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    note(f"starting a simulated cluster of {nodes} nodes x {cpus_per_node} CPU")
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": cpus_per_node, "temp_dir": temp, "include_dashboard": False})
+    for _ in range(nodes - 1):
+        cluster.add_node(num_cpus=cpus_per_node)
+    out: dict[str, Any] = {"searches": total, "nodes": nodes, "cpus": nodes * cpus_per_node,
+                           "cores": os.cpu_count(), "budget": cfg.budget}
+    try:
+        cluster.wait_for_nodes()
+        init_ray(cluster.address)
+        me, samples = psutil.Process(), []
+
+        def sample(state: dict) -> None:
+            samples.append((state["done"], me.memory_info().rss / 2**20))
+
+        note(f"{total:,} searches on Ray Tune, uninterrupted")
+        res = run_experiment(cfg, callbacks=[ProgressCallback(total, sample)])
+        cpus = ray.cluster_resources().get("CPU", 1)
+        overhead = max(res.wall_seconds * min(cpus, os.cpu_count() or cpus)
+                       - res.trial_cpu_seconds, 0.0)
+        n = max(res.trials, 1)
+        late = [(d, r) for d, r in samples if d >= 0.2 * total]
+        slope = float(np.polyfit([d for d, _ in late], [r for _, r in late], 1)[0]) \
+            if len({d for d, _ in late}) > 2 else float("nan")
+        tune_dir = cfg.tune_path()
+        states = [os.path.join(tune_dir, f) for f in os.listdir(tune_dir)
+                  if f.startswith("experiment_state") and f.endswith(".json")]
+        state_bytes = max((os.path.getsize(p) for p in states), default=0)
+        results_files, results_bytes = _tree(cfg.results_root())
+        all_files, all_bytes = _tree(tune_dir)
+        t = time.perf_counter()
+        frame = read_results(cfg.results_root(), experiment=cfg.name)
+        read_s = time.perf_counter() - t
+        out.update(
+            wall_s=res.wall_seconds, trials=res.trials, errored=res.errored,
+            search_cpu_s=res.trial_cpu_seconds,
+            platform_share=overhead / max(overhead + res.trial_cpu_seconds, 1e-9),
+            overhead_per_trial_s=overhead / n, setup_per_trial_s=res.setup_cpu_seconds / n,
+            io_per_trial_s=res.io_cpu_seconds / n,
+            rest_per_trial_s=max(overhead - res.setup_cpu_seconds - res.io_cpu_seconds, 0) / n,
+            driver_peak_mb=max((r for _, r in samples), default=0.0),
+            driver_slope_mb_per_1000=slope * 1000,
+            state_bytes_per_100=state_bytes / max(total, 1) * 100,
+            tune_files=all_files - results_files, tune_bytes=all_bytes - results_bytes,
+            results_files=results_files, results_bytes=results_bytes,
+            results_read_s=read_s, rows=len(frame),
+            stored_once=not frame.duplicated(["searcher", "encoding", "seed", "step"]).any())
+        ray_traces = _trace_ids(frame)
+
+        # a driver killed at `kill_at`, then --resume
+        name = f"{cfg.name}-resume"
+        args = [sys.executable, "-m", "latentnas.cli", "run", "--address", cluster.address,
+                "--name", name, "--searchers", searchers,
+                *(["--encodings", encodings] if encodings else []), "--seeds", str(cfg.seeds),
+                "--first-seed", str(cfg.first_seed), "--budget", str(cfg.budget),
+                "--cpus-per-trial", str(cfg.cpus_per_trial), "--storage", storage,
+                "--models", str(cfg.encoder_models)]
+        root = f"{storage}/{name}/results"
+        env = {**os.environ, "LATENTNAS_PROGRESS_SECONDS": "3600"}
+        note(f"the same plan from a driver killed at {kill_at:.0%}, then --resume")
+        log = open(os.path.join(temp, "driver.log"), "w+b")
+        child = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        while child.poll() is None and len(stored_searches(root, name)) < kill_at * total:
+            time.sleep(0.25)
+        if child.poll() is not None:
+            log.seek(0)
+            raise RuntimeError("the driver to be killed ended first: "
+                               + log.read().decode(errors="replace")[-800:])
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        # trials in flight outlive their driver for a moment and may still store their
+        # search: the count the resume starts from is the one that stopped moving
+        killed, steady = len(stored_searches(root, name)), time.perf_counter()
+        while time.perf_counter() - steady < 3:
+            time.sleep(0.5)
+            now = len(stored_searches(root, name))
+            if now != killed:
+                killed, steady = now, time.perf_counter()
+        t = time.perf_counter()
+        resumed = subprocess.Popen(args + ["--resume"], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+        first = None
+        while resumed.poll() is None:
+            if first is None and len(stored_searches(root, name)) > killed:
+                first = time.perf_counter() - t
+            time.sleep(0.1)
+        tail = resumed.stderr.read().decode(errors="replace")[-500:]
+        resumed_frame = read_results(root, experiment=name)
+        out.update(killed_at=killed, resume_exit=resumed.returncode, resume_tail=tail,
+                   resume_first_s=first, resume_total_s=time.perf_counter() - t,
+                   resume_searches=resumed_frame.groupby(["searcher", "encoding",
+                                                          "seed"]).ngroups,
+                   resume_stored_once=not resumed_frame.duplicated(
+                       ["searcher", "encoding", "seed", "step"]).any())
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+
+    note(f"the same plan through the process pool ({pool_workers or os.cpu_count()} "
+         "processes)")
+    plan = SearchPlan(space=cfg.space, dataset=cfg.dataset, searchers=searchers,
+                      seeds=cfg.seeds, first_seed=cfg.first_seed, budget=cfg.budget,
+                      encoder_models=cfg.encoder_models,
+                      **({"encodings": encodings} if encodings else {}))
+    t = time.perf_counter()
+    local = run_plan(plan, None, workers=pool_workers or os.cpu_count() or 1)
+    pool_s = time.perf_counter() - t
+    pool_traces = {(r.spec.name, r.spec.encoding, r.spec.seed): [row["id"] for row in r.rows]
+                   for r in local.results}
+    same = sum(1 for k, ids in pool_traces.items()
+               if ray_traces.get((k[0], k[1], str(k[2])), ray_traces.get(k)) == ids)
+    out.update(pool_s=pool_s, ray_tax=out["wall_s"] / max(pool_s, 1e-9) - 1,
+               identical_traces=same, compared_traces=len(pool_traces))
+    return out
