@@ -67,6 +67,18 @@ def test_a_stored_experiment_is_not_mixed_with_another_plan(tmp_path):
     assert snapshot(store) != before
 
 
+def test_overwrite_of_an_experiment_never_run_runs_it(ray_local, tmp_path):
+    """--overwrite on a name nothing is stored under yet: nothing to delete, the run goes
+    on (the writer's own lock file in the folder is not somebody's files)."""
+    from latentnas.config import ExperimentConfig
+    from latentnas.experiment import run_experiment
+
+    cfg = ExperimentConfig(name="fresh", searchers="random", encodings="none", seeds=2,
+                           budget=5, storage=str(tmp_path / "runs"))
+    res = run_experiment(cfg, overwrite=True)
+    assert res.trials == 2 and res.errored == 0
+
+
 def test_resume_with_another_plan_is_refused(ray_local, tmp_path):
     from latentnas.config import ExperimentConfig
     from latentnas.errors import ConfigError

@@ -206,11 +206,8 @@ def bench_platform(
                                  oracle_mode=oracle_mode, storage=storage,
                                  **({"encodings": encodings} if encodings is not None else {}))
     f = platform_overhead(cfg)
-    table = Table(title=f"Platform: {f['trials']} trials × {budget} queries, {f['cpus']:g} CPUs, "
-                        f"{cpus_per_trial:g} CPU/trial, oracle via {oracle_mode}")
-    for col in ("figure", "value"):
-        table.add_column(col)
-    for label, value in [
+    _figures(f"Platform: {f['trials']} trials × {budget} queries, {f['cpus']:g} CPUs, "
+             f"{cpus_per_trial:g} CPU/trial, oracle via {oracle_mode}", [
             ("wall time", f"{f['wall_s']:.1f} s"),
             ("search work (trial CPU)", f"{f['search_cpu_s']:.1f} CPU s"),
             ("platform overhead share", f"{f['overhead_share']:.0%} of CPU time"),
@@ -220,7 +217,15 @@ def bench_platform(
             ("  the rest (Tune, Ray, idle cores)", f"{f['rest_per_trial_s']:.2f} CPU s"),
             ("queries/s", f"{f['queries_per_s']:,.0f}"),
             ("peak RSS (driver + Ray processes)", f"{f['peak_rss_mb']:,.0f} MiB"),
-            ("errored trials", str(f["errored"]))]:
+            ("errored trials", str(f["errored"]))])
+
+
+def _figures(title: str, rows: list[tuple[str, str]]) -> None:
+    """A two-column table of a benchmark's figures."""
+    table = Table(title=title)
+    for col in ("figure", "value"):
+        table.add_column(col)
+    for label, value in rows:
         table.add_row(label, value)
     console.print(table)
 
@@ -263,12 +268,9 @@ def bench_scale(
     f = scale_figures(cfg, searchers, encodings, nodes, cpus_per_node, kill_at,
                       pool_workers or None, note=stage_line)
     mb = 2**20
-    table = Table(title=f"Scale: {f['searches']:,} searches x {budget} queries on {nodes} "
-                        f"simulated nodes ({f['cpus']} CPUs; {f['cores']} cores), "
-                        f"{cpus_per_trial:g} CPU/trial, searchers {searchers}")
-    for col in ("figure", "value"):
-        table.add_column(col)
-    for label, value in [
+    _figures(f"Scale: {f['searches']:,} searches x {budget} queries on {nodes} simulated "
+             f"nodes ({f['cpus']} CPUs; {f['cores']} cores), {cpus_per_trial:g} CPU/trial, "
+             f"searchers {searchers}", [
             ("wall in Tune", f"{f['wall_s']:.1f} s ({f['wall_s'] / f['searches']:.3f} s "
                              "per search)"),
             ("search work", f"{f['search_cpu_s']:.1f} CPU s"),
@@ -298,9 +300,7 @@ def bench_scale(
             ("process pool, same plan", f"{f['pool_s']:.1f} s"),
             ("Ray's tax over the pool", f"{f['ray_tax']:+.0%}"),
             ("identical traces", f"{f['identical_traces']:,} of {f['compared_traces']:,}"),
-            ("errored trials", str(f["errored"]))]:
-        table.add_row(label, value)
-    console.print(table)
+            ("errored trials", str(f["errored"]))])
     if f["resume_exit"] != 0:
         raise ConfigError(f"--resume failed: {f['resume_tail']}")
 

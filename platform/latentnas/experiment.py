@@ -33,7 +33,7 @@ from latentnas.errors import ConfigError, InterruptedRunError, short
 from latentnas.domains import make_domain
 from latentnas.oracles.base import TabularOracle
 from latentnas.progress import stage_line
-from latentnas.results.store import has_record, writer_lock
+from latentnas.results.store import LOCK_PREFIX, has_record, writer_lock
 from latentnas.runner import Prepared, prepare, store_search
 from latentnas.search import SearchRun, SearchSpec
 
@@ -513,6 +513,9 @@ def check_overwritable(path: str) -> bool:
     fs, root = filesystem(path)
     if fs.get_file_info(root).type != pafs.FileType.Directory:
         return False
+    if all(not f.is_file or f.base_name.startswith(LOCK_PREFIX)
+           for f in fs.get_file_info(pafs.FileSelector(root, recursive=True))):
+        return False      # nothing in it but this run's lock: nothing to delete
     # or what an older latentnas left there: Tune's state, or the record of its results
     ours = any(fs.get_file_info(f"{root}/{sign}").type == pafs.FileType.File
                for sign in (MARKER, "tuner.pkl")) or \
