@@ -271,3 +271,25 @@ def test_tables_stay_whole_when_piped(tmp_path):
     out = subprocess.run([sys.executable, "-m", "latentnas.cli", "results", str(store)],
                          capture_output=True, text=True, check=True).stdout
     assert "…" not in out and "re:population_size=10,sample_size=3" in out
+
+
+def test_overwrite_keeps_the_lock_the_run_holds(tmp_path):
+    """--overwrite deletes the old experiment's files, but not the writer lock this run
+    holds in its results folder: a second writer is still refused afterwards."""
+    from latentnas.errors import BusyError
+    from latentnas.experiment import MARKER, _delete_tune_state
+    from latentnas.results.store import writer_lock
+
+    tune = tmp_path / "runs" / "e1"
+    (tune / "results" / "experiment=e1").mkdir(parents=True)
+    (tune / MARKER).write_text("{}")
+    (tune / "trial_1").mkdir()
+    (tune / "trial_1" / "result.json").write_text("{}")
+    (tune / "results" / "experiment=e1" / "seed-1.parquet").write_bytes(b"old")
+    with writer_lock(str(tune / "results"), "e1"):
+        _delete_tune_state(str(tune))
+        left = sorted(str(p.relative_to(tune)) for p in tune.rglob("*"))
+        assert left == ["results", "results/.lock-experiment=e1"], left
+        with pytest.raises(BusyError):
+            with writer_lock(str(tune / "results"), "e1"):
+                pass

@@ -46,8 +46,9 @@ from typing import Any, Iterator
 from latentnas import machines, yamlfile
 from latentnas.cluster_common import (GCP_DISKS, LOOPBACK, PLACEHOLDER, STATIC_KEYS,
                                       STORAGE_VAR, TOKEN_DIR, ClusterCheck, _describe,
-                                      _experiments, _image)
+                                      _experiments, _image, _list, _map)
 from latentnas.errors import ConfigError, LatentNASError, short
+
 
 def load_documents(path: str) -> list[dict]:
     docs = [d for d in yamlfile.load(path, "cluster file", many=True) if d is not None]
@@ -58,15 +59,15 @@ def load_documents(path: str) -> list[dict]:
 
 
 def check_cluster_file(path: str, experiments: list[str] | None = None,
-                       placeholders: bool = False, others: list[dict] | None = None
-                       ) -> ClusterCheck:
+                       placeholders: bool = False, others: list[dict] | None = None,
+                       docs: list[dict] | None = None) -> ClusterCheck:
     """Every problem of one cluster file (see the module docstring); with ``placeholders``
     unfilled ``CHANGE-ME`` values are not problems (to check a template). ``others``: the
     Kubernetes documents of the other files checked with it (service accounts, clusters
-    a RayJob submits to)."""
+    a RayJob submits to); ``docs``: the file's documents if already read."""
     check = ClusterCheck(path, placeholders=placeholders)
     try:
-        docs = load_documents(path)
+        docs = load_documents(path) if docs is None else docs
     except LatentNASError as exc:
         check.problem(str(exc))
         return check
@@ -92,7 +93,7 @@ def _check(check: ClusterCheck, docs: list[dict], experiments: list[str],
         if len(docs) > 1:
             check.problem("a Ray cluster-launcher config must be the file's only document "
                           "(`ray up` reads the first and ignores the rest)")
-        check.kind = str((launchers[0].get("provider") or {}).get("type", "?"))
+        check.kind = str(_map(launchers[0].get("provider")).get("type", "?"))
         _launcher(check, launchers[0], experiments)
         return
     from latentnas import kube
@@ -116,16 +117,16 @@ def statements(command: str) -> list[list[str]]:
     """A shell command split into simple statements (at ``;``, ``&&``, ``||``, ``|`` and
     newlines), each a list of words with quotes removed. Words of an unbalanced quote are
     kept as one statement split on blanks."""
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|")
-    lexer.whitespace_split = True
-    lexer.commenters = ""
+    command = command.replace("\\\n", " ")          # a continued line is one line
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|\n")
+    lexer.whitespace, lexer.whitespace_split, lexer.commenters = " \t\r", True, ""
     try:
         words = list(lexer)
     except ValueError:
         words = command.split()
     out, current = [], []
     for word in words:
-        if word and set(word) <= set(";&|"):
+        if word and set(word) <= set(";&|\n"):
             if current:
                 out.append(current)
             current = []
@@ -452,7 +453,7 @@ def _aws(check: ClusterCheck, config: dict, types: dict, head: str) -> None:
     for zone in str(provider.get("availability_zone") or "").split(","):
         if zone.strip() and PLACEHOLDER not in region and not zone.strip().startswith(region):
             check.problem(f"availability zone {zone.strip()} is not in region {region}")
-    images = {name: t["node_config"].get("ImageId") for name, t in types.items()}
+    images = {name: str(t["node_config"].get("ImageId")) for name, t in types.items()}
     if len(set(images.values())) > 1:
         check.problem(f"node types boot different AMIs {images}: use one AMI (and one "
                       "container) so every node has the same driver and Python")
@@ -495,66 +496,58 @@ def _gcp(check: ClusterCheck, config: dict, types: dict, head: str) -> None:
     region, zone = str(provider.get("region", "")), str(provider.get("availability_zone", ""))
     if zone and region and not zone.startswith(region + "-"):
         check.problem(f"provider.availability_zone {zone} is not in region {region}")
+        zone = ""                       # one line for it, not one per disk as well
 
-    def disks(t):
-        return t["node_config"].get("disks") or [{}]
+    def disks(t) -> list[dict]:
+        return [_map(_map(d).get("initializeParams")) for d in _list(
+            t["node_config"].get("disks")) or [{}]]
 
-    images = {name: (disks(t)[0].get("initializeParams") or {}).get("sourceImage")
-              for name, t in types.items()}
+    images = {name: str(disks(t)[0].get("sourceImage")) for name, t in types.items()}
     if len(set(images.values())) > 1:
         check.problem(f"node types boot different images {images}: a different image family "
                       "brings another Python patch version, which Ray refuses at join; use "
                       "one image")
-    head_account = None
     for name, t in types.items():
         node = t["node_config"]
         machine = str(node.get("machineType", "")).rsplit("/", 1)[-1]   # or zones/Z/machineTypes/M
-        family = machine.split("-")[0]
-        for disk in disks(t):
-            dtype = str((disk.get("initializeParams") or {}).get("diskType", "pd-standard"))
-            dtype = dtype.rsplit("/", 1)[-1]
-            if zone.startswith(region + "-") and "/zones/" in "/" + str((disk.get("initializeParams") or {}).get(
-                    "diskType", "")) and f"zones/{zone}/" not in str(
-                    disk["initializeParams"]["diskType"]):
+        for params in disks(t):
+            dtype = str(params.get("diskType", "pd-standard"))
+            if zone and "zones/" in dtype and f"zones/{zone}/" not in dtype:
                 check.problem(f"node type {name}: the boot disk type names another zone than "
                               f"{zone}")
-            allowed = GCP_DISKS.get(family)
-            if allowed and not dtype.startswith(allowed):
-                check.problem(f"node type {name}: {machine} cannot boot from {dtype} (the "
-                              f"default when diskType is unset); set diskType to "
-                              f"{' or '.join(allowed)}")
-        accounts = node.get("serviceAccounts")
-        emails = [str(a.get("email", "")) for a in accounts or [] if isinstance(a, dict)]
-        if name == head:
-            head_account = emails[0] if emails else "ray-autoscaler-sa-v1"
-            if accounts:
-                check.problem(f"node type {name}: `ray up` replaces the head's serviceAccounts "
-                              "with its own account (ray-autoscaler-sa-v1); leave it unset")
-            continue
-        if "default" in emails or any(e.endswith("-compute@developer.gserviceaccount.com")
-                                      for e in emails):
-            check.problem(f"node type {name}: the Compute Engine default service account "
-                          "holds Editor on the project; name latentnas-worker@PROJECT "
-                          "(the bucket and Artifact Registry read, cluster/README.md)")
-        elif any(e.startswith("ray-autoscaler-sa-v1@") or e == head_account for e in emails):
-            check.problem(f"node type {name} wears the head's account "
-                          "(ray-autoscaler-sa-v1: compute admin and storage on the whole "
-                          "project): every trial there could launch VMs; name "
-                          "latentnas-worker@PROJECT (the bucket and image read only)")
-        elif not any(re.search(r"cloud-platform|devstorage", " ".join(a.get("scopes", [])))
-                     for a in accounts or [] if isinstance(a, dict)):
-            check.problem(f"node type {name} has no service account with a storage scope: "
-                          "its trials cannot write Tune state or results to GCS")
-        gpus = sum(int(a.get("acceleratorCount", 1) or 0) for a in node.get(
-            "guestAccelerators") or [] if isinstance(a, dict))
+            allowed = GCP_DISKS.get(machine.split("-")[0])
+            if allowed and not dtype.rsplit("/", 1)[-1].startswith(allowed):
+                check.problem(f"node type {name}: {machine} cannot boot from "
+                              f"{dtype.rsplit('/', 1)[-1]} (the default when diskType is "
+                              f"unset); set diskType to {' or '.join(allowed)}")
+        gpus = sum(int(a.get("acceleratorCount", 1)) if isinstance(a.get(
+            "acceleratorCount", 1), int) else 0 for a in map(_map, _list(
+                node.get("guestAccelerators"))))
         found = machines.facts("gcp", machine, gpus)
         _machine(check, name, found, t.get("resources", {}))
         if (found.gpus or gpus) and _scheduling(node).get("onHostMaintenance") != "TERMINATE":
             check.problem(f"node type {name}: a VM with GPUs cannot live-migrate; set "
                           "scheduling onHostMaintenance: TERMINATE (GCP refuses it otherwise)")
-    if head in types:
-        _machine(check, head, machines.facts("gcp", str(types[head]["node_config"].get(
-            "machineType", "")).rsplit("/", 1)[-1]), types[head].get("resources", {}))
+        accounts = [_map(a) for a in _list(node.get("serviceAccounts"))]
+        emails = [str(a.get("email", "")) for a in accounts]
+        if name == head:
+            if node.get("serviceAccounts"):
+                check.problem(f"node type {name}: `ray up` replaces the head's serviceAccounts "
+                              "with its own account (ray-autoscaler-sa-v1); leave it unset")
+        elif "default" in emails or any(e.endswith("-compute@developer.gserviceaccount.com")
+                                        for e in emails):
+            check.problem(f"node type {name}: the Compute Engine default service account "
+                          "holds Editor on the project; name latentnas-worker@PROJECT "
+                          "(the bucket and Artifact Registry read, cluster/README.md)")
+        elif any(e.startswith("ray-autoscaler-sa-v1@") for e in emails):
+            check.problem(f"node type {name} wears the head's account "
+                          "(ray-autoscaler-sa-v1: compute admin and storage on the whole "
+                          "project): every trial there could launch VMs; name "
+                          "latentnas-worker@PROJECT (the bucket and image read only)")
+        elif not any(re.search(r"cloud-platform|devstorage", " ".join(
+                map(str, _list(a.get("scopes"))))) for a in accounts):
+            check.problem(f"node type {name} has no service account with a storage scope: "
+                          "its trials cannot write Tune state or results to GCS")
     _head_runs_searches(check, types, head)
 
 
@@ -610,11 +603,11 @@ def check_cluster_files(paths: list[str], experiments: list[str],
     for path in paths:
         try:
             loaded[path] = load_documents(path)
-        except Exception:
-            loaded[path] = []
+        except LatentNASError:
+            loaded[path] = None          # check_cluster_file reads it again and says why
     return [check_cluster_file(p, experiments, placeholders,
-                               [d for q, docs in loaded.items() if q != p for d in docs
-                                if "kind" in d])
+                               [d for q, docs in loaded.items() if q != p for d in docs or []
+                                if "kind" in d], loaded[p])
             for p in paths]
 
 

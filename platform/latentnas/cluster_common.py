@@ -49,6 +49,16 @@ class ClusterCheck:
             self.unchecked.append(f"{self.path}: {text}")
 
 
+def _map(value) -> dict:
+    """``value`` if it is a mapping, else an empty one: a field of the wrong kind reads as
+    absent, and the check that needs it says what is missing."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _image(reference: str) -> tuple[str, str, str]:
     """(registry host, repository path, tag) of an image reference; docker.io if none."""
     name, _, digest = reference.partition("@")
@@ -67,7 +77,7 @@ def _experiments(check: ClusterCheck, experiments: list[str], types: dict) -> No
     from latentnas.config import ExperimentConfig
     from latentnas.experiment import bundles
 
-    holds = {name: {**{k: float(v) for k, v in (t.get("resources") or {}).items()}}
+    holds = {name: {k: float(v) for k, v in (t.get("resources") or {}).items()}
              for name, t in types.items()}
     for path in experiments:
         try:

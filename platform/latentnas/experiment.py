@@ -494,12 +494,36 @@ def _mark(cfg: ExperimentConfig) -> None:
 
 
 def _delete_tune_state(path: str) -> None:
-    """Deletes an experiment's folder under --storage, only if latentnas made it."""
+    """Deletes an experiment's folder under --storage, only if latentnas made it. The
+    writer lock this run holds (a file in the results folder when that is inside) stays:
+    deleting it would let a second writer take a new lock beside this run."""
+    from pyarrow import fs as pafs
+
     from latentnas.storage import filesystem
 
-    if check_overwritable(path):
-        fs, root = filesystem(path)
+    if not check_overwritable(path):
+        return
+    fs, root = filesystem(path)
+    entries = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    locks = [e.path for e in entries if e.is_file and e.base_name.startswith(LOCK_PREFIX)]
+    if not locks:
         fs.delete_dir(root)
+        return
+    keep = {d for lock in locks for d in _parents(lock, root)}
+    for e in sorted(entries, key=lambda e: e.path.count("/"), reverse=True):  # deepest first
+        if e.is_file and e.path not in locks:
+            fs.delete_file(e.path)
+        elif e.type == pafs.FileType.Directory and e.path not in keep:
+            fs.delete_dir(e.path)
+
+
+def _parents(path: str, root: str) -> list[str]:
+    """The folders from ``path``'s own up to ``root`` (included)."""
+    out, folder = [], os.path.dirname(path)
+    while folder.startswith(root) and folder not in out:
+        out.append(folder)
+        folder = os.path.dirname(folder)
+    return out
 
 
 def check_overwritable(path: str) -> bool:

@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from latentnas import machines, yamlfile
 from latentnas.cluster_common import (KINDS, PLACEHOLDER, STATIC_KEYS, STORAGE_VAR,
-                                      ClusterCheck, _describe, _experiments, _image)
+                                      ClusterCheck, _describe, _experiments, _image, _list,
+                                      _map)
 from latentnas.errors import LatentNASError, short
 
 #: RayJob.spec.submissionMode values KubeRay accepts
@@ -55,7 +56,7 @@ def _kind_ok(check: ClusterCheck, doc: dict) -> bool:
         check.problem("a document with neither `kind` (Kubernetes) nor `provider` (a Ray "
                       "cluster-launcher config); a cluster config needs provider.type")
         return False
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         check.problem(f"kind {short(kind)} is not one latentnas knows ("
                       f"{', '.join(sorted(KINDS))}); nothing in it was checked: move it to "
                       "a file of its own")
@@ -73,14 +74,6 @@ def _kind_ok(check: ClusterCheck, doc: dict) -> bool:
 def _name(doc: dict) -> str:
     meta = doc.get("metadata")
     return str(meta.get("name") or "") if isinstance(meta, dict) else ""
-
-
-def _map(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else []
 
 
 # -- RayCluster ---------------------------------------------------------------------------------
@@ -351,8 +344,6 @@ def _allocatable(cpus: int, mem_gib: float) -> tuple[float, float]:
 # -- RayJob ----------------------------------------------------------------------------------
 def rayjob(check: ClusterCheck, doc: dict, accounts: dict, clusters: list[dict],
            experiments: list[str]) -> None:
-    from latentnas.storage import check_location
-
     label = f"RayJob {_name(doc)}"
     spec = doc.get("spec")
     if not isinstance(spec, dict):
@@ -388,19 +379,17 @@ def rayjob(check: ClusterCheck, doc: dict, accounts: dict, clusters: list[dict],
         if key in spec and _int(spec[key], least) is None:
             check.problem(f"{label}: {key} must be a whole number >= {least}, got "
                           f"{short(spec[key])}")
-    target = next((c for c in clusters if isinstance(selector, dict) and _name(c) == str(
-        selector.get("ray.io/cluster"))), None)
     if isinstance(inline, dict):
         raycluster(check, doc | {"spec": inline}, accounts, experiments,
                    where=f"{label}.rayClusterSpec")
-        target = {"spec": inline}
-    _runtime_env(check, label, spec, entrypoint, check_location)
+    _runtime_env(check, label, spec, entrypoint)
     if mode in ("K8sJobMode", "SidecarMode"):
-        _submitter(check, label, spec, accounts, clusters, target)
+        _submitter(check, label, spec, accounts, clusters)
 
 
-def _runtime_env(check: ClusterCheck, label: str, spec: dict, entrypoint: str,
-                 check_location) -> None:
+def _runtime_env(check: ClusterCheck, label: str, spec: dict, entrypoint: str) -> None:
+    from latentnas.storage import check_location
+
     text = spec.get("runtimeEnvYAML") or "{}"
     if not isinstance(text, str):
         check.problem(f"{label}: runtimeEnvYAML must be a string of YAML (write `|` and the "
@@ -460,14 +449,18 @@ def _runtime_env(check: ClusterCheck, label: str, spec: dict, entrypoint: str,
                        "the same volume there (latentnas run refuses it otherwise)")
 
 
+def _group_pods(spec: dict) -> list[dict]:
+    """The pod specs of a RayCluster spec's head and worker groups."""
+    groups = [spec.get("headGroupSpec")] + _list(spec.get("workerGroupSpecs"))
+    return [_map(_map(_map(g).get("template")).get("spec")) for g in groups]
+
+
 def _submitter(check: ClusterCheck, label: str, spec: dict, accounts: dict,
-               clusters: list[dict], target: dict | None) -> None:
+               clusters: list[dict]) -> None:
     pod = _map(_map(spec.get("submitterPodTemplate")).get("spec"))
     account = str(pod.get("serviceAccountName") or "")
-    cluster_accounts = {str(_map(_map(g.get("template")).get("spec")).get("serviceAccountName"))
-                        for c in clusters for g in [_map(_map(c.get("spec")).get(
-                            "headGroupSpec"))] + _list(_map(c.get("spec")).get(
-                            "workerGroupSpecs")) if isinstance(g, dict)}
+    cluster_accounts = {str(p.get("serviceAccountName")) for c in clusters
+                        for p in _group_pods(_map(c.get("spec")))}
     if not pod:
         check.problem(f"{label}: no submitterPodTemplate: KubeRay's default submitter has no "
                       "Ray token (the cluster refuses it) and wears the namespace's default "
