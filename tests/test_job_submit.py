@@ -169,8 +169,8 @@ def test_ray_job_submit_runs_an_experiment(ray_head, tmp_path):
     assert job.returncode == 0, output[-4000:]
     assert "succeeded" in output
     # a job log is not a terminal: progress comes as lines, the last with every search
-    assert "trials 1/6 (17%)" in output and "ETA" in output, output[-4000:]
-    assert "trials 6/6 (100%)" in output and "best: random" in output, output[-4000:]
+    assert "searches 1/6 (17%)" in output and "ETA" in output, output[-4000:]
+    assert "searches 6/6 (100%)" in output and "best: random" in output, output[-4000:]
 
     root = f"{ray_head['store']}/smoke/results"
     rows = read_results(root)

@@ -72,6 +72,57 @@ def test_retried_trials_end_with_one_complete_trace_each(ray_local, tmp_path):
     assert len(df) == 4 * 24 and not df.duplicated(KEY).any()
 
 
+def test_search_groups_store_each_search_once_with_the_traces_of_single_trials(ray_local,
+                                                                             tmp_path):
+    from latentnas.experiment import group_size
+
+    single = small(tmp_path, "single", searches_per_trial=1)
+    one = run_experiment(single)
+    grouped = small(tmp_path, "grouped", searches_per_trial=3)
+    res = run_experiment(grouped)
+    assert (one.tune_trials, one.trials) == (4, 4)
+    assert (res.tune_trials, res.trials, res.errored) == (2, 4, 0)   # 4 searches, 2 trials
+    a = rows_of(single.results_root(), "single").drop(columns="experiment")
+    b = rows_of(grouped.results_root(), "grouped").drop(columns="experiment")
+    assert len(b) == 4 * 24 and a.equals(b)
+    # auto: four trials per slot (2 CPUs / 0.5 per trial = 4 slots here)
+    assert group_size(small(tmp_path, "auto"), 16) == 1
+    assert group_size(small(tmp_path, "auto"), 17) == 2
+    assert group_size(small(tmp_path, "auto", cpus_per_trial=1.0), 100) == 13
+
+
+@pytest.mark.slow
+def test_a_group_resumes_past_its_stored_searches_and_from_its_checkpoint(ray_local,
+                                                                          tmp_path):
+    whole = small(tmp_path, "gwhole", searches_per_trial=1)
+    run_experiment(whole)
+    # two trials of two searches; each stores its first search (24 queries), checkpoints
+    # its second at 8 and dies at 10
+    broken = small(tmp_path, "gbroken", searches_per_trial=2, max_failures=0,
+                   fault_injection={"fail_at": 34, "marker_dir": str(tmp_path / "faults")})
+    first = run_experiment(broken)
+    assert first.errored == 2 and first.trials == 0
+    assert all("injected fault" in e and " seed " in e for e in first.errors), first.errors
+    assert len(stored_searches(broken.results_root(), "gbroken")) == 2
+    second = run_experiment(broken, resume=True)
+    assert (second.errored, second.trials, second.stored) == (0, 2, 2)
+    a = rows_of(whole.results_root(), "gwhole").drop(columns="experiment")
+    b = rows_of(broken.results_root(), "gbroken").drop(columns="experiment")
+    assert a.equals(b)
+
+
+def test_search_groups_deal_the_plan_round_robin():
+    from types import SimpleNamespace
+
+    from latentnas.experiment import search_groups
+
+    specs = [SearchSpec(name, "adjacency", seed, 10) for name in ("random", "re")
+             for seed in range(5)]
+    prepared = SimpleNamespace(specs=specs, todo=specs[1:])
+    groups = search_groups(SimpleNamespace(searches_per_trial=4), prepared)
+    assert groups == [[1, 4, 7], [2, 5, 8], [3, 6, 9]]   # each mixes random (0-4) and re
+
+
 @pytest.mark.slow
 def test_one_and_three_encoder_shards_give_identical_traces(ray_local, tmp_path):
     # reinforce asks the shards for nearest cells; gp ships its GP to them and merges their
@@ -326,18 +377,18 @@ def test_trial_progress_lines_off_a_terminal_are_throttled_with_rate_eta_and_bes
     progress = TrialLines(100, done=20, every=30, clock=lambda: now[0], write=lines.append)
     state = {"done": 20, "queries": 0, "qps": 0.0, "best": {}}
     progress(state)
-    assert lines == ["trials 20/100 (20%) | 0 queries, 0/s | 0 s elapsed, ETA -"]
+    assert lines == ["searches 20/100 (20%) | 0 queries, 0/s | 0 s elapsed, ETA -"]
     now[0], state = 10.0, {"done": 25, "queries": 750, "qps": 75.0, "best": {"re": 0.91}}
     progress(state)                                       # 10 s after the last: held back
     assert len(lines) == 1
     now[0], state = 60.0, {"done": 30, "queries": 1500, "qps": 25.0,
                            "best": {"re": 0.9134, "random": 0.9}}
     progress(state)                # 10 searches in 60 s, 70 left: 420 s
-    assert lines[-1] == ("trials 30/100 (30%) | 1,500 queries, 25/s | 60 s elapsed, "
+    assert lines[-1] == ("searches 30/100 (30%) | 1,500 queries, 25/s | 60 s elapsed, "
                          "ETA 7.0 min | best: random 0.9, re 0.9134")
     now[0], state = 61.0, {**state, "done": 100}
     progress(state)                                       # the last one always prints
-    assert lines[-1].startswith("trials 100/100 (100%)") and "elapsed, done" in lines[-1]
+    assert lines[-1].startswith("searches 100/100 (100%)") and "elapsed, done" in lines[-1]
 
 
 @pytest.mark.slow

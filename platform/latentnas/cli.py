@@ -29,8 +29,9 @@ from latentnas.progress import search_progress
 from latentnas.reproduce import paper_plan, reproduce as run_reproduction
 from latentnas.results.analysis import plot
 from latentnas.storage import probe, probe_file, write_file
-from latentnas.terminal import (ENCODER, MIX, NODE_POSITIONS, command, console, parse_budgets,
-                                positive, pretrain_with_progress, run_live, seed_flag)
+from latentnas.terminal import (ENCODER, MIX, NODE_POSITIONS, command, console, group_option,
+                                parse_budgets, positive, pretrain_with_progress, run_live,
+                                seed_flag)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Neural architecture search in a learned latent space (arch2vec).")
@@ -339,6 +340,9 @@ def run_cmd(
                                          "(default 5): seed s searches the model of seed "
                                          "3 + s mod MODELS"),
     cpus_per_trial: Optional[float] = typer.Option(None, help="CPUs per trial (fractions ok)"),
+    searches_per_trial: Optional[str] = typer.Option(
+        None, help="searches one trial runs in turn, or auto (default: about four trials "
+                   "per trial slot)"),
     storage: Optional[str] = typer.Option(None, help="Tune storage (path or URI)"),
     results: Optional[str] = typer.Option(None, help="results store (default "
                                           "STORAGE/NAME/results)"),
@@ -352,12 +356,14 @@ def run_cmd(
     at: str = typer.Option("50,100,150", help="budgets to tabulate at the end"),
     mix_versions: bool = MIX,
 ) -> None:
-    """Run an experiment on Ray Tune: one trial per search, every query stored as Parquet."""
+    """Run an experiment on Ray Tune: each trial runs a group of searches (one, or several
+    when searches are many), every query stored as Parquet."""
     overrides = dict(name=name, space=space, dataset=dataset, nb101_data=nb101_data,
                      seeds=seeds, first_seed=first_seed, budget=budget, encoder_models=models,
                      cpus_per_trial=cpus_per_trial, storage=storage, results=results,
                      shards=shards, oracle_mode=oracle_mode, searchers=searchers,
-                     encodings=encodings)
+                     encodings=encodings,
+                     searches_per_trial=group_option(searches_per_trial))
     if experiment_file:
         cfg = ExperimentConfig.from_file(experiment_file, **overrides)
     else:

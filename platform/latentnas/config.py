@@ -21,7 +21,8 @@ from latentnas.results.store import experiment_name
 from latentnas.storage import check_location
 
 class FaultInjection(BaseModel):
-    """Chaos testing: every trial raises once, after ``fail_at`` queries."""
+    """Chaos testing: every trial raises once, when its searches reach ``fail_at`` queries
+    in all (in a group, the first searches may be stored by then)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     fail_at: Annotated[int, Ge(1)]
@@ -41,6 +42,12 @@ class ExperimentConfig(SearchPlan):
     report_every: Annotated[int, Ge(1), Le(1_000_000)] = 50
     #: ... and at least this much search CPU since the last report (0: every report_every)
     checkpoint_seconds: Annotated[float, Ge(0), Le(86_400)] = 2.0
+    #: searches one Tune trial runs in turn (a search group: each stored as it finishes,
+    #: the running one checkpointed); "auto": about four trials per trial slot of the
+    #: cluster at start (one search per trial when there are fewer searches), at most
+    #: 8 per trial on a cluster that may add nodes (it would have no trials left to give
+    #: them)
+    searches_per_trial: Literal["auto"] | Annotated[int, Ge(1), Le(100_000)] = "auto"
     #: "table": trials read the oracle's table from the object store; "actor": OracleActor
     oracle_mode: Literal["table", "actor"] = "table"
     #: >0: nearest-cell and acquisition queries go to N EncoderShards

@@ -29,7 +29,7 @@ from ray.tune import Callback
 
 from latentnas import models
 from latentnas.config import ExperimentConfig
-from latentnas.errors import ConfigError, InterruptedRunError, short
+from latentnas.errors import ConfigError, InterruptedRunError, LatentNASError, short
 from latentnas.domains import make_domain
 from latentnas.oracles.base import TabularOracle
 from latentnas.progress import stage_line
@@ -41,67 +41,164 @@ STATE_FILE = "search.safetensors"
 
 
 # -- the trial --------------------------------------------------------------------------
-def search_trial(config: dict, handles: dict) -> None:
-    """A Tune trainable: runs (or resumes) one search and stores its rows.
+#: seconds between a search group's progress reports to Tune (and one at its end)
+GROUP_REPORT_SECONDS = 2.0
 
-    A trial reports to Tune, with a checkpoint, every ``report_every`` queries once at
-    least ``checkpoint_seconds`` of search CPU went by since its last report, and at the
-    end without one (its rows are in the results store by then). A cheap search reports
-    once: redoing it is cheaper than Tune's handling of reports and checkpoints.
-    ``setup_cpu`` and ``io_cpu`` in the reports measure what a trial costs besides its
-    search."""
+
+class SearchFailedError(RuntimeError):
+    """A search of a trial raised: the message starts with the search's label and seed."""
+
+
+def search_trial(config: dict, handles: dict) -> None:
+    """A Tune trainable: runs (or resumes) a group of searches in turn, storing each one's
+    rows as it finishes (``config["searches"]``: indices into the plan's searches;
+    ``config["spec"]``, one search, is a trial of an older latentnas resumed).
+
+    A search reports to Tune, with a checkpoint of its state and its place in the group,
+    every ``report_every`` queries once at least ``checkpoint_seconds`` of search CPU went
+    by since its last report; a cheap search never does (redoing it is cheaper than Tune's
+    handling of a checkpoint). A retried or resumed trial skips the searches of its group
+    that are stored and continues the checkpointed one where it stopped. Between searches
+    the group reports its progress at most every ``GROUP_REPORT_SECONDS``, and once at the
+    end (``done``). ``setup_cpu`` and ``io_cpu`` in the reports measure what a trial costs
+    besides its searches."""
     from ray import tune
 
     from latentnas import state
 
     t0 = time.process_time()
     exp = handles["experiment"]
-    spec = SearchSpec(**config["spec"])
-    run = SearchRun(spec, _trial_domain(handles, spec.encoding, spec.encoder_seed),
-                    _trial_oracle(handles))
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d, open(os.path.join(d, STATE_FILE), "rb") as f:
-            run.load_state_dict(state.loads(f.read(), config["spec"], f"checkpoint of {spec.label}"
-                                            f" seed {spec.seed}"))
-    last_report, last_checkpoint_cpu = len(run.rows), run.cpu_seconds
+    specs = group_specs(config, handles)
+    oracle = _trial_oracle(handles)
+    position, saved = _restored(tune.get_checkpoint())
+    stored = _stored_keys(handles["store"], specs)
+    domains: dict = {}
+    totals = {"queries": 0, "searches_done": 0, "cpu_seconds": 0.0}
+    best: dict[str, float] = {}
     setup_cpu, io_cpu = time.process_time() - t0, 0.0
-    while not run.done:
-        run.step()
-        _maybe_fail(exp.get("fault_injection"), spec, len(run.rows))
-        due = len(run.rows) - last_report >= exp["report_every"] and \
-            run.cpu_seconds - last_checkpoint_cpu >= exp["checkpoint_seconds"]
-        if not (run.done or due):
-            continue
+    last_progress = time.monotonic()
+
+    def metrics(run: SearchRun | None, done: bool) -> dict:
+        last = run.rows[-1] if run is not None and run.rows else {}
+        return {"queries": totals["queries"] + (0 if done or run is None else len(run.rows)),
+                "searches_done": totals["searches_done"], "searches": len(specs),
+                "best_search": last.get("best_search", float("nan")),
+                "regret": last.get("regret", float("nan")),
+                "label": run.spec.label if run is not None else specs[-1].label,
+                "best_json": json.dumps(best), "cpu_seconds": totals["cpu_seconds"],
+                "setup_cpu": setup_cpu, "io_cpu": io_cpu, "done": done}
+
+    run = None
+    todo = [i for i, spec in enumerate(specs) if _spec_key(spec) not in stored]
+    for index in todo:
+        spec = specs[index]
         t1 = time.process_time()
-        last_report = len(run.rows)
-        if run.done:
-            store_search(handles["store"], spec, run.rows, run.cpu_seconds)
-        last = run.rows[-1]
-        metrics = {"queries": len(run.rows), "best_search": last["best_search"],
-                   "regret": last["regret"], "cpu_seconds": run.cpu_seconds,
-                   "label": spec.label, "done": run.done, "setup_cpu": setup_cpu}
-        if run.done:
-            io_cpu += time.process_time() - t1
-            tune.report({**metrics, "io_cpu": io_cpu})
-            continue
-        last_checkpoint_cpu = run.cpu_seconds
-        with tempfile.TemporaryDirectory() as d:
-            with open(os.path.join(d, STATE_FILE), "wb") as f:
-                f.write(state.dumps(run.state_dict(), config["spec"]))
-            io_cpu += time.process_time() - t1
-            tune.report({**metrics, "io_cpu": io_cpu},
-                        checkpoint=tune.Checkpoint.from_directory(d))
+        domain_key = (spec.encoding, spec.encoder_seed)
+        if domain_key not in domains:
+            domains[domain_key] = _trial_domain(handles, *domain_key)
+        run = SearchRun(spec, domains[domain_key], oracle)
+        if saved is not None and position == index:
+            run.load_state_dict(state.loads(saved, asdict(spec), f"checkpoint of "
+                                            f"{spec.label} seed {spec.seed}"))
+        setup_cpu += time.process_time() - t1
+        last_report, last_checkpoint_cpu = len(run.rows), run.cpu_seconds
+        try:
+            while not run.done:
+                run.step()
+                _maybe_fail(exp.get("fault_injection"), specs[0],
+                            totals["queries"] + len(run.rows))
+                due = len(run.rows) - last_report >= exp["report_every"] and \
+                    run.cpu_seconds - last_checkpoint_cpu >= exp["checkpoint_seconds"]
+                if run.done or not due:
+                    continue
+                t1 = time.process_time()
+                last_report, last_checkpoint_cpu = len(run.rows), run.cpu_seconds
+                with tempfile.TemporaryDirectory() as d:
+                    with open(os.path.join(d, STATE_FILE), "wb") as f:
+                        f.write(state.dumps(run.state_dict(), asdict(spec)))
+                    with open(os.path.join(d, POSITION_FILE), "w") as f:
+                        json.dump({"index": index, "searcher": spec.name,
+                                   "encoding": spec.encoding, "seed": spec.seed}, f)
+                    io_cpu += time.process_time() - t1
+                    tune.report(metrics(run, False),
+                                checkpoint=tune.Checkpoint.from_directory(d))
+                last_progress = time.monotonic()
+        except Exception as exc:
+            from ray.exceptions import RayError
+
+            if isinstance(exc, (RayError, LatentNASError)):
+                raise
+            raise SearchFailedError(f"{spec.label} seed {spec.seed}: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+        t1 = time.process_time()
+        store_search(handles["store"], spec, run.rows, run.cpu_seconds)
+        totals["queries"] += len(run.rows)
+        totals["searches_done"] += 1
+        totals["cpu_seconds"] += run.cpu_seconds
+        if run.rows:
+            best[spec.label] = max(best.get(spec.label, -np.inf), run.rows[-1]["best_search"])
+        io_cpu += time.process_time() - t1
+        if index != todo[-1] and time.monotonic() - last_progress >= GROUP_REPORT_SECONDS:
+            tune.report(metrics(run, True) | {"done": False})
+            last_progress = time.monotonic()
+    tune.report(metrics(run, True))       # run None: every search was stored already
 
 
-def _maybe_fail(fault: dict | None, spec: SearchSpec, queries: int) -> None:
+POSITION_FILE = "position.json"
+
+
+def group_specs(config: dict, handles: dict) -> list[SearchSpec]:
+    """The searches of a trial, in the order it runs them."""
+    if "spec" in config:                  # one search: a trial of an older latentnas
+        return [SearchSpec(**config["spec"])]
+    return [SearchSpec(**handles["specs"][i]) for i in config["searches"]]
+
+
+def _spec_key(spec: SearchSpec) -> tuple[str, str, int]:
+    return spec.name, spec.encoding, spec.seed
+
+
+def _restored(checkpoint) -> tuple[int | None, bytes | None]:
+    """The group position and the search state of a trial's checkpoint (none: ``None``)."""
+    if checkpoint is None:
+        return None, None
+    with checkpoint.as_directory() as d:
+        with open(os.path.join(d, STATE_FILE), "rb") as f:
+            saved = f.read()
+        where = os.path.join(d, POSITION_FILE)
+        if not os.path.exists(where):     # an older latentnas: one search per trial
+            return 0, saved
+        with open(where) as f:
+            return int(json.load(f)["index"]), saved
+
+
+#: a group up to this many searches asks the store about each; a larger one lists it once
+STAT_EACH = 16
+
+
+def _stored_keys(info: dict, specs: list[SearchSpec]) -> set[tuple[str, str, int]]:
+    """Which of ``specs`` the results store holds (a retried or resumed group skips them)."""
+    from latentnas.results.store import stored_files, stored_searches
+
+    if info["root"] is None:
+        return set()
+    if len(specs) > STAT_EACH:
+        return stored_searches(info["root"], info["experiment"]) & \
+            {_spec_key(s) for s in specs}
+    return stored_files(info["root"], info["experiment"], [_spec_key(s) for s in specs])
+
+
+def _maybe_fail(fault: dict | None, first: SearchSpec, queries: int) -> None:
+    """Fault injection: a trial raises once (its marker: its group's first search) when
+    the searches it ran reach ``fail_at`` queries in all."""
     if not fault or queries < fault["fail_at"]:
         return
-    marker = os.path.join(fault["marker_dir"], f"{spec.name}-{spec.encoding}-{spec.seed}")
+    marker = os.path.join(fault["marker_dir"], f"{first.name}-{first.encoding}-{first.seed}")
     if not os.path.exists(marker):
         os.makedirs(fault["marker_dir"], exist_ok=True)
         open(marker, "w").close()
-        raise RuntimeError(f"injected fault after {queries} queries ({spec.label} seed {spec.seed})")
+        raise RuntimeError(f"injected fault after {queries} queries of the trial of "
+                           f"{first.label} seed {first.seed}")
 
 
 def _trial_oracle(handles: dict):
@@ -180,6 +277,7 @@ def _handles(cfg: ExperimentConfig, prepared: Prepared) -> dict:
                        "fault_injection": cfg.fault_injection.model_dump()
                        if cfg.fault_injection else None},
         "store": prepared.store_info(),
+        "specs": [asdict(s) for s in prepared.specs],
         "table": put_table(oracle) if tabular else None,
         "oracle_info": oracle.info,
         "available": bench.search_ids,
@@ -257,6 +355,7 @@ class ExperimentResult:
     infra_restores: int = 0            # rounds that continued trials lost with their worker
     stored: int = 0                    # searches found already stored, not run again
     total: int = 0                     # searches of the whole plan
+    tune_trials: int = 0               # Tune trials (groups of searches) of this call
 
 
 def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
@@ -302,6 +401,7 @@ def _run(cfg: ExperimentConfig, resume: bool, overwrite: bool, callbacks: list |
                                 stored=len(specs), total=len(specs))
     handles = _handles(cfg, prepared)
     trainable = _trainable(cfg, handles)
+    groups = search_groups(cfg, prepared)
     try:
         if resume:
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
@@ -309,7 +409,7 @@ def _run(cfg: ExperimentConfig, resume: bool, overwrite: bool, callbacks: list |
         else:
             tuner = tune.Tuner(
                 trainable,
-                param_space={"spec": tune.grid_search([asdict(s) for s in todo])},
+                param_space={"searches": tune.grid_search(groups)},
                 tune_config=tune.TuneConfig(reuse_actors=True, num_samples=1,
                                             trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
                 run_config=tune.RunConfig(
@@ -334,21 +434,56 @@ def _run(cfg: ExperimentConfig, resume: bool, overwrite: bool, callbacks: list |
     def total(key: str) -> float:
         return sum(float(r.metrics.get(key, 0.0)) for r in grid if r.metrics)
 
-    errors = [f"{_trial_label(r)}: {' '.join(str(r.error).split())[-300:]}"
-              for r in grid if r.error is not None]
-    finished = sum(1 for r in grid if r.error is None and (r.metrics or {}).get("done"))
-    if finished + len(errors) < len(grid):
+    errors = [_error_line(r, handles) for r in grid if r.error is not None]
+    finished = [r for r in grid if r.error is None and (r.metrics or {}).get("done")]
+    if len(finished) + len(errors) < len(grid):
         raise _interrupted(cfg, stored, specs)
-    ran = sum(1 for r in grid if _key((r.config or {}).get("spec")) not in stored)
+    ran = sum(1 for r in finished for spec in group_specs(r.config or {}, handles)
+              if _spec_key(spec) not in stored)
     return ExperimentResult(cfg, time.perf_counter() - start, ran, len(errors),
                             total("cpu_seconds"), cfg.results_root(), total("setup_cpu"),
-                            total("io_cpu"), errors, restores, len(stored), len(specs))
+                            total("io_cpu"), errors, restores, len(stored), len(specs),
+                            len(grid))
 
 
-def _key(spec: dict | None) -> tuple | None:
-    if not spec:
-        return None
-    return SearchSpec(**spec).name, spec["encoding"], spec["seed"]
+#: most searches per trial "auto" gives on a cluster that may add nodes
+AUTOSCALING_GROUP = 8
+
+
+def group_size(cfg: ExperimentConfig, searches: int) -> int:
+    """Searches per trial: ``cfg.searches_per_trial``, or for "auto" about four trials per
+    trial slot of the cluster now (Ray's cost is per trial, so cheap searches go in
+    groups; four keep the slots busy while the last groups finish), capped at
+    :data:`AUTOSCALING_GROUP` where an autoscaler may add slots later."""
+    if cfg.searches_per_trial != "auto":
+        return cfg.searches_per_trial
+    slots = max(int(ray.cluster_resources().get("CPU", 0) / cfg.cpus_per_trial + 1e-9), 1)
+    size = max(-(-searches // (4 * slots)), 1)
+    if size > AUTOSCALING_GROUP and _autoscales(wait=5.0):
+        return AUTOSCALING_GROUP
+    return size
+
+
+def search_groups(cfg: ExperimentConfig, prepared: Prepared) -> list[list[int]]:
+    """The trials' searches (indices into ``prepared.specs``): the searches not stored,
+    dealt round-robin in plan order, so every group holds its share of each searcher and
+    the groups cost about the same."""
+    index = {_spec_key(s): i for i, s in enumerate(prepared.specs)}
+    todo = [index[_spec_key(s)] for s in prepared.todo]
+    count = -(-len(todo) // group_size(cfg, len(todo)))
+    return [todo[g::count] for g in range(count)]
+
+
+def _error_line(result, handles: dict) -> str:
+    """``<search> seed <n>: <error>`` (the error names the search when a group had more)."""
+    specs = group_specs(result.config or {}, handles) if result.config else []
+    text = " ".join(str(result.error).split())
+    if len(specs) == 1:
+        return f"{specs[0].name} {specs[0].encoding} seed {specs[0].seed}: {text[-300:]}"
+    marker = f"{SearchFailedError.__name__}: "
+    if marker in text:
+        return text[text.rindex(marker) + len(marker):][:300]
+    return f"a trial of {len(specs)} searches: {text[-300:]}"
 
 
 def bundles(cfg: ExperimentConfig) -> dict[str, dict[str, float]]:
@@ -558,37 +693,53 @@ def _lost_worker(error: BaseException) -> bool:
     return isinstance(error, (ActorDiedError, NodeDiedError, RayActorError))
 
 
-def _trial_label(result) -> str:
-    spec = (result.config or {}).get("spec")
-    if spec:
-        return f"{spec['searcher']} {spec['encoding']} seed {spec['seed']}"
-    return os.path.basename(str(result.path or "a trial"))
-
-
 class ProgressCallback(Callback):
-    """A Tune callback that keeps live totals (trials done, queries, queries/s, best search
-    metric per searcher) and hands them to ``on_update`` for a progress display. Tune
-    pickles callbacks with the experiment state; the display function stays out of it."""
+    """A Tune callback that keeps live totals (searches done, queries, queries/s, best
+    search metric per searcher) and hands them to ``on_update`` for a progress display. A
+    trial runs a group of searches and reports its own running counts; a retried trial's
+    counts start again from zero and are added to what it had stored before. Tune pickles
+    callbacks with the experiment state; the display function stays out of it."""
 
     def __init__(self, total: int, on_update: Callable[[dict], None] | None, done: int = 0):
         self.total, self.on_update = total, on_update
         self.start = time.perf_counter()
-        self.queries: dict[str, int] = {}
+        self.counts: dict[str, tuple[int, int]] = {}    # trial: (searches, queries) now
+        self.before: dict[str, tuple[int, int]] = {}    # ... of its earlier attempts
         self.best: dict[str, float] = {}
-        self.done = done                  # searches finished before this run
+        self.stored = done                # searches finished before this run
 
     def __getstate__(self):
         return {**self.__dict__, "on_update": None}
 
+    def __setstate__(self, state: dict) -> None:
+        if "done" in state:               # pickled by an older latentnas
+            state = {"counts": {}, "before": {}, **state, "stored": state["done"]}
+            state.pop("done")
+        self.__dict__.update(state)
+
+    @property
+    def done(self) -> int:
+        return self.stored + sum(n for n, _ in self.counts.values()) + \
+            sum(n for n, _ in self.before.values())
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.queries[trial.trial_id] = int(result.get("queries", 0))
-        label = result.get("label", "?")
-        self.best[label] = max(self.best.get(label, -np.inf),
-                               float(result.get("best_search", -np.inf)))
-        if result.get("done"):
-            self.done += 1
+        tid = trial.trial_id
+        searches = int(result.get("searches_done", 1 if result.get("done") else 0))
+        now = (searches, int(result.get("queries", 0)))
+        was = self.counts.get(tid, (0, 0))
+        if now[0] < was[0] or (now[0] == was[0] and now[1] < was[1]):    # a retry
+            old = self.before.get(tid, (0, 0))
+            self.before[tid] = (old[0] + was[0], old[1] + was[1])
+        self.counts[tid] = now
+        if "best_json" in result:
+            finished = json.loads(result["best_json"])
+        else:
+            finished = {result.get("label", "?"): result.get("best_search", -np.inf)}
+        for label, value in finished.items():
+            self.best[label] = max(self.best.get(label, -np.inf), float(value))
         if self.on_update is not None:
-            q = sum(self.queries.values())
+            q = sum(n for _, n in self.counts.values()) + \
+                sum(n for _, n in self.before.values())
             self.on_update({"done": self.done, "total": self.total, "queries": q,
                             "qps": q / max(time.perf_counter() - self.start, 1e-9),
                             "best": dict(self.best)})

@@ -131,7 +131,7 @@ class TrialLines:
         else:
             eta = "ETA -"
         best = ", ".join(f"{k} {v:.4g}" for k, v in sorted(state.get("best", {}).items()))
-        return (f"trials {done:,}/{total:,} ({done / max(total, 1):.0%}) | "
+        return (f"searches {done:,}/{total:,} ({done / max(total, 1):.0%}) | "
                 f"{state.get('queries', 0):,} queries, {state.get('qps', 0):,.0f}/s | "
                 f"{_duration(elapsed)} elapsed, {eta}" + (f" | best: {best}" if best else ""))
 

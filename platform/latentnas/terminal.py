@@ -119,6 +119,17 @@ def positive(name: str, value: int | float | None, most: float | None = None) ->
                           f"{most:,}")
 
 
+def group_option(text: str | None) -> int | str | None:
+    """``--searches-per-trial``: ``auto`` or a whole number (checked by the config)."""
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--searches-per-trial must be auto or a whole number, got "
+                          f"{short(text)}") from None
+
+
 def seed_flag(value: int, name: str = "seed") -> int:
     """A ``--seed`` flag: a seed NumPy and PyTorch both take (0 to 2**31 - 1)."""
     if not 0 <= value <= MAX_SEED:
@@ -197,7 +208,7 @@ def run_with_progress(cfg, total: int, resume: bool, overwrite: bool, mix_versio
         return run_experiment(cfg, resume=resume, overwrite=overwrite,
                               callbacks=[ProgressCallback(total, lines, done)],
                               mix_versions=mix_versions)
-    with Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("[bold]searches"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                   TimeRemainingColumn(), TextColumn("{task.fields[best]}"),
                   console=console) as progress:

@@ -182,6 +182,16 @@ def stored_searches(root: str, experiment: str) -> set[tuple[str, str, int]]:
     return out
 
 
+def stored_files(root: str, experiment: str,
+                 keys: list[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
+    """Which of ``keys`` (``(searcher, encoding, seed)``) are stored: one look each, where
+    :func:`stored_searches` lists the whole experiment."""
+    fs, root_path = filesystem(root)
+    paths = [trial_path(root_path, experiment, *key) for key in keys]
+    infos = fs.get_file_info(paths) if paths else []
+    return {key for key, info in zip(keys, infos) if info.type == pafs.FileType.File}
+
+
 def has_record(root: str, experiment: str) -> bool:
     """Whether ``root`` holds the record of ``experiment`` (whatever its content)."""
     fs, root_path = filesystem(root)
