@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -393,15 +394,16 @@ def test_trial_progress_lines_off_a_terminal_are_throttled_with_rate_eta_and_bes
 
 @pytest.mark.slow
 def test_bench_scale_measures_a_simulated_cluster_with_a_killed_driver(tmp_path):
-    """`latentnas bench scale`, small: a simulated 2-node cluster, the driver killed at
-    half and resumed, the process pool on the same plan; every search stored once and
-    the pool's traces identical to Ray's (figures are printed, not asserted)."""
+    """`latentnas bench scale`, small: a simulated 2-node cluster storing in moto's S3
+    server, trials of two searches, the driver killed at half and resumed, the process
+    pool on the same plan; every search stored once and the pool's traces identical to
+    Ray's (figures are printed, not asserted)."""
     import subprocess
     import sys
 
     proc = subprocess.run(
         [sys.executable, "-m", "latentnas.cli", "bench", "scale", "--searches", "8",
-         "--nodes", "2", "--budget", "10", "--storage", str(tmp_path / "scale")],
+         "--nodes", "2", "--budget", "10", "--s3", "--searches-per-trial", "2"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
         env={**os.environ, "COLUMNS": "200"})
     out = proc.stdout + proc.stderr
@@ -409,6 +411,26 @@ def test_bench_scale_measures_a_simulated_cluster_with_a_killed_driver(tmp_path)
     assert "80 rows, each search once: yes" in out, out[-3000:]
     assert "8 searches, each once: yes" in out and "(exit 0)" in out, out[-3000:]
     assert "identical traces" in out and "8 of 8" in out, out[-3000:]
+    assert "storage S3 (moto)" in out and "4 (searches per trial 2)" in out, out[-3000:]
     for figure in ("platform share of CPU time", "driver RSS slope", "Tune experiment state",
                    "results store", "Ray's tax over the pool"):
         assert figure in out, figure
+
+
+@pytest.mark.slow
+def test_bench_tax_runs_one_plan_on_ray_and_on_the_pool_with_identical_traces(tmp_path):
+    """`latentnas bench tax`, small: the same 12 searches on a local Ray in trials of
+    three and through the process pool (figures printed, not asserted)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "latentnas.cli", "bench", "tax", "--searchers", "random, re",
+         "--seeds", "6", "--budget", "10", "--searches-per-trial", "3", "--storage",
+         str(tmp_path / "tax")], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "in 4 trials" in out and "12 of 12" in out, out[-3000:]
+    assert "Ray's tax over the pool" in out
+    assert re.search(r"errored trials\s*│\s*0\s*│", out), out[-3000:]

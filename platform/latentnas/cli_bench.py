@@ -5,6 +5,7 @@ what it returns."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from typing import Optional
 
@@ -220,14 +221,37 @@ def bench_platform(
             ("errored trials", str(f["errored"]))])
 
 
-def _figures(title: str, rows: list[tuple[str, str]]) -> None:
-    """A two-column table of a benchmark's figures."""
+def _figures(title: str, rows: list[tuple[str, str]], markdown: str | None = None) -> None:
+    """A two-column table of a benchmark's figures; ``markdown``: also a report file that
+    opens with the command that regenerates it, the date, the code version and this
+    machine."""
     table = Table(title=title)
     for col in ("figure", "value"):
         table.add_column(col)
     for label, value in rows:
         table.add_row(label, value)
     console.print(table)
+    if markdown:
+        import platform as host
+        import shlex
+        import sys
+        import time
+
+        from latentnas.provenance import code_version
+        from latentnas.storage import write_file
+
+        code = code_version()
+        args = " ".join(shlex.quote(a) for a in sys.argv[1:])
+        lines = [f"# {title}", "",
+                 f"Regenerate: `latentnas {args}`", "",
+                 f"Measured {time.strftime('%Y-%m-%d %H:%M')} with latentnas {code['label']} "
+                 f"(commit {code['commit'] or '-'}{', uncommitted changes' if code['dirty'] else ''})"
+                 f" on {os.cpu_count()} cores ({host.machine()}, Python "
+                 f"{host.python_version()}).", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {label.strip()} | {value} |" for label, value in rows]
+        text = "\n".join(lines) + "\n"
+        write_file(markdown, lambda out: out.write(text.encode()))
+        console.print(f"figures written to {markdown}")
 
 
 @command(bench_app, "scale")
@@ -248,6 +272,13 @@ def bench_scale(
     encodings: Optional[str] = typer.Option(None, help="encodings of the latent searchers "
                                             "(default arch2vec; random, re and ls ignore "
                                             "it)"),
+    searches_per_trial: str = typer.Option("auto", help="searches per Tune trial, or auto "
+                                           "(1: one trial per search)"),
+    s3: bool = typer.Option(False, "--s3", help="store Tune state and results in a bucket "
+                            "of moto's S3 server (started here; the test extra) instead of "
+                            "--storage"),
+    markdown: Optional[str] = typer.Option(None, help="also write the figures to this "
+                                           "Markdown file, with the command and code version"),
 ) -> None:
     """The platform at scale on a simulated multi-node cluster: wall, the platform's share
     of CPU, overhead per trial, driver memory and its slope, Tune state per 100 trials,
@@ -261,29 +292,39 @@ def bench_scale(
     if not 0 < kill_at < 1:
         raise ConfigError(f"--kill-at must be between 0 and 1, got {kill_at}")
     seeds = -(-searches // max(len(read_searchers(searchers)), 1))
-    cfg = ExperimentConfig.build(name="bench-scale", searchers=searchers, seeds=seeds,
-                                 first_seed=1000, budget=budget, cpus_per_trial=cpus_per_trial,
-                                 storage=storage, **({"encodings": encodings}
-                                                     if encodings else {}))
-    f = scale_figures(cfg, searchers, encodings, nodes, cpus_per_node, kill_at,
-                      pool_workers or None, note=stage_line)
+    from contextlib import nullcontext
+
+    from latentnas.perf import s3_server
+    from latentnas.terminal import group_option
+
+    with s3_server("latentnas-bench") if s3 else nullcontext(storage) as where:
+        cfg = ExperimentConfig.build(name="bench-scale", searchers=searchers, seeds=seeds,
+                                     first_seed=1000, budget=budget,
+                                     cpus_per_trial=cpus_per_trial, storage=where,
+                                     searches_per_trial=group_option(searches_per_trial),
+                                     **({"encodings": encodings} if encodings else {}))
+        f = scale_figures(cfg, searchers, encodings, nodes, cpus_per_node, kill_at,
+                          pool_workers or None, note=stage_line)
     mb = 2**20
     _figures(f"Scale: {f['searches']:,} searches x {budget} queries on {nodes} simulated "
              f"nodes ({f['cpus']} CPUs; {f['cores']} cores), {cpus_per_trial:g} CPU/trial, "
-             f"searchers {searchers}", [
+             f"searchers {searchers}, storage {'S3 (moto)' if s3 else 'local'}", [
+            ("Tune trials", f"{f['tune_trials']:,} (searches per trial "
+                            f"{searches_per_trial})"),
             ("wall in Tune", f"{f['wall_s']:.1f} s ({f['wall_s'] / f['searches']:.3f} s "
                              "per search)"),
             ("search work", f"{f['search_cpu_s']:.1f} CPU s"),
             ("platform share of CPU time", f"{f['platform_share']:.0%}"),
-            ("overhead per trial", f"{f['overhead_per_trial_s']:.3f} CPU s"),
+            ("overhead per search", f"{f['overhead_per_trial_s']:.3f} CPU s"),
             ("  trial setup", f"{f['setup_per_trial_s']:.3f} CPU s"),
             ("  rows, checkpoints, reports", f"{f['io_per_trial_s']:.3f} CPU s"),
             ("  the rest (Tune scheduling, Ray, idle)", f"{f['rest_per_trial_s']:.3f} CPU s"),
             ("driver peak RSS", f"{f['driver_peak_mb']:,.0f} MiB"),
             ("driver RSS slope", f"{f['driver_slope_mb_per_1000']:+.1f} MiB per 1,000 "
                                  "searches (from 20 % done)"),
-            ("Tune experiment state", f"{f['state_bytes_per_100'] / mb:.3f} MB per 100 "
-                                      "trials"),
+            ("Tune experiment state", f"{f['state_bytes'] / mb:.3f} MB, "
+                                      f"{f['state_bytes_per_100'] / mb:.4f} MB per 100 "
+                                      "searches"),
             ("Tune folder", f"{f['tune_files']:,} files, {f['tune_bytes'] / mb:.1f} MB"),
             ("results store", f"{f['results_files']:,} files, {f['results_bytes'] / mb:.1f} "
                               "MB"),
@@ -300,9 +341,51 @@ def bench_scale(
             ("process pool, same plan", f"{f['pool_s']:.1f} s"),
             ("Ray's tax over the pool", f"{f['ray_tax']:+.0%}"),
             ("identical traces", f"{f['identical_traces']:,} of {f['compared_traces']:,}"),
-            ("errored trials", str(f["errored"]))])
+            ("errored trials", str(f["errored"]))], markdown)
     if f["resume_exit"] != 0:
         raise ConfigError(f"--resume failed: {f['resume_tail']}")
+
+
+@command(bench_app, "tax")
+def bench_tax(
+    searchers: str = typer.Option("random", help="searchers (cheap ones isolate the "
+                                  "platform; 'random, re, reinforce, gp' is the demo's mix)"),
+    seeds: int = typer.Option(250, help="seeds per searcher x encoding"),
+    budget: int = typer.Option(20, help="queries per search"),
+    encodings: Optional[str] = typer.Option(None, help="encodings of the latent searchers "
+                                            "(default arch2vec)"),
+    workers: int = typer.Option(0, help="CPUs of the local Ray and processes of the pool "
+                                "(0: one per core)"),
+    searches_per_trial: str = typer.Option("auto", help="searches per Tune trial, or auto "
+                                           "(1: one trial per search)"),
+    storage: str = typer.Option("runs/bench-tax", help="a local folder (its previous "
+                                "benchmark run there is replaced)"),
+    markdown: Optional[str] = typer.Option(None, help="also write the figures to this "
+                                           "Markdown file, with the command and code version"),
+) -> None:
+    """Ray's tax on this machine: the same plan through `latentnas run`'s Ray backend (a
+    local Ray, one CPU per trial) and through the process pool (same number of
+    processes), wall against wall, traces compared."""
+    from latentnas.perf import tax_figures
+    from latentnas.terminal import group_option
+
+    positive("seeds", seeds, 10**6)
+    positive("budget", budget, 10**6)
+    cfg = ExperimentConfig.build(name="bench-tax", searchers=searchers, seeds=seeds,
+                                 first_seed=1000, budget=budget, storage=storage,
+                                 searches_per_trial=group_option(searches_per_trial),
+                                 **({"encodings": encodings} if encodings else {}))
+    f = tax_figures(cfg, searchers, encodings, workers or None)
+    _figures(f"Ray's tax: {f['searches']:,} searches x {budget} queries ({searchers}), "
+             f"{f['workers']} CPUs, searches per trial {f['searches_per_trial']}", [
+            ("process pool", f"{f['pool_s']:.1f} s"),
+            ("Ray Tune (latentnas run's backend)", f"{f['ray_s']:.1f} s in "
+                                                   f"{f['tune_trials']:,} trials"),
+            ("Ray's tax over the pool", f"{f['tax']:+.1%}"),
+            ("search work on Ray", f"{f['search_cpu_s']:.1f} CPU s"),
+            ("starting the local Ray (not in either wall)", f"{f['ray_init_s']:.1f} s"),
+            ("identical traces", f"{f['identical']:,} of {f['searches']:,}"),
+            ("errored trials", str(f["errored"]))], markdown)
 
 
 @command(bench_app, "shards")

@@ -1,17 +1,19 @@
-"""Experiments on Ray Tune: one trial = one whole search (searcher × encoding × seed).
+"""Experiments on Ray Tune: one trial = a group of whole searches (searcher × encoding ×
+seed), run in turn (:func:`search_groups`: one search each when they are few).
 
 This is the Ray backend of the one runner (``latentnas.runner``): the driver prepares the
 plan there (checks, models, the experiment's identity and provenance, the searches stored
 already), puts the oracle's table and each feature table in the object store (or starts
 ``OracleActor`` / ``EncoderShard`` actors when asked) and runs a Tune grid over the
-searches not stored yet; a finished trial stores its rows with ``runner.store_search``,
-the writer of both backends. A trial steps its
+searches not stored yet; a trial stores each finished search with
+``runner.store_search``, the writer of both backends. A trial steps each
 :class:`~latentnas.search.SearchRun`, reports to Tune every ``report_every`` queries with a
-checkpoint of its state (safetensors + JSON, never pickle: ``latentnas.state``), so a
-retried trial resumes rather than restarts, and on completion writes its rows to the
-results store atomically — one file per (experiment, searcher, encoding, seed), so a retry
-replaces and never duplicates. A run stopped early (Ctrl-C) raises
-:class:`~latentnas.errors.InterruptedRunError`; ``resume=True`` continues it.
+checkpoint of its state and its place in the group (safetensors + JSON, never pickle:
+``latentnas.state``), so a retried trial skips the searches it stored and resumes the
+one it was in rather than restarting; rows go to the results store atomically — one file
+per (experiment, searcher, encoding, seed), so a retry replaces and never duplicates. A
+run stopped early (Ctrl-C) raises :class:`~latentnas.errors.InterruptedRunError`;
+``resume=True`` continues it.
 """
 
 from __future__ import annotations

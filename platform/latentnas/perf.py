@@ -9,10 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
+
+from latentnas.errors import ConfigError
 
 #: the oracles ``bench oracles`` measures: (space, dataset)
 ORACLES = (("nb201", None), ("nbgraph", "cora"), ("nbgraph", "arxiv"), ("nbgraph", "proteins"))
@@ -89,6 +92,60 @@ def platform_overhead(cfg) -> dict[str, Any]:
             "rest_per_trial_s": max(overhead - res.setup_cpu_seconds - res.io_cpu_seconds, 0) / n,
             "queries_per_s": res.trials * cfg.budget / max(res.wall_seconds, 1e-9),
             "peak_rss_mb": peak[0] / 2**20, "errored": res.errored}
+
+
+def tax_figures(cfg, searchers: str, encodings: str | None = None,
+                workers: int | None = None) -> dict[str, Any]:
+    """Ray's tax on one machine: experiment ``cfg`` (its storage replaced) on a local Ray
+    of ``workers`` CPUs at one CPU per trial, against the same plan through the process
+    pool of ``workers`` processes (``bench search``'s runner, unstored), traces compared.
+    Both walls run from the plan to the last search (models loaded, Ray already
+    started: a cluster is up before its experiments)."""
+    import shutil
+
+    import ray
+
+    from latentnas.experiment import init_ray, run_experiment
+    from latentnas.plan import SearchPlan
+    from latentnas.results.store import read_results
+    from latentnas.runner import run_plan
+
+    workers = workers or os.cpu_count() or 1
+    storage = cfg.storage_root()
+    if "://" in storage:
+        raise ValueError("bench tax measures a local storage folder")
+    shutil.rmtree(storage, ignore_errors=True)
+    plan = SearchPlan(space=cfg.space, dataset=cfg.dataset, searchers=searchers,
+                      seeds=cfg.seeds, first_seed=cfg.first_seed, budget=cfg.budget,
+                      encoder_models=cfg.encoder_models,
+                      **({"encodings": encodings} if encodings else {}))
+    from latentnas import models
+
+    for pair in plan.model_seeds():          # pretrained (and cached) outside both walls
+        models.features(plan.benchmark, *pair)
+    t = time.perf_counter()
+    local = run_plan(plan, None, workers=workers)
+    pool_s = time.perf_counter() - t
+    if ray.is_initialized():
+        ray.shutdown()
+    t = time.perf_counter()
+    init_ray(num_cpus=workers)
+    init_s = time.perf_counter() - t
+    try:
+        res = run_experiment(cfg.model_copy(update={"cpus_per_trial": 1.0}))
+        frame = read_results(cfg.results_root(), experiment=cfg.name)
+    finally:
+        ray.shutdown()
+    ray_traces = _trace_ids(frame)
+    pool_traces = {(r.spec.name, r.spec.encoding, r.spec.seed): [row["id"] for row in r.rows]
+                   for r in local.results}
+    same = sum(1 for k, ids in pool_traces.items()
+               if ray_traces.get((k[0], k[1], str(k[2])), ray_traces.get(k)) == ids)
+    return {"searches": len(pool_traces), "workers": workers, "pool_s": pool_s,
+            "ray_init_s": init_s, "ray_s": res.wall_seconds, "tune_trials": res.tune_trials,
+            "tax": res.wall_seconds / max(pool_s, 1e-9) - 1, "errored": res.errored,
+            "search_cpu_s": res.trial_cpu_seconds, "identical": same,
+            "searches_per_trial": cfg.searches_per_trial}
 
 
 def enumeration_figures(workers: int | None = None, save: bool = True) -> dict[str, Any]:
@@ -231,17 +288,79 @@ def training_figures(settings, cells: int = 3, seed: int = 0,
     return out
 
 
-def _tree(path: str) -> tuple[int, int]:
-    """Files and bytes under a local folder."""
-    files = size = 0
-    for folder, _, names in os.walk(path):
-        for name in names:
+def _tree(location: str) -> tuple[int, int]:
+    """Files and bytes under a folder (a local path or a URI)."""
+    from pyarrow import fs as pafs
+
+    from latentnas.storage import filesystem
+
+    fs, root = filesystem(location)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except OSError:
+        return 0, 0
+    files = [i for i in infos if i.is_file]
+    return len(files), sum(i.size or 0 for i in files)
+
+
+def _state_bytes(tune_dir: str) -> int:
+    """The size of Tune's largest experiment-state file in ``tune_dir``."""
+    from pyarrow import fs as pafs
+
+    from latentnas.storage import filesystem
+
+    fs, root = filesystem(tune_dir)
+    infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    return max((i.size or 0 for i in infos if i.base_name.startswith("experiment_state")
+                and i.base_name.endswith(".json")), default=0)
+
+
+@contextmanager
+def s3_server(bucket: str):
+    """moto's S3 server in a process of its own (its objects live in its memory, not the
+    driver's), with this process's environment pointed at it for every Ray process started
+    from here; yields ``s3://bucket``. Needs the test extra (moto[server])."""
+    import socket
+
+    from pyarrow import fs as pafs
+
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        raise ConfigError("--s3 needs moto's S3 server: pip install 'moto[server]' (the "
+                          "test extra, latentnas[test])") from None
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    keys = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION")
+    before = {k: os.environ.get(k) for k in keys}
+    os.environ.update(dict(zip(keys, (f"http://127.0.0.1:{port}", "testing", "testing",
+                                      "us-east-1"))))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
             try:
-                size += os.path.getsize(os.path.join(folder, name))
-                files += 1
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
             except OSError:
-                pass
-    return files, size
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("moto's S3 server did not start") from None
+                time.sleep(0.2)
+        fs, _ = pafs.FileSystem.from_uri(f"s3://{bucket}?allow_bucket_creation=true")
+        fs.create_dir(bucket)
+        yield f"s3://{bucket}"
+    finally:
+        server.terminate()
+        server.wait()
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _trace_ids(frame) -> dict:
@@ -269,7 +388,8 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
 
     ``searchers`` and ``encodings`` are ``cfg``'s as given (for the ``latentnas run``
     child);
-    ``cfg.storage`` must be a local folder; everything of the benchmark's is replaced."""
+    ``cfg.storage``: a local folder (everything of the benchmark's there is replaced) or
+    an empty bucket (:func:`s3_server`)."""
     import shutil
     import signal
     import tempfile
@@ -284,9 +404,8 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
     from latentnas.runner import run_plan
 
     storage = cfg.storage_root()
-    if "://" in storage:
-        raise ValueError("bench scale measures a local storage folder")
-    shutil.rmtree(storage, ignore_errors=True)
+    if "://" not in storage:
+        shutil.rmtree(storage, ignore_errors=True)
     total = len(cfg.specs())
     temp = tempfile.mkdtemp(prefix="lnscale-", dir="/tmp")      # short: Unix socket paths
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -315,9 +434,7 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
         slope = float(np.polyfit([d for d, _ in late], [r for _, r in late], 1)[0]) \
             if len({d for d, _ in late}) > 2 else float("nan")
         tune_dir = cfg.tune_path()
-        states = [os.path.join(tune_dir, f) for f in os.listdir(tune_dir)
-                  if f.startswith("experiment_state") and f.endswith(".json")]
-        state_bytes = max((os.path.getsize(p) for p in states), default=0)
+        state_bytes = _state_bytes(tune_dir)
         results_files, results_bytes = _tree(cfg.results_root())
         all_files, all_bytes = _tree(tune_dir)
         t = time.perf_counter()
@@ -332,6 +449,7 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
             rest_per_trial_s=max(overhead - res.setup_cpu_seconds - res.io_cpu_seconds, 0) / n,
             driver_peak_mb=max((r for _, r in samples), default=0.0),
             driver_slope_mb_per_1000=slope * 1000,
+            state_bytes=state_bytes, tune_trials=res.tune_trials,
             state_bytes_per_100=state_bytes / max(total, 1) * 100,
             tune_files=all_files - results_files, tune_bytes=all_bytes - results_bytes,
             results_files=results_files, results_bytes=results_bytes,
@@ -346,7 +464,8 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
                 *(["--encodings", encodings] if encodings else []), "--seeds", str(cfg.seeds),
                 "--first-seed", str(cfg.first_seed), "--budget", str(cfg.budget),
                 "--cpus-per-trial", str(cfg.cpus_per_trial), "--storage", storage,
-                "--models", str(cfg.encoder_models)]
+                "--models", str(cfg.encoder_models),
+                "--searches-per-trial", str(cfg.searches_per_trial)]
         root = f"{storage}/{name}/results"
         env = {**os.environ, "LATENTNAS_PROGRESS_SECONDS": "3600"}
         note(f"the same plan from a driver killed at {kill_at:.0%}, then --resume")
