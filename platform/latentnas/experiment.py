@@ -73,7 +73,7 @@ def search_trial(config: dict, handles: dict) -> None:
     specs = group_specs(config, handles)
     oracle = _trial_oracle(handles)
     position, saved = _restored(tune.get_checkpoint())
-    stored = _stored_keys(handles["store"], specs)
+    stored = _stored_keys(handles["store"], specs, handles.get("stored", frozenset()))
     domains: dict = {}
     totals = {"queries": 0, "searches_done": 0, "cpu_seconds": 0.0}
     best: dict[str, float] = {}
@@ -174,20 +174,26 @@ def _restored(checkpoint) -> tuple[int | None, bytes | None]:
             return int(json.load(f)["index"]), saved
 
 
-#: a group up to this many searches asks the store about each; a larger one lists it once
-STAT_EACH = 16
-
-
-def _stored_keys(info: dict, specs: list[SearchSpec]) -> set[tuple[str, str, int]]:
-    """Which of ``specs`` the results store holds (a retried or resumed group skips them)."""
-    from latentnas.results.store import stored_files, stored_searches
+def _stored_keys(info: dict, specs: list[SearchSpec],
+                 known: frozenset) -> set[tuple[str, str, int]]:
+    """Which of ``specs`` the results store holds, so a retried or resumed trial skips
+    them: those stored when the driver started (``known``), then, asking the store one
+    search at a time in the order the group runs them, those an earlier attempt of this
+    trial stored (a prefix of that order: the first search not stored ends the look). A
+    trial's first attempt asks about one search."""
+    from latentnas.results.store import stored_files
 
     if info["root"] is None:
         return set()
-    if len(specs) > STAT_EACH:
-        return stored_searches(info["root"], info["experiment"]) & \
-            {_spec_key(s) for s in specs}
-    return stored_files(info["root"], info["experiment"], [_spec_key(s) for s in specs])
+    out = {_spec_key(s) for s in specs if _spec_key(s) in known}
+    for spec in specs:
+        key = _spec_key(spec)
+        if key in out:
+            continue
+        if not stored_files(info["root"], info["experiment"], [key]):
+            break
+        out.add(key)
+    return out
 
 
 def _maybe_fail(fault: dict | None, first: SearchSpec, queries: int) -> None:
@@ -280,6 +286,8 @@ def _handles(cfg: ExperimentConfig, prepared: Prepared) -> dict:
                        if cfg.fault_injection else None},
         "store": prepared.store_info(),
         "specs": [asdict(s) for s in prepared.specs],
+        "stored": frozenset(_spec_key(s) for s in prepared.specs) -
+        frozenset(_spec_key(s) for s in prepared.todo),
         "table": put_table(oracle) if tabular else None,
         "oracle_info": oracle.info,
         "available": bench.search_ids,
@@ -403,6 +411,11 @@ def _run(cfg: ExperimentConfig, resume: bool, overwrite: bool, callbacks: list |
                                 stored=len(specs), total=len(specs))
     handles = _handles(cfg, prepared)
     trainable = _trainable(cfg, handles)
+    # Tune's CSV, JSON and TensorBoard loggers copy every report into files per trial that
+    # nothing here reads (the rows are in Parquet), and each sync of the experiment state
+    # uploads them all again: 640 files took 30-80 s a sync to an S3 store at 10,000
+    # searches (bench scale --s3). The user's setting wins.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     groups = search_groups(cfg, prepared)
     try:
         if resume:

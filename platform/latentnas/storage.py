@@ -210,10 +210,27 @@ def exists(location: str) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
+#: stores where one upload is atomic: an object appears whole when its upload completes,
+#: or not at all, so a file is uploaded in place (a temporary object and a "move", which
+#: is a copy and a delete there, cost three requests and folder markers for nothing)
+OBJECT_STORES = ("S3FileSystem", "GcsFileSystem")
+
+
 def write_atomic(fs: pafs.FileSystem, path: str, write: Callable[[Any], None]) -> None:
     """Calls ``write(stream)`` on a temporary file next to ``path`` in ``fs``, then moves it
     into place; a failure (an interruption too) leaves ``path`` as it was and removes the
-    temporary file. Every file the platform writes goes through here."""
+    temporary file. On an object store the bytes are made in memory first and uploaded to
+    ``path`` in one request. Every file the platform writes goes through here."""
+    if type(fs).__name__ in OBJECT_STORES:
+        buffer = pa.BufferOutputStream()
+        write(buffer)
+        data = buffer.getvalue()
+        try:
+            with fs.open_output_stream(path) as out:
+                out.write(data)
+        except OSError as exc:
+            raise storage_error(exc, path) from None
+        return
     directory = path.rsplit("/", 1)[0]
     fs.create_dir(directory, recursive=True)
     tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
