@@ -32,10 +32,15 @@ def rows_of(root, name):
     return df.sort_values(KEY).reset_index(drop=True)
 
 
-def test_an_experiment_stores_every_query_once_and_matches_in_process_runs(ray_local, tmp_path):
+def test_an_experiment_stores_every_query_once_and_matches_in_process_runs(ray_local, tmp_path,
+                                                                           caplog):
     cfg = small(tmp_path, "basic")
     res = run_experiment(cfg)
     assert res.errored == 0 and res.trials == 4
+    # Tune's loggers are off: no files of theirs per trial, and no warning that they lack
+    trial_files = {f for _, _, files in os.walk(cfg.tune_path()) for f in files}
+    assert not trial_files & {"result.json", "progress.csv", "params.json"}, trial_files
+    assert not [r for r in caplog.records if "Failed to fetch metrics" in r.getMessage()]
     df = rows_of(cfg.results_root(), "basic")
     assert len(df) == 4 * 24
     assert not df.duplicated(KEY).any()
@@ -412,6 +417,7 @@ def test_bench_scale_measures_a_simulated_cluster_with_a_killed_driver(tmp_path)
     assert "8 searches, each once: yes" in out and "(exit 0)" in out, out[-3000:]
     assert "identical traces" in out and "8 of 8" in out, out[-3000:]
     assert "storage S3 (moto)" in out and "4 (searches per trial 2)" in out, out[-3000:]
+    assert "compacted" in out and "the same rows: yes" in out, out[-3000:]
     for figure in ("platform share of CPU time", "driver RSS slope", "Tune experiment state",
                    "results store", "Ray's tax over the pool"):
         assert figure in out, figure

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from scipy import stats
@@ -255,3 +256,65 @@ def test_one_seed_searched_with_two_models_is_two_versions():
     assert sorted(stats["seeds"]) == [1, 1, 2]
     same = df.assign(model="aaa")       # one model per seed: one version, no split
     assert keys(with_versions(same)) == ["searcher", "encoding"]
+
+
+def _searches(root) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root)
+                  for f in files if f.endswith(".parquet"))
+
+
+def test_compaction_merges_search_files_and_reads_back_the_same_rows(tmp_path):
+    from latentnas.results.compact import compact
+    from latentnas.results.store import stored_searches
+
+    key = ["searcher", "encoding", "seed", "step"]
+    store(tmp_path, seeds=(0, 1, 2))
+    store(tmp_path, searcher="random", seeds=(0, 3))
+    before = read_results(str(tmp_path)).sort_values(key).reset_index(drop=True)
+    stored = stored_searches(str(tmp_path), "e1")
+    c = compact(str(tmp_path), "e1")
+    assert (c["files_before"], c["files_after"], c["searches"]) == (5, 2, 5)
+    assert [p.rsplit("/", 1)[1] for p in _searches(tmp_path)] == ["compacted.parquet"] * 2
+    after = read_results(str(tmp_path)).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
+    assert stored_searches(str(tmp_path), "e1") == stored
+    # each search's own header survives: its CPU seconds and the shared ones once
+    path = os.path.join(tmp_path, _searches(tmp_path)[0])
+    header = json.loads(pq.read_schema(path).metadata[b"latentnas"])
+    assert header["compacted"] and sorted(header["searches"]) == ["0", "1", "2"]
+
+    # a search stored later is a file again; compacting again merges it in
+    store(tmp_path, seeds=(5,))
+    assert len(read_results(str(tmp_path))) == 6 * 20
+    assert compact(str(tmp_path), "e1")["files_after"] == 2
+    assert stored_searches(str(tmp_path), "e1") == stored | {(
+        "gp:kernel=matern,local=0.1", "arch2vec", 5)}
+    # a search file left beside the compacted one (a compaction stopped before deleting
+    # it) is not read twice
+    store(tmp_path, seeds=(1,))
+    df = read_results(str(tmp_path))
+    assert len(df) == 6 * 20 and not df.duplicated(key).any()
+
+
+def test_a_compacted_file_whose_rows_were_changed_is_refused(tmp_path):
+    from latentnas.results.compact import compact
+
+    store(tmp_path, seeds=(0, 1))
+    compact(str(tmp_path), "e1")
+    path = os.path.join(tmp_path, _searches(tmp_path)[0])
+    table = pq.read_table(path)
+    changed = table.set_column(table.schema.get_field_index("regret"), "regret",
+                               pa.array([0.0] * len(table)))
+    pq.write_table(changed.replace_schema_metadata(table.schema.metadata), path)
+    with pytest.raises(CorruptDataError, match="do not match the digest"):
+        read_results(str(tmp_path))
+
+
+def test_compact_command_names_what_it_did_and_refuses_an_unknown_experiment(tmp_path):
+    store(tmp_path, seeds=(0, 1, 2))
+    runner = CliRunner()
+    res = runner.invoke(app, ["compact", str(tmp_path), "--experiment", "e1"])
+    assert res.exit_code == 0 and "3 searches, 3 files" in res.output and "-> 1 " in \
+        res.output, res.output
+    res = runner.invoke(app, ["compact", str(tmp_path), "--experiment", "nope"])
+    assert res.exit_code != 0 and "no experiment 'nope'" in res.output, res.output

@@ -188,6 +188,23 @@ def results_cmd(
     _report(root, parse_budgets(at), experiment, compare_at, csv, markdown, plots)
 
 
+@command(app, "compact")
+def compact_cmd(
+    root: str = typer.Argument(..., help="results directory or URI (file://, s3://, gs://)"),
+    experiment: str = typer.Option(..., help="the experiment to compact"),
+) -> None:
+    """Merge an experiment's search files into one Parquet file per searcher and encoding
+    (reading thousands of small files from a bucket is slow). Readers take both forms;
+    the search files merged are deleted once the merged file is written and checked."""
+    from latentnas.results.compact import compact
+
+    probe(root, what="results store")
+    c = compact(root, experiment)
+    console.print(f"{experiment}: {c['searches']:,} searches, {c['files_before']:,} files "
+                  f"({c['bytes_before'] / 2**20:.1f} MiB) -> {c['files_after']:,} "
+                  f"({c['bytes_after'] / 2**20:.1f} MiB) in {c['seconds']:.1f} s")
+
+
 def default_plot_dir(root: str) -> str | None:
     """Plots go beside a local store, never into it (a store holds only its Parquet files,
     so pandas and DuckDB read it whole)."""

@@ -331,6 +331,11 @@ def bench_scale(
             ("`latentnas results` read", f"{f['results_read_s']:.2f} s, {f['rows']:,} rows, "
                                          "each search once: "
                                          + ("yes" if f["stored_once"] else "NO")),
+            ("`latentnas compact`", f"{f['compact_s']:.1f} s: {f['compacted_files']:,} "
+                                    f"files, {f['compacted_bytes'] / mb:.1f} MB"),
+            ("`latentnas results` read, compacted", f"{f['compacted_read_s']:.2f} s, the same "
+                                                    "rows: " + ("yes" if f["compacted_same"]
+                                                                else "NO")),
             ("driver killed at", f"{f['killed_at']:,} searches stored"),
             ("--resume: first new search", "-" if f["resume_first_s"] is None
              else f"{f['resume_first_s']:.1f} s"),

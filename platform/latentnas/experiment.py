@@ -19,9 +19,11 @@ run stopped early (Ctrl-C) raises :class:`~latentnas.errors.InterruptedRunError`
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -411,40 +413,70 @@ def _run(cfg: ExperimentConfig, resume: bool, overwrite: bool, callbacks: list |
                                 stored=len(specs), total=len(specs))
     handles = _handles(cfg, prepared)
     trainable = _trainable(cfg, handles)
-    # Tune's CSV, JSON and TensorBoard loggers copy every report into files per trial that
-    # nothing here reads (the rows are in Parquet), and each sync of the experiment state
-    # uploads them all again: 640 files took 30-80 s a sync to an S3 store at 10,000
-    # searches (bench scale --s3). The user's setting wins.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     groups = search_groups(cfg, prepared)
     try:
-        if resume:
-            tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=True, restart_errored=False)
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space={"searches": tune.grid_search(groups)},
-                tune_config=tune.TuneConfig(reuse_actors=True, num_samples=1,
-                                            trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
-                run_config=tune.RunConfig(
-                    name=cfg.name, storage_path=cfg.storage_root(), verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
-                    callbacks=callbacks or []))
-        grid = tuner.fit()
-        restores = 0
-        for _ in range(cfg.infra_retries):
-            # Tune occasionally gives up on a trial whose worker died with its node (e.g.
-            # while the trial was being moved onto a reused actor) instead of retrying it:
-            # continue such trials from their last checkpoint. Search errors are final.
-            lost = [r for r in grid if r.error is not None]
-            if not lost or not all(_lost_worker(r.error) for r in lost):
-                break
-            grid = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                                      resume_errored=True, restart_errored=False).fit()
-            restores += 1
+        with _without_tune_loggers():
+            grid, restores = _fit(cfg, resume, path, trainable, groups, callbacks)
     except KeyboardInterrupt:
         raise _interrupted(cfg, stored, specs) from None
+    return _summary(cfg, grid, handles, stored, specs, restores, start)
+
+
+def _fit(cfg: ExperimentConfig, resume: bool, path: str, trainable, groups: list,
+         callbacks: list | None):
+    """Tune's run of the groups (or its restore), then the rounds that continue trials
+    lost with their worker; returns the result grid and the number of such rounds."""
+    from ray import tune
+
+    if resume:
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True, restart_errored=False)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"searches": tune.grid_search(groups)},
+            tune_config=tune.TuneConfig(reuse_actors=True, num_samples=1,
+                                        trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
+            run_config=tune.RunConfig(
+                name=cfg.name, storage_path=cfg.storage_root(), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                callbacks=callbacks or []))
+    grid = tuner.fit()
+    restores = 0
+    for _ in range(cfg.infra_retries):
+        # Tune occasionally gives up on a trial whose worker died with its node (e.g.
+        # while the trial was being moved onto a reused actor) instead of retrying it:
+        # continue such trials from their last checkpoint. Search errors are final.
+        lost = [r for r in grid if r.error is not None]
+        if not lost or not all(_lost_worker(r.error) for r in lost):
+            break
+        grid = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                  resume_errored=True, restart_errored=False).fit()
+        restores += 1
+    return grid, restores
+
+
+@contextmanager
+def _without_tune_loggers():
+    """Tune's CSV, JSON and TensorBoard loggers copy every report into files per trial that
+    nothing here reads (the rows are in Parquet), and each sync of the experiment state
+    uploads them all again: 640 files took 30-80 s a sync to an S3 store at 10,000
+    searches (bench scale --s3). Off while Tune runs here, unless the user set
+    ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``."""
+    if "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" in os.environ:
+        yield
+        return
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    _quiet_missing_logs()
+    try:
+        yield
+    finally:
+        os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)
+
+
+def _summary(cfg: ExperimentConfig, grid, handles: dict, stored: set, specs: list,
+             restores: int, start: float) -> ExperimentResult:
+    """What a finished Tune run did; an unfinished one raises InterruptedRunError."""
 
     def total(key: str) -> float:
         return sum(float(r.metrics.get(key, 0.0)) for r in grid if r.metrics)
@@ -459,6 +491,20 @@ def _run(cfg: ExperimentConfig, resume: bool, overwrite: bool, callbacks: list |
                             total("cpu_seconds"), cfg.results_root(), total("setup_cpu"),
                             total("io_cpu"), errors, restores, len(stored), len(specs),
                             len(grid))
+
+
+class _NoLoggerFiles(logging.Filter):
+    """Drops Tune's warning that trials have no result.json or progress.csv: with its
+    loggers off (as latentnas runs it) none has, and the metrics come from Tune's state."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to fetch metrics for")
+
+
+def _quiet_missing_logs() -> None:
+    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    if not any(isinstance(f, _NoLoggerFiles) for f in log.filters):
+        log.addFilter(_NoLoggerFiles())
 
 
 #: most searches per trial "auto" gives on a cluster that may add nodes

@@ -456,6 +456,19 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
             results_read_s=read_s, rows=len(frame),
             stored_once=not frame.duplicated(["searcher", "encoding", "seed", "step"]).any())
         ray_traces = _trace_ids(frame)
+        # the same store compacted (latentnas compact), then read again
+        from latentnas.results.compact import compact
+
+        note("compacting the results store, then reading it again")
+        c = compact(cfg.results_root(), cfg.name)
+        t = time.perf_counter()
+        again = read_results(cfg.results_root(), experiment=cfg.name)
+        key = ["searcher", "encoding", "seed", "step"]
+        out.update(compact_s=c["seconds"], compacted_files=c["files_after"],
+                   compacted_bytes=c["bytes_after"],
+                   compacted_read_s=time.perf_counter() - t,
+                   compacted_same=frame.sort_values(key).reset_index(drop=True).equals(
+                       again.sort_values(key).reset_index(drop=True)))
 
         # a driver killed at `kill_at`, then --resume
         name = f"{cfg.name}-resume"

@@ -47,6 +47,8 @@ SCHEMA_VERSION = 4
 READABLE_VERSIONS = (1, 2, 3, 4)
 PARTITIONS = ("experiment", "searcher", "encoding")
 IDENTITY_FILE = "_experiment.json"
+#: the file ``latentnas compact`` merges a partition's search files into
+COMPACTED = "compacted.parquet"
 #: the layout of ``_experiment.json`` (stores of older latentnas hold the bare plan)
 RECORD_FORMAT = 2
 
@@ -174,12 +176,33 @@ def stored_searches(root: str, experiment: str) -> set[tuple[str, str, int]]:
         return set()
     out = set()
     for f in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
-        if not (f.is_file and f.base_name.startswith("seed-") and f.path.endswith(".parquet")):
+        if not (f.is_file and _is_result(f.base_name)):
             continue
         searcher, encoding = (unquote(p.split("=", 1)[1])
                               for p in f.path[len(base) + 1:].split("/")[:2])
-        out.add((searcher, encoding, int(f.base_name[5:-8])))
+        if f.base_name == COMPACTED:
+            out.update((searcher, encoding, int(seed))
+                       for seed in _header(fs, f.path).get("seeds", []))
+        else:
+            out.add((searcher, encoding, int(f.base_name[5:-8])))
     return out
+
+
+def _is_result(name: str) -> bool:
+    """A search's file (``seed-<n>.parquet``) or a partition's compacted file."""
+    return name == COMPACTED or (name.startswith("seed-") and name.endswith(".parquet"))
+
+
+def _header(fs: pafs.FileSystem, path: str) -> dict:
+    """The latentnas header of a result file, from its footer alone."""
+    try:
+        with fs.open_input_file(path) as f:
+            meta = pq.ParquetFile(f).schema_arrow.metadata or {}
+        return json.loads(meta[b"latentnas"])
+    except Exception as exc:
+        raise CorruptDataError(f"result file {path} is unreadable or not a latentnas result "
+                               f"({' '.join(str(exc).split())[:160]}); move it out of the "
+                               "results directory") from None
 
 
 def stored_files(root: str, experiment: str,
@@ -281,8 +304,8 @@ def _check_ours(root: str, experiment: str) -> None:
     fs, root_path = filesystem(root)
     base = _experiment_dir(root_path, experiment)
     foreign = [f.path for f in fs.get_file_info(pafs.FileSelector(base, recursive=True))
-               if f.is_file and not (f.base_name.startswith(("seed-", ".tmp-"))
-                                     and f.base_name.endswith(".parquet"))]
+               if f.is_file and not (_is_result(f.base_name) or (
+                   f.base_name.startswith(".tmp-") and f.base_name.endswith(".parquet")))]
     if foreign:
         raise ConfigError(f"--overwrite deletes only what latentnas wrote, and {base} has no "
                           f"{IDENTITY_FILE} and holds {foreign[0]}; move your files out of "
@@ -403,7 +426,7 @@ def read_results(root: str, **equals) -> "pandas.DataFrame":  # noqa: F821
         raise MissingDataError(f"{root!r} is a file, not a results directory; give the "
                                "directory that holds experiment=<name>/...")
     files = [f.path for f in fs.get_file_info(pafs.FileSelector(root_path, recursive=True))
-             if f.is_file and f.base_name.startswith("seed-") and f.path.endswith(".parquet")]
+             if f.is_file and _is_result(f.base_name)]
     if not files:
         raise MissingDataError(f"no result files under {root!r}")
     if "experiment" in equals:
@@ -421,9 +444,19 @@ def read_results(root: str, **equals) -> "pandas.DataFrame":  # noqa: F821
              for name in {p.get("experiment") for p in places.values()} if name is not None}
     from concurrent.futures import ThreadPoolExecutor
 
+    def read(item):
+        return _read_checked(fs, item[0], item[1], least.get(item[1].get("experiment"), 1))
+
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        tables = list(pool.map(lambda item: _read_checked(
-            fs, item[0], item[1], least.get(item[1].get("experiment"), 1)), places.items()))
+        # compacted files first: a search file whose search one holds is left over from
+        # a compaction that stopped before deleting it (the same rows), and is skipped
+        merged = {f: p for f, p in places.items() if f.endswith("/" + COMPACTED)}
+        tables = list(pool.map(read, merged.items()))
+        held = {(f.rsplit("/", 1)[0], seed) for f, t in zip(merged, tables)
+                for seed in set(t.column("seed").to_pylist())}
+        rest = {f: p for f, p in places.items() if f not in merged and
+                (f.rsplit("/", 1)[0], int(f.rsplit("/", 1)[1][5:-8])) not in held}
+        tables += list(pool.map(read, rest.items()))
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
     frame = table.to_pandas()
     for key, value in equals.items():
@@ -460,7 +493,11 @@ def _read_checked(fs: pafs.FileSystem, path: str, place: dict[str, str],
         if str(info.get(key)) != place.get(key):
             raise CorruptDataError(f"result file {path} says {key} {short(info.get(key))} but "
                                    f"lies under {key}={short(place.get(key))}; {fix}")
-    if f"seed-{info.get('seed')!s:0>5}.parquet" != path.rsplit("/", 1)[-1]:
+    if path.rsplit("/", 1)[-1] == COMPACTED:
+        if not info.get("compacted"):
+            raise CorruptDataError(f"result file {path} is named {COMPACTED} but its header "
+                                   f"is a single search's; {fix}")
+    elif f"seed-{info.get('seed')!s:0>5}.parquet" != path.rsplit("/", 1)[-1]:
         raise CorruptDataError(f"result file {path} says seed {short(info.get('seed'))}; "
                                f"{fix}")
     for field in table.schema:
@@ -479,6 +516,10 @@ def _read_checked(fs: pafs.FileSystem, path: str, place: dict[str, str],
         raise CorruptDataError(f"result file {path}: its rows do not match the digest in its "
                                f"header (changed, or another file's header copied onto "
                                f"them); {fix}")
+    if info.get("compacted") and sorted(set(table.column("seed").to_pylist())) != \
+            sorted(info.get("seeds", [])):
+        raise CorruptDataError(f"result file {path}: its rows hold other seeds than its "
+                               f"header lists; {fix}")
     table = table.replace_schema_metadata(None)
     for f in SCHEMA:
         if f.name not in table.column_names:     # columns of older versions: empty
