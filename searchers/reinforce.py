@@ -14,7 +14,9 @@ The algorithm of the arch2vec paper and its published search code:
 * reward ``r_t`` = the search metric times ``reward_scale``, by default
   ``1 / domain.value_scale`` (fractions, as the authors' rewards); the baseline ``b`` is a
   constant (0.95 by default, their NB101 value) or, with ``baseline="ema"``, an
-  exponential moving average of past rewards (decay ``ema_decay``).
+  exponential moving average of past rewards (decay ``ema_decay``); the platform runs
+  ``ema`` by default on NAS-Bench-Graph, whose rewards sit far below 0.95
+  (``latentnas.presets.SPACE_DEFAULTS``).
 
 Two details of the authors' code are options, both off by default: ``skip_nearest``
 (their NB201 environment never proposes the cell nearest to an action, visited or not:
