@@ -318,3 +318,15 @@ def test_compact_command_names_what_it_did_and_refuses_an_unknown_experiment(tmp
         res.output, res.output
     res = runner.invoke(app, ["compact", str(tmp_path), "--experiment", "nope"])
     assert res.exit_code != 0 and "no experiment 'nope'" in res.output, res.output
+
+
+def test_the_command_line_recorded_names_latentnas_however_it_was_started(monkeypatch):
+    import sys
+
+    from latentnas.provenance import command_line
+
+    for first in ("/usr/bin/latentnas", "/src/platform/latentnas/cli.py"):
+        monkeypatch.setattr(sys, "argv", [first, "results", "runs/a b"])
+        assert command_line() == "latentnas results 'runs/a b'"
+    monkeypatch.setattr(sys, "argv", ["/src/tool.py", "x"])
+    assert command_line() == "/src/tool.py x"

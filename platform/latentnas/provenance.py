@@ -124,7 +124,9 @@ def training_environment(device: str) -> dict:
 def command_line() -> str:
     """How this process was started, as a shell line (``latentnas ...`` for the CLI)."""
     argv = list(sys.argv)
-    if argv and os.path.basename(argv[0]) == "latentnas":
+    # `latentnas ...` and `python -m latentnas.cli ...` (argv[0]: the module's file) alike
+    if argv and (os.path.basename(argv[0]) == "latentnas" or
+                 argv[0].replace(os.sep, "/").endswith("latentnas/cli.py")):
         argv[0] = "latentnas"
     return shlex.join(argv)
 

@@ -253,9 +253,10 @@ def run_live(cfg, resume: bool, overwrite: bool, address: str | None = None,
     if result.trials:
         cpus = ray.cluster_resources().get("CPU", 1)
         busy = result.trial_cpu_seconds / max(result.wall_seconds * cpus, 1e-9)
-        console.print(f"{result.trials} searches in {result.wall_seconds:.1f} s wall on "
-                      f"{cpus:g} CPUs; search work {result.trial_cpu_seconds:.1f} CPU s "
-                      f"({busy:.0%} of the CPU time); {result.errored} errored")
+        console.print(f"{result.trials} searches in {result.tune_trials} trials, "
+                      f"{result.wall_seconds:.1f} s wall on {cpus:g} CPUs; search work "
+                      f"{result.trial_cpu_seconds:.1f} CPU s ({busy:.0%} of the CPU time); "
+                      f"{result.errored} trials errored")
     for line in result.errors:
         console.print(f"[red]errored:[/] {escape(line)}")
     return result
