@@ -82,17 +82,13 @@ def search_trial(config: dict, handles: dict) -> None:
     setup_cpu, io_cpu = time.process_time() - t0, 0.0
     last_progress = time.monotonic()
 
-    def metrics(run: SearchRun | None, done: bool) -> dict:
-        last = run.rows[-1] if run is not None and run.rows else {}
-        return {"queries": totals["queries"] + (0 if done or run is None else len(run.rows)),
+    def metrics(running: int, done: bool) -> dict:
+        """The trial's counts so far (``running``: queries of the search under way)."""
+        return {"queries": totals["queries"] + running,
                 "searches_done": totals["searches_done"], "searches": len(specs),
-                "best_search": last.get("best_search", float("nan")),
-                "regret": last.get("regret", float("nan")),
-                "label": run.spec.label if run is not None else specs[-1].label,
                 "best_json": json.dumps(best), "cpu_seconds": totals["cpu_seconds"],
                 "setup_cpu": setup_cpu, "io_cpu": io_cpu, "done": done}
 
-    run = None
     todo = [i for i, spec in enumerate(specs) if _spec_key(spec) not in stored]
     for index in todo:
         spec = specs[index]
@@ -121,10 +117,9 @@ def search_trial(config: dict, handles: dict) -> None:
                     with open(os.path.join(d, STATE_FILE), "wb") as f:
                         f.write(state.dumps(run.state_dict(), asdict(spec)))
                     with open(os.path.join(d, POSITION_FILE), "w") as f:
-                        json.dump({"index": index, "searcher": spec.name,
-                                   "encoding": spec.encoding, "seed": spec.seed}, f)
+                        json.dump({"index": index}, f)   # the state names its search
                     io_cpu += time.process_time() - t1
-                    tune.report(metrics(run, False),
+                    tune.report(metrics(len(run.rows), False),
                                 checkpoint=tune.Checkpoint.from_directory(d))
                 last_progress = time.monotonic()
         except Exception as exc:
@@ -143,9 +138,9 @@ def search_trial(config: dict, handles: dict) -> None:
             best[spec.label] = max(best.get(spec.label, -np.inf), run.rows[-1]["best_search"])
         io_cpu += time.process_time() - t1
         if index != todo[-1] and time.monotonic() - last_progress >= GROUP_REPORT_SECONDS:
-            tune.report(metrics(run, True) | {"done": False})
+            tune.report(metrics(0, False))
             last_progress = time.monotonic()
-    tune.report(metrics(run, True))       # run None: every search was stored already
+    tune.report(metrics(0, True))
 
 
 POSITION_FILE = "position.json"
@@ -785,18 +780,13 @@ class ProgressCallback(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         tid = trial.trial_id
-        searches = int(result.get("searches_done", 1 if result.get("done") else 0))
-        now = (searches, int(result.get("queries", 0)))
+        now = (int(result.get("searches_done", 0)), int(result.get("queries", 0)))
         was = self.counts.get(tid, (0, 0))
         if now[0] < was[0] or (now[0] == was[0] and now[1] < was[1]):    # a retry
             old = self.before.get(tid, (0, 0))
             self.before[tid] = (old[0] + was[0], old[1] + was[1])
         self.counts[tid] = now
-        if "best_json" in result:
-            finished = json.loads(result["best_json"])
-        else:
-            finished = {result.get("label", "?"): result.get("best_search", -np.inf)}
-        for label, value in finished.items():
+        for label, value in json.loads(result.get("best_json", "{}")).items():
             self.best[label] = max(self.best.get(label, -np.inf), float(value))
         if self.on_update is not None:
             q = sum(n for _, n in self.counts.values()) + \

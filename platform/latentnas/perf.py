@@ -11,7 +11,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -105,27 +105,19 @@ def tax_figures(cfg, searchers: str, encodings: str | None = None,
 
     import ray
 
+    from latentnas import models
     from latentnas.experiment import init_ray, run_experiment
-    from latentnas.plan import SearchPlan
     from latentnas.results.store import read_results
-    from latentnas.runner import run_plan
 
     workers = workers or os.cpu_count() or 1
     storage = cfg.storage_root()
     if "://" in storage:
         raise ValueError("bench tax measures a local storage folder")
     shutil.rmtree(storage, ignore_errors=True)
-    plan = SearchPlan(space=cfg.space, dataset=cfg.dataset, searchers=searchers,
-                      seeds=cfg.seeds, first_seed=cfg.first_seed, budget=cfg.budget,
-                      encoder_models=cfg.encoder_models,
-                      **({"encodings": encodings} if encodings else {}))
-    from latentnas import models
-
+    plan = _same_plan(cfg, searchers, encodings)
     for pair in plan.model_seeds():          # pretrained (and cached) outside both walls
         models.features(plan.benchmark, *pair)
-    t = time.perf_counter()
-    local = run_plan(plan, None, workers=workers)
-    pool_s = time.perf_counter() - t
+    pool_s, pool_traces = _pool(plan, workers)
     if ray.is_initialized():
         ray.shutdown()
     t = time.perf_counter()
@@ -136,15 +128,11 @@ def tax_figures(cfg, searchers: str, encodings: str | None = None,
         frame = read_results(cfg.results_root(), experiment=cfg.name)
     finally:
         ray.shutdown()
-    ray_traces = _trace_ids(frame)
-    pool_traces = {(r.spec.name, r.spec.encoding, r.spec.seed): [row["id"] for row in r.rows]
-                   for r in local.results}
-    same = sum(1 for k, ids in pool_traces.items()
-               if ray_traces.get((k[0], k[1], str(k[2])), ray_traces.get(k)) == ids)
     return {"searches": len(pool_traces), "workers": workers, "pool_s": pool_s,
             "ray_init_s": init_s, "ray_s": res.wall_seconds, "tune_trials": res.tune_trials,
             "tax": res.wall_seconds / max(pool_s, 1e-9) - 1, "errored": res.errored,
-            "search_cpu_s": res.trial_cpu_seconds, "identical": same,
+            "search_cpu_s": res.trial_cpu_seconds,
+            "identical": _identical(pool_traces, _trace_ids(frame)),
             "searches_per_trial": cfg.searches_per_trial}
 
 
@@ -368,6 +356,42 @@ def _trace_ids(frame) -> dict:
             for key, g in frame.groupby(["searcher", "encoding", "seed"])}
 
 
+def _same_plan(cfg, searchers: str, encodings: str | None):
+    """``cfg``'s plan without its Ray settings (for the process pool)."""
+    from latentnas.plan import SearchPlan
+
+    return SearchPlan(space=cfg.space, dataset=cfg.dataset, searchers=searchers,
+                      seeds=cfg.seeds, first_seed=cfg.first_seed, budget=cfg.budget,
+                      encoder_models=cfg.encoder_models,
+                      **({"encodings": encodings} if encodings else {}))
+
+
+def _pool(plan, workers: int) -> tuple[float, dict]:
+    """``plan`` through the process pool, unstored: its wall and its traces (keyed as
+    :func:`_trace_ids` keys Ray's)."""
+    from latentnas.runner import run_plan
+
+    t = time.perf_counter()
+    local = run_plan(plan, None, workers=workers)
+    return time.perf_counter() - t, {(r.spec.name, r.spec.encoding, r.spec.seed):
+                                     [row["id"] for row in r.rows] for r in local.results}
+
+
+def _identical(pool_traces: dict, ray_traces: dict) -> int:
+    return sum(1 for key, ids in pool_traces.items() if ray_traces.get(key) == ids)
+
+
+def _settled_poll(check: Callable[[], bool], floor: float = 0.1) -> None:
+    """Calls ``check`` until it is true, waiting between calls at least ``floor`` seconds
+    and twice as long as the last call took: a listing of thousands of files on a bucket
+    is work the benchmark would otherwise add to what it measures."""
+    while True:
+        t = time.perf_counter()
+        if check():
+            return
+        time.sleep(max(floor, 2 * (time.perf_counter() - t)))
+
+
 def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int = 8,
                   cpus_per_node: int = 1, kill_at: float = 0.5,
                   pool_workers: int | None = None, note=lambda text: None) -> dict[str, Any]:
@@ -399,9 +423,8 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
     from ray.cluster_utils import Cluster
 
     from latentnas.experiment import ProgressCallback, init_ray, run_experiment
-    from latentnas.plan import SearchPlan
+    from latentnas.results.compact import compact
     from latentnas.results.store import read_results, stored_searches
-    from latentnas.runner import run_plan
 
     storage = cfg.storage_root()
     if "://" not in storage:
@@ -457,8 +480,6 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
             stored_once=not frame.duplicated(["searcher", "encoding", "seed", "step"]).any())
         ray_traces = _trace_ids(frame)
         # the same store compacted (latentnas compact), then read again
-        from latentnas.results.compact import compact
-
         note("compacting the results store, then reading it again")
         c = compact(cfg.results_root(), cfg.name)
         t = time.perf_counter()
@@ -484,8 +505,8 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
         note(f"the same plan from a driver killed at {kill_at:.0%}, then --resume")
         log = open(os.path.join(temp, "driver.log"), "w+b")
         child = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-        while child.poll() is None and len(stored_searches(root, name)) < kill_at * total:
-            time.sleep(0.25)
+        _settled_poll(lambda: child.poll() is not None or
+                      len(stored_searches(root, name)) >= kill_at * total, 0.25)
         if child.poll() is not None:
             log.seek(0)
             raise RuntimeError("the driver to be killed ended first: "
@@ -503,11 +524,10 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
         t = time.perf_counter()
         resumed = subprocess.Popen(args + ["--resume"], env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
-        first = None
-        while resumed.poll() is None:
-            if first is None and len(stored_searches(root, name)) > killed:
-                first = time.perf_counter() - t
-            time.sleep(0.1)
+        _settled_poll(lambda: resumed.poll() is not None or
+                      len(stored_searches(root, name)) > killed)
+        first = time.perf_counter() - t if resumed.poll() is None else None
+        resumed.wait()
         tail = resumed.stderr.read().decode(errors="replace")[-500:]
         resumed_frame = read_results(root, experiment=name)
         out.update(killed_at=killed, resume_exit=resumed.returncode, resume_tail=tail,
@@ -523,17 +543,9 @@ def scale_figures(cfg, searchers: str, encodings: str | None = None, nodes: int 
 
     note(f"the same plan through the process pool ({pool_workers or os.cpu_count()} "
          "processes)")
-    plan = SearchPlan(space=cfg.space, dataset=cfg.dataset, searchers=searchers,
-                      seeds=cfg.seeds, first_seed=cfg.first_seed, budget=cfg.budget,
-                      encoder_models=cfg.encoder_models,
-                      **({"encodings": encodings} if encodings else {}))
-    t = time.perf_counter()
-    local = run_plan(plan, None, workers=pool_workers or os.cpu_count() or 1)
-    pool_s = time.perf_counter() - t
-    pool_traces = {(r.spec.name, r.spec.encoding, r.spec.seed): [row["id"] for row in r.rows]
-                   for r in local.results}
-    same = sum(1 for k, ids in pool_traces.items()
-               if ray_traces.get((k[0], k[1], str(k[2])), ray_traces.get(k)) == ids)
+    pool_s, pool_traces = _pool(_same_plan(cfg, searchers, encodings),
+                                pool_workers or os.cpu_count() or 1)
     out.update(pool_s=pool_s, ray_tax=out["wall_s"] / max(pool_s, 1e-9) - 1,
-               identical_traces=same, compared_traces=len(pool_traces))
+               identical_traces=_identical(pool_traces, ray_traces),
+               compared_traces=len(pool_traces))
     return out

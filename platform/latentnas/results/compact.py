@@ -30,7 +30,7 @@ from pyarrow import fs as pafs
 from latentnas.errors import MissingDataError
 from latentnas.results.store import (COMPACTED, PARTITIONS, SCHEMA, SCHEMA_VERSION, _experiment_dir,
                                      _header, _is_result, _partition, _read_checked, has_record,
-                                     read_record, rows_digest, writer_lock)
+                                     read_file, read_record, rows_digest, writer_lock)
 from latentnas.storage import filesystem, write_atomic
 
 #: header keys that place a search (the compacted header has its own), not describe it
@@ -93,8 +93,8 @@ def _merge(fs: pafs.FileSystem, root_path: str, folder: str, files: list, least:
     done = set()
     ordered = sorted(files, key=lambda f: f.base_name != COMPACTED)   # compacted first
     for f in ordered:
-        header = _header(fs, f.path)
-        table = _read_checked(fs, f.path, place, least).drop(list(PARTITIONS))
+        table, header = read_file(fs, f.path, place, least)      # one read: rows, header
+        table = table.drop(list(PARTITIONS))
         if f.base_name == COMPACTED:
             for seed, (k, own) in header["searches"].items():
                 searches[seed] = [meta_index(header["metas"][k]), own]

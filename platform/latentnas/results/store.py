@@ -473,10 +473,17 @@ def _partition(root_path: str, path: str) -> dict[str, str]:
 
 def _read_checked(fs: pafs.FileSystem, path: str, place: dict[str, str],
                   least_version: int = 1) -> pa.Table:
+    """The rows of :func:`read_file` (its checks, its columns)."""
+    return read_file(fs, path, place, least_version)[0]
+
+
+def read_file(fs: pafs.FileSystem, path: str, place: dict[str, str],
+              least_version: int = 1) -> tuple[pa.Table, dict]:
     """One result file (at ``place`` in the store), read once and checked before use: a
     latentnas header of a readable version that agrees with the file's place; columns of
     the schema's types; and, from version 4, rows that match their digest. Any failure is
-    a one-line :class:`CorruptDataError` naming the file."""
+    a one-line :class:`CorruptDataError` naming the file. Returns the rows (with the
+    partition columns) and the file's header."""
     fix = "move it out of the results directory"
     try:
         with fs.open_input_file(path) as f:
@@ -528,4 +535,4 @@ def _read_checked(fs: pafs.FileSystem, path: str, place: dict[str, str],
     for key in PARTITIONS:
         table = table.append_column(pa.field(key, pa.string()),
                                     pa.array([place[key]] * len(table), pa.string()))
-    return table
+    return table, info
