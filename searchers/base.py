@@ -20,6 +20,26 @@ class SearcherError(ValueError):
     """Misuse of a searcher: unknown ids, values for ids never asked, a missing domain part."""
 
 
+@dataclass(frozen=True)
+class Choices:
+    """A space's cells as a product of categorical choices, for optimizers that search
+    over named discrete parameters (Optuna, SMAC, HEBO) rather than over ids.
+
+    Attributes:
+        columns: ``(name, categories)`` per choice, e.g. ``("0->1", ("skip_connect",
+            "none", ...))`` for an NB201 edge.
+        encode: ``id -> codes``: one category index per column, for a candidate id.
+        decode: ``codes -> id or None``: the id of the cell those choices make, or ``None``
+            when they make no cell of the space (an invalid NB101 matrix, an all-skip
+            NAS-Bench-Graph cell). Several code tuples may name the same cell
+            (isomorphic forms); ``encode`` gives one of them.
+    """
+
+    columns: tuple[tuple[str, tuple[str, ...]], ...]
+    encode: Callable[[int], tuple[int, ...]]
+    decode: Callable[[tuple[int, ...]], "int | None"]
+
+
 @dataclass
 class Domain:
     """Candidates of a search: ids ``[M]`` and what a strategy may know about them.
@@ -45,6 +65,8 @@ class Domain:
         value_scale: what the values told are measured in: 100 for percentages, 1 for
             fractions. Strategies whose defaults assume fractions (REINFORCE's constant
             baseline, the paper's fixed EI target) divide by it.
+        choices: the cells as categorical choices (:class:`Choices`), for adapters of
+            general-purpose optimizers.
     """
 
     ids: np.ndarray
@@ -54,6 +76,7 @@ class Domain:
     nearest: Callable[[np.ndarray, np.ndarray], int] | None = None
     top_k: Callable[[object, np.ndarray, int], Sequence[int]] | None = None
     value_scale: float = 1.0
+    choices: Choices | None = None
     _pos: dict[int, int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +113,12 @@ class Domain:
             return np.array([self._pos[int(i)] for i in ids], dtype=np.int64)
         except KeyError as exc:
             raise SearcherError(f"id {exc.args[0]} is not in the domain") from None
+
+    def position_of(self, cell_id: int) -> int | None:
+        """The row position of ``cell_id``, or ``None`` when it is not in the domain."""
+        if self._pos is None:
+            return int(cell_id) if 0 <= int(cell_id) < self.size else None
+        return self._pos.get(int(cell_id))
 
     def neighbour_positions(self, pos: int) -> np.ndarray:
         """Positions of the domain members one edit away from position ``pos``."""
@@ -144,8 +173,11 @@ class Searcher(ABC):
     """
 
     name: str = "searcher"
-    #: domain parts the strategy needs: any of "features", "neighbours", "graphs"
+    #: domain parts the strategy needs: any of "features", "neighbours", "graphs", "choices"
     requires: tuple[str, ...] = ()
+    #: the encodings the strategy runs under when a plan does not restrict it (``None``:
+    #: every encoding of the plan); BANANAS's own is the path encoding
+    default_encodings: tuple[str, ...] | None = None
     #: whether the strategy can learn its own encoding of ``domain.graphs`` from the values
     #: it is told when the domain has no features (the platform's "supervised" encoding)
     learns_encoding: bool = False
@@ -214,6 +246,11 @@ class Searcher(ABC):
     @property
     def num_told(self) -> int:
         return len(self.history_y)
+
+    def stats(self) -> dict:
+        """Counts a strategy reports about its search (stored with the search's header),
+        e.g. how often a wrapped library re-suggested a cell; empty by default."""
+        return {}
 
     # -- state ------------------------------------------------------------------------
     def state_dict(self) -> dict:

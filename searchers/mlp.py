@@ -19,9 +19,14 @@ import numpy as np
 
 class TanhMLP:
     """``layers`` tanh layers of ``units`` on ``in_dim`` inputs and a linear output; the
-    last hidden layer is the basis ``φ(x)`` (``[n, units]``)."""
+    last hidden layer is the basis ``φ(x)`` (``[n, units]``). ``activation="relu"`` and
+    ``loss="mae"`` (mean absolute error) give BANANAS's predictor instead."""
 
-    def __init__(self, in_dim: int, units: int, layers: int, rng: np.random.Generator):
+    def __init__(self, in_dim: int, units: int, layers: int, rng: np.random.Generator,
+                 activation: str = "tanh", loss: str = "mse"):
+        if activation not in ("tanh", "relu") or loss not in ("mse", "mae"):
+            raise ValueError(f"activation tanh|relu and loss mse|mae, got {activation}, {loss}")
+        self.relu, self.mae = activation == "relu", loss == "mae"
         dims = [in_dim] + [units] * layers + [1]
         shapes = [s for fi, fo in zip(dims[:-1], dims[1:]) for s in ((fi, fo), (fo,))]
         sizes = [int(np.prod(s)) for s in shapes]
@@ -40,8 +45,11 @@ class TanhMLP:
     def basis(self, x: np.ndarray) -> np.ndarray:
         h = x
         for k in range(0, len(self.params) - 2, 2):
-            h = np.tanh(h @ self.params[k] + self.params[k + 1])
+            h = self._act(h @ self.params[k] + self.params[k + 1])
         return h
+
+    def _act(self, z: np.ndarray) -> np.ndarray:
+        return np.maximum(z, 0.0) if self.relu else np.tanh(z)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.basis(x) @ self.params[-2][:, 0] + self.params[-1][0]
@@ -49,14 +57,20 @@ class TanhMLP:
     def _gradients(self, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
         hs = [x]
         for k in range(0, len(self.params) - 2, 2):
-            hs.append(np.tanh(hs[-1] @ self.params[k] + self.params[k + 1]))
+            hs.append(self._act(hs[-1] @ self.params[k] + self.params[k + 1]))
         out = hs[-1] @ self.params[-2] + self.params[-1]                    # [b, 1]
-        delta = 2.0 * (out - y[:, None]) / len(y)                            # dL/dŷ
+        if self.mae:
+            delta = np.sign(out - y[:, None]) / len(y)
+        else:
+            delta = 2.0 * (out - y[:, None]) / len(y)                        # dL/dŷ
         grads = [None] * len(self.params)
         grads[-2], grads[-1] = hs[-1].T @ delta, delta.sum(0)
         back = delta @ self.params[-2].T
         for k in range(len(self.params) - 4, -1, -2):
-            back = back * (1.0 - hs[k // 2 + 1] ** 2)                       # tanh'
+            if self.relu:
+                back = back * (hs[k // 2 + 1] > 0)
+            else:
+                back = back * (1.0 - hs[k // 2 + 1] ** 2)                   # tanh'
             grads[k], grads[k + 1] = hs[k // 2].T @ back, back.sum(0)
             back = back @ self.params[k].T
         return grads

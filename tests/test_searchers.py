@@ -12,11 +12,15 @@ import searchers
 from searchers import Domain, Searcher, SearcherError, available, create, register
 from searchers.registry import _REGISTRY
 
-BUILT_IN = ["bo", "gbt", "gp", "gp-mixed", "ls", "random", "re", "reinforce"]
+BUILT_IN = ["bananas", "bo", "gbt", "gp", "gp-mixed", "ls", "nasbowl", "random", "re",
+            "reinforce"]
 # small settings so every strategy runs several learning rounds in well under a second
 FAST = {"bo": {"init": 8, "epochs": 20}, "gp": {"init": 8, "max_fit_iter": 20},
         "gp-mixed": {"init": 8, "max_fit_iter": 20}, "gbt": {"init": 8, "trees": 10, "members": 3},
-        "reinforce": {"batch_size": 8}}
+        "reinforce": {"batch_size": 8},
+        "bananas": {"init": 8, "batch_size": 4, "members": 3, "layers": 3, "epochs": 10,
+                    "candidates": 30},
+        "nasbowl": {"init": 8, "batch_size": 3, "pool": 30}}
 
 
 def toy_domain(m: int = 240, d: int = 4, seed: int = 0) -> tuple[Domain, np.ndarray]:
@@ -135,7 +139,7 @@ def test_a_searcher_lacking_its_domain_part_says_what_it_needs():
 
 def test_unknown_names_and_options_list_the_valid_ones():
     domain, _ = toy_domain()
-    with pytest.raises(SearcherError, match="unknown searcher 'nope'; available: bo, gbt, gp"):
+    with pytest.raises(SearcherError, match="unknown searcher 'nope'; available: bananas, bo, gbt, gp"):
         create("nope", domain, np.random.default_rng(0))
     with pytest.raises(SearcherError, match=r"no option 'kernal'.*kernel='rbf'"):
         create("gp", domain, np.random.default_rng(0), kernal="matern")

@@ -11,6 +11,7 @@ import numpy as np
 
 from latentnas.spaces.base import FiniteSpace
 from searchers import Domain
+from searchers.base import Choices
 
 
 @lru_cache(maxsize=None)
@@ -40,4 +41,16 @@ def make_domain(space: FiniteSpace, features: np.ndarray | None = None, *,
         features = None if features is None else features[ids]
         graphs = (graphs[0][ids], graphs[1][ids])
     return Domain(ids=ids, features=features, neighbours=neighbour_fn(space), graphs=graphs,
-                  nearest=nearest, top_k=top_k, value_scale=value_scale)
+                  nearest=nearest, top_k=top_k, value_scale=value_scale,
+                  choices=space_choices(space))
+
+
+@lru_cache(maxsize=None)
+def space_choices(space: FiniteSpace) -> Choices | None:
+    """The space's cells as categorical choices, or ``None`` where it has no such form."""
+    try:
+        columns = space.choice_columns()
+    except NotImplementedError:
+        return None
+    return Choices(columns=columns, encode=lru_cache(maxsize=None)(space.to_choices),
+                   decode=lru_cache(maxsize=None)(space.from_choices))

@@ -130,7 +130,7 @@ def search_trial(config: dict, handles: dict) -> None:
             raise SearchFailedError(f"{spec.label} seed {spec.seed}: "
                                     f"{type(exc).__name__}: {exc}") from exc
         t1 = time.process_time()
-        store_search(handles["store"], spec, run.rows, run.cpu_seconds)
+        store_search(handles["store"], spec, run.rows, run.cpu_seconds, run.searcher.stats())
         totals["queries"] += len(run.rows)
         totals["searches_done"] += 1
         totals["cpu_seconds"] += run.cpu_seconds

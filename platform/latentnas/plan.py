@@ -72,12 +72,16 @@ class SearcherConfig:
 
     def encodings(self, encodings: list[str]) -> list[str]:
         """The encodings this searcher runs under: ``none`` for strategies that ignore
-        features, otherwise each feature encoding given, plus ``supervised`` for those
+        features, otherwise each feature encoding given (or the strategy's own
+        ``default_encodings`` where the spec names none), plus ``supervised`` for those
         that learn their own encoding from the cell graphs."""
         cls = self.cls
         if "features" not in cls.requires and not cls.learns_encoding:
             return ["none"]
-        encodings = list(self.only) if self.only is not None else encodings
+        if self.only is not None:
+            encodings = list(self.only)
+        elif cls.default_encodings is not None:
+            encodings = list(cls.default_encodings)
         out = [e for e in encodings if models.parse(e).has_features]
         if cls.learns_encoding and "supervised" in encodings:
             out.append("supervised")

@@ -116,14 +116,18 @@ def prepare(plan: SearchPlan, root: str | None, experiment: str, *, overwrite: b
     return Prepared(plan, root, experiment, specs, todo, features, provenance)
 
 
-def store_search(info: dict, spec: SearchSpec, rows: list[dict], cpu_seconds: float) -> str:
-    """Writes one finished search with its provenance (``info``: :meth:`Prepared.store_info`);
+def store_search(info: dict, spec: SearchSpec, rows: list[dict], cpu_seconds: float,
+                 searcher_stats: dict | None = None) -> str:
+    """Writes one finished search with its provenance (``info``: :meth:`Prepared.store_info`)
+    and what its searcher counted (``Searcher.stats``, e.g. a library's re-suggestions);
     the one writer of both backends."""
     model = info["models"].get(model_key(spec.encoding, spec.encoder_seed), {})
     meta = {"budget": spec.budget, "oracle": info["oracle"], "cpu_seconds": cpu_seconds,
             "encoder_seed": spec.encoder_seed, "model": model,
             "options": info["options"].get(spec.name, spec.options),
             "code": info["code"]}
+    if searcher_stats:
+        meta["searcher_stats"] = dict(searcher_stats)
     return write_trial(info["root"], rows, experiment=info["experiment"], searcher=spec.name,
                        encoding=spec.encoding, seed=spec.seed, space=info["space"],
                        dataset=info["dataset"], meta=meta, code=info["code"]["label"],
@@ -138,6 +142,7 @@ class SearchResult:
     spec: SearchSpec
     rows: list[dict]
     cpu_seconds: float
+    searcher_stats: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -172,7 +177,7 @@ def _run_one(spec: SearchSpec) -> SearchResult:
     domain = bench.domain(spec.encoding, features=_WORKER["arrays"][(spec.encoding,
                                                                      spec.encoder_seed)])
     run = SearchRun(spec, domain, bench.oracle)
-    return SearchResult(spec, run.run(), run.cpu_seconds)
+    return SearchResult(spec, run.run(), run.cpu_seconds, run.searcher.stats())
 
 
 def run_local(prepared: Prepared, workers: int = 2,
@@ -187,7 +192,7 @@ def run_local(prepared: Prepared, workers: int = 2,
     def done(res: SearchResult) -> None:
         results.append(res)
         if prepared.root is not None:
-            store_search(info, res.spec, res.rows, res.cpu_seconds)
+            store_search(info, res.spec, res.rows, res.cpu_seconds, res.searcher_stats)
         if on_result:
             on_result(res)
 

@@ -303,6 +303,19 @@ class FiniteSpace(SearchSpace):
     def sample(self, rng: np.random.Generator, n: int) -> list[Cell]:
         return [self._cells[i] for i in rng.integers(0, self.size, size=n)]
 
+    # -- the cells as categorical choices (adapters of general-purpose optimizers) ----
+    def choice_columns(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """``(name, categories)`` of each discrete choice that makes a cell."""
+        raise NotImplementedError(f"space {self.name} has no categorical form")
+
+    def to_choices(self, cell_id: int) -> tuple[int, ...]:
+        """One category index per :meth:`choice_columns` entry, for cell ``cell_id``."""
+        raise NotImplementedError(f"space {self.name} has no categorical form")
+
+    def from_choices(self, codes) -> int | None:
+        """The id of the cell ``codes`` make, or ``None`` when they make no cell here."""
+        raise NotImplementedError(f"space {self.name} has no categorical form")
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``to_arrays`` of every cell, computed once."""
         cached = self.__dict__.get("_arrays")

@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from latentnas.spaces.base import Cell, FiniteSpace
-from latentnas.spaces.nb101 import VOCABULARY, NB101Space
+from latentnas.spaces.nb101 import HASH_OPS, VOCABULARY, NB101Space
 
 
 class _LazyCells(Sequence):
@@ -86,6 +86,40 @@ class NB101FullSpace(FiniteSpace, NB101Space):
             raise InvalidCellError(f"cell {self.format(cell)} is valid but not among the "
                                    f"{self.size:,} cells of {self.name}")
         return int(order[at[hit[0]]])
+
+    _PAIRS = tuple((i, j) for i in range(7) for j in range(i + 1, 7))
+
+    def choice_columns(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The 21 edges of a 7-node upper-triangular matrix, then the 5 middle ops."""
+        return (tuple((f"{i}->{j}", ("0", "1")) for i, j in self._PAIRS)
+                + tuple((f"op{k}", HASH_OPS) for k in range(1, 6)))
+
+    def to_choices(self, cell_id: int) -> tuple[int, ...]:
+        cell = self.cells()[int(cell_id)]
+        n = cell.num_nodes
+        # a smaller cell as 7 nodes: unused nodes between the last op and the output
+        # (pruned by the rules, so the same cell), with the first op's label
+        slot = list(range(n - 1)) + [6]
+        adj = np.zeros((7, 7), dtype=np.int64)
+        adj[np.ix_(slot, slot)] = cell.adjacency()
+        ops = [HASH_OPS.index(o) for o in cell.ops[1:-1]]
+        ops += [0] * (5 - len(ops))
+        return tuple(int(adj[i, j]) for i, j in self._PAIRS) + tuple(ops)
+
+    def from_choices(self, codes) -> int | None:
+        from latentnas.errors import InvalidCellError
+
+        codes = [int(c) for c in codes]
+        adj = np.zeros((7, 7), dtype=np.int64)
+        for (i, j), bit in zip(self._PAIRS, codes[:21]):
+            adj[i, j] = bit
+        cell = Cell.make(adj, ("input", *(HASH_OPS[c] for c in codes[21:]), "output"))
+        if self.problem(cell) is not None:
+            return None
+        try:
+            return self.index(cell)
+        except InvalidCellError:
+            return None
 
     @cached_property
     def _ids(self) -> dict[str, int]:

@@ -189,6 +189,21 @@ class NB201Space(FiniteSpace):
     def _enumerate(self) -> list[Cell]:
         return [self.from_tuple(t) for t in itertools.product(range(5), repeat=6)]
 
+    def choice_columns(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The op on each of the 6 edges, in AnalogNAS-Bench tuple order."""
+        return tuple((f"{a}->{b}", TUPLE_OPS)
+                     for a, b in ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)))
+
+    def to_choices(self, cell_id: int) -> tuple[int, ...]:
+        # the id is the tuple read as a base-5 number
+        return tuple(int(c) for c in np.base_repr(int(cell_id), 5).zfill(6))
+
+    def from_choices(self, codes) -> int | None:
+        value = 0
+        for c in codes:
+            value = value * 5 + int(c)
+        return value
+
     def neighbours(self, cell: Cell) -> list[Cell]:
         edge_ops = self._canonical_edge_ops(cell)
         out = []

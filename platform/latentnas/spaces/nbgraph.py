@@ -178,6 +178,23 @@ class NBGraphSpace(FiniteSpace):
         self.cells()
         return np.array(self._hash_order, dtype=np.int64)
 
+    def choice_columns(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The link pattern (one of the benchmark's 9), then the op of each layer."""
+        return ((("links", tuple(",".join(map(str, lk)) for lk in LINK_PATTERNS)),)
+                + tuple((f"op{k}", self.layer_ops) for k in range(1, 5)))
+
+    def to_choices(self, cell_id: int) -> tuple[int, ...]:
+        link, ops = self._links(self.cells()[int(cell_id)])
+        return (LINK_PATTERNS.index(link), *(self.layer_ops.index(o) for o in ops))
+
+    def from_choices(self, codes) -> int | None:
+        codes = [int(c) for c in codes]
+        ops = tuple(self.layer_ops[c] for c in codes[1:])
+        if all(o == "skip" for o in ops):
+            return None                     # not in the benchmark
+        self.cells()
+        return self._ids.get(self.canonical_hash(cell_from_links(LINK_PATTERNS[codes[0]], ops)))
+
     def neighbours(self, cell: Cell) -> list[Cell]:
         """One op changed, or the same ops on another link pattern."""
         link, ops = self.links(cell)
