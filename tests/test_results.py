@@ -330,3 +330,43 @@ def test_the_command_line_recorded_names_latentnas_however_it_was_started(monkey
         assert command_line() == "latentnas results 'runs/a b'"
     monkeypatch.setattr(sys, "argv", ["/src/tool.py", "x"])
     assert command_line() == "/src/tool.py x"
+
+
+def test_a_report_tests_one_searcher_against_the_others_at_several_budgets_and_shows_costs(
+        tmp_path):
+    from latentnas import reports
+    from latentnas.errors import ConfigError
+    from latentnas.plan import SearchPlan
+    from latentnas.results.compact import compact
+    from latentnas.results.store import search_headers
+    from latentnas.runner import run_plan
+
+    root = str(tmp_path / "store")
+    plan = SearchPlan(searchers="random, ls, optuna-tpe", encodings="none", seeds=3, budget=12)
+    run_plan(plan, root, "p", workers=1)
+    df, rep = reports.results(root, [6, 12], "p", compare_at=[6, 12], against="optuna-tpe")
+    assert rep.compare_budgets == [6, 12] and set(rep.tests["a"]) == {"optuna-tpe[none]"}
+    assert set(rep.tests["b"]) == {"random[none]", "ls[none]"}
+    path = str(tmp_path / "p.md")
+    reports.write_results_report(df, rep, root, "p", path)
+    text = open(path).read()
+    assert "## Tests at 6 queries" in text and "## Tests at 12 queries" in text
+    # 2 comparisons at each of 2 budgets, adjusted together
+    assert "`optuna-tpe` against each other searcher" in text and "over the 4 tests" in text
+    assert "| random[none] | ls[none] |" not in text
+    heads = search_headers(root, "p")
+    assert len(heads) == 9 and (heads["cpu_seconds"] > 0).all()
+    tpe = heads[heads["searcher"] == "optuna-tpe"]["searcher_stats"]
+    assert all(s["suggestions"] == 12 + s["repeats"] + s["invalid"] - s["fallbacks"]
+               for s in tpe)
+    cost = text.split("## Cost per search")[1].split("##")[0]
+    row = next(line for line in cost.splitlines() if line.startswith("| optuna-tpe |"))
+    assert f"| {sum(s['suggestions'] for s in tpe):,} |" in row
+    assert next(line for line in cost.splitlines() if line.startswith("| random |")
+                ).endswith("| – | – | – | – |")
+    compact(root, "p")              # the same searches, counts and seconds from one file
+    again = search_headers(root, "p").sort_values(["searcher", "seed"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(again, heads.sort_values(["searcher", "seed"])
+                                  .reset_index(drop=True))
+    with pytest.raises(ConfigError, match="--against 'gp' names no searcher"):
+        reports.results(root, [6, 12], "p", against="gp")

@@ -174,8 +174,11 @@ def results_cmd(
                                      "50,100,150 (default: a third, two thirds and all of the "
                                      "longest search)"),
     experiment: Optional[str] = typer.Option(None, help="only this experiment"),
-    compare_at: Optional[int] = typer.Option(None, help="budget of the pairwise test "
-                                             "(default: the last of --at)"),
+    compare_at: Optional[str] = typer.Option(None, help="budget(s) of the tests, e.g. 150 or "
+                                             "50,100,150, all Holm-adjusted together (default: "
+                                             "the last of --at; the terminal shows the last)"),
+    against: Optional[str] = typer.Option(None, help="test only this searcher against each "
+                                          "other one (e.g. gp-mixed), not every pair"),
     csv: Optional[str] = typer.Option(None, help="write the summary as CSV here"),
     markdown: Optional[str] = typer.Option(None, help="write the report of one --experiment "
                                            "as Markdown here: where its figures come from "
@@ -185,7 +188,8 @@ def results_cmd(
                                         "ROOT-plots beside a local store, none for a URI)"),
 ) -> None:
     """Paper-style table over seeds, pairwise significance, and regret plots."""
-    _report(root, parse_budgets(at), experiment, compare_at, csv, markdown, plots)
+    compare = parse_budgets(compare_at, "--compare-at")
+    _report(root, parse_budgets(at), experiment, compare, csv, markdown, plots, against)
 
 
 @command(app, "compact")
@@ -212,14 +216,14 @@ def default_plot_dir(root: str) -> str | None:
 
 
 def _report(root, budgets, experiment=None, compare_at=None, csv=None, markdown=None,
-            plots=None) -> None:
+            plots=None, against=None) -> None:
     probe(root, write=False, what="results store")   # a store that does not answer: seconds
     for flag, target in (("--csv", csv), ("--markdown", markdown)):   # before any work
         if target:
             probe_file(target, flag)
     if plots or (not markdown and default_plot_dir(root)):
         probe(plots or default_plot_dir(root), what="--plots")
-    df, rep = reports.results(root, budgets, experiment, compare_at)
+    df, rep = reports.results(root, budgets, experiment, compare_at, against)
     if markdown and not experiment:
         names = sorted(df["experiment"].astype(str).unique())
         if len(names) > 1:

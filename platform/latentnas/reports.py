@@ -424,19 +424,23 @@ def results_markdown(df: pd.DataFrame, rep: Report, root: str, experiment: str,
     lines += provenance_lines(root, experiment, df, regenerate)
     for title, stats_, _ in metric_tables(df, rep.budgets, None):
         lines += regret_section(stats_, None, rep.budgets, title)
+    lines += cost_section(root, experiment)
     metric = rep.metric
-    families = [(title, pairwise(df.assign(regret=df[column]) if metric == "regret" else df,
-                                 rep.compare_at, metric))
+    families = [(budget, title, pairwise(df.assign(regret=df[column]) if metric == "regret"
+                                         else df, budget, metric, against=rep.against))
                 for column, title in (regret_metrics(df) if metric == "regret"
-                                      else [(metric, "report metric")])]
-    holm_family([t for _, t in families], {"p_value": "p_holm"})
-    total = sum(len(t) for _, t in families)
-    for title, tests in families:
+                                      else [(metric, "report metric")])
+                for budget in (rep.compare_budgets or [rep.compare_at])]
+    holm_family([t for _, _, t in families], {"p_value": "p_holm"})
+    total = sum(len(t) for _, _, t in families)
+    scope = (f"`{rep.against}` against each other searcher" if rep.against
+             else "pairwise")
+    for budget, title, tests in families:
         if not len(tests):
             continue
-        lines += ["", f"## Pairwise tests at {rep.compare_at} queries ({title})", "",
-                  "Two-sided Mann–Whitney U p and its Holm-adjusted value over the "
-                  f"{total} pairwise tests of this report; Cliff's δ of a against b "
+        lines += ["", f"## Tests at {budget} queries ({title})", "",
+                  f"{scope[0].upper()}{scope[1:]}: two-sided Mann–Whitney U p and its "
+                  f"Holm-adjusted value over the {total} tests of this report; Cliff's δ of a against b "
                   f"(negative: a's {metric.replace('_', ' ')}s are lower) with its 95 % "
                   f"bootstrap interval; a difference is claimed only where the adjusted p < "
                   f"{ALPHA}.", ""]
@@ -460,13 +464,46 @@ def results_markdown(df: pd.DataFrame, rep: Report, root: str, experiment: str,
     return "\n".join(lines) + "\n"
 
 
+def cost_section(root: str, experiment: str) -> list[str]:
+    """CPU seconds per search and, for searchers that count them (the library adapters),
+    what their suggestions were: new cells, re-suggestions, invalid choices, fallbacks."""
+    from latentnas.results.store import search_headers
+
+    heads = search_headers(root, experiment)
+    if not len(heads) or heads["cpu_seconds"].isna().all():
+        return []
+    rows = []
+    for (searcher, encoding), g in heads.groupby(["searcher", "encoding"], sort=True):
+        cpu = g["cpu_seconds"].dropna().to_numpy(dtype=float)
+        counted = [s for s in g["searcher_stats"] if s]
+        if counted:
+            total = {k: sum(int(s.get(k, 0)) for s in counted)
+                     for k in ("suggestions", "repeats", "invalid", "fallbacks")}
+            n = max(total["suggestions"], 1)
+            said = (f"{total['suggestions']:,} | {pct(total['repeats'] / n)} | "
+                    f"{pct(total['invalid'] / n)} | {total['fallbacks']:,}").split(" | ")
+        else:
+            said = ["–"] * 4
+        rows.append([searcher, encoding, len(g), f"{np.median(cpu):.2f}",
+                     f"{np.percentile(cpu, 25):.2f}–{np.percentile(cpu, 75):.2f}", *said])
+    return ["", "## Cost per search", "",
+            "CPU seconds of each search (the searcher's asks and tells and the oracle's "
+            "answers, in its own process), median and interquartile range. For library "
+            "adapters, their suggestions over all seeds: re-suggestions (a cell already "
+            "proposed) and invalid choices were answered without a query; fallbacks are "
+            "random cells proposed after 100 such answers in a row.", ""] + md_table(
+        ["searcher", "encoding", "searches", "CPU s (median)", "CPU s (IQR)", "suggestions",
+         "re-suggested", "invalid", "fallbacks"], rows)
+
+
 def results(root: str, budgets: list[int] | None = None, experiment: str | None = None,
-            compare_at: int | None = None) -> tuple[pd.DataFrame, Report]:
+            compare_at: int | list[int] | None = None, against: str | None = None
+            ) -> tuple[pd.DataFrame, Report]:
     """The stored rows (one experiment, or all, with their ``version`` column) and their
     report."""
     df = with_versions(read_results(root, **({"experiment": experiment} if experiment
                                               else {})))
-    return df, report(df, budgets, compare_at)
+    return df, report(df, budgets, compare_at, against)
 
 
 def write_results_report(df: pd.DataFrame, rep: Report, root: str, experiment: str,

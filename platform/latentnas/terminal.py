@@ -91,11 +91,11 @@ def interrupted(message: str) -> None:
     raise typer.Exit(130)
 
 
-def parse_budgets(text: str | None) -> list[int] | None:
+def parse_budgets(text: str | None, flag: str = "--at") -> list[int] | None:
     """``--at 50,100,150`` -> ``[50, 100, 150]``: at least one positive whole number."""
     if text is None:
         return None
-    fix = "--at takes comma-separated numbers of queries such as 50,100,150"
+    fix = f"{flag} takes comma-separated numbers of queries such as 50,100,150"
     if len(text) > 1000:
         raise ConfigError(f"{fix}; got {short(text)}")
     try:

@@ -142,15 +142,24 @@ def label(key: tuple, by: list[str]) -> str:
     return text + (f" @{row['version']}" if "version" in row else "")
 
 
-def pairwise(df: pd.DataFrame, budget: int, metric: str = "regret") -> pd.DataFrame:
-    """Mann–Whitney U between every two searcher × encoding groups at ``budget``, with the
-    Holm-adjusted p over all these comparisons and Cliff's δ (a against b) with its CI."""
+def pairwise(df: pd.DataFrame, budget: int, metric: str = "regret",
+             against: str | None = None) -> pd.DataFrame:
+    """Mann–Whitney U between every two searcher × encoding groups at ``budget`` (only
+    those of searcher ``against`` with each other group, ``against`` as a, when given),
+    with the Holm-adjusted p over all these comparisons and Cliff's δ (a against b) with
+    its CI."""
     df = df if "version" in df else with_versions(df)
     snap = at_budget(df, budget)
     by = keys(df)
     groups = {label(k, by): g[metric].to_numpy() for k, g in snap.groupby(by, observed=True)}
+    searcher_of = {label(k, by): dict(zip(by, k))["searcher"]
+                   for k, _ in snap.groupby(by, observed=True)}
+    pairs = list(combinations(sorted(groups), 2))
+    if against is not None:
+        mine = [g for g in sorted(groups) if searcher_of[g] == against]
+        pairs = [(a, b) for a in mine for b in sorted(groups) if b not in mine]
     rows = []
-    for a, b in combinations(sorted(groups), 2):
+    for a, b in pairs:
         x, y = groups[a], groups[b]
         if len(x) < 2 or len(y) < 2:
             continue
@@ -178,6 +187,10 @@ class Report:
     budgets: list[int]
     #: the versions the rows come from (more than one: the tables tell them apart)
     versions: list[str] = field(default_factory=list)
+    #: every budget the Markdown report tests at (``compare_at`` is the last)
+    compare_budgets: list[int] = field(default_factory=list)
+    #: test only this searcher against each other group (None: every pair)
+    against: str | None = None
 
 
 def default_budgets(df: pd.DataFrame) -> list[int]:
@@ -187,20 +200,28 @@ def default_budgets(df: pd.DataFrame) -> list[int]:
 
 
 def report(df: pd.DataFrame, budgets: list[int] | None = None,
-           compare_at: int | None = None) -> Report:
-    """The summary table and the pairwise tests of a results frame."""
+           compare_at: int | list[int] | None = None, against: str | None = None) -> Report:
+    """The summary table and the pairwise tests of a results frame: at ``compare_at`` (one
+    budget or several; default the largest of ``budgets``), every pair of groups or only
+    searcher ``against`` with each other group."""
     from latentnas.errors import ConfigError
 
     budgets = sorted(set(budgets)) if budgets else default_budgets(df)
     if budgets[0] < 1:
         raise ConfigError(f"budgets must be at least 1 query, got {budgets[0]}")
-    compare_at = budgets[-1] if compare_at is None else compare_at
-    if compare_at < 1:
-        raise ConfigError(f"--compare-at must be at least 1 query, got {compare_at}")
+    compare = [budgets[-1]] if compare_at is None else (
+        sorted(set(compare_at)) if isinstance(compare_at, (list, tuple)) else [compare_at])
+    if compare[0] < 1:
+        raise ConfigError(f"--compare-at must be at least 1 query, got {compare[0]}")
+    if against is not None and against not in set(df["searcher"].astype(str)):
+        raise ConfigError(f"--against {against!r} names no searcher of these results; they "
+                          f"hold {', '.join(sorted(set(df['searcher'].astype(str))))}")
     metric = "regret" if df["regret"].notna().any() else "best_report"
     df = df if "version" in df else with_versions(df)
-    return Report(summary(df, budgets), pairwise(df, compare_at, metric=metric), metric,
-                  compare_at, budgets, sorted(df["version"].unique()))
+    return Report(summary(df, budgets), pairwise(df, compare[-1], metric=metric,
+                                                 against=against),
+                  metric, compare[-1], budgets, sorted(df["version"].unique()),
+                  compare_budgets=compare, against=against)
 
 
 def decimals(values, digits: int = 3) -> int:

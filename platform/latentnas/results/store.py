@@ -188,6 +188,36 @@ def stored_searches(root: str, experiment: str) -> set[tuple[str, str, int]]:
     return out
 
 
+def search_headers(root: str, experiment: str) -> "pandas.DataFrame":  # noqa: F821
+    """One row per stored search of ``experiment``: ``searcher``, ``encoding``, ``seed``,
+    ``cpu_seconds`` (the search's own CPU time) and ``searcher_stats`` (what its searcher
+    counted, e.g. a library's re-suggestions; ``{}`` when nothing), read from the search
+    files' headers and the compacted files' lists of them."""
+    import pandas as pd
+
+    fs, root_path = filesystem(root)
+    base = _experiment_dir(root_path, experiment)
+    rows = []
+    if fs.get_file_info(base).type == pafs.FileType.Directory:
+        for f in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
+            if not (f.is_file and _is_result(f.base_name)):
+                continue
+            header = _header(fs, f.path)
+            searcher, encoding = (unquote(p.split("=", 1)[1])
+                                  for p in f.path[len(base) + 1:].split("/")[:2])
+            if f.base_name == COMPACTED:
+                for seed, (k, cpu) in header.get("searches", {}).items():
+                    rows.append((searcher, encoding, int(seed), cpu,
+                                 header["metas"][k].get("searcher_stats") or {}))
+            else:
+                rows.append((searcher, encoding, int(header["seed"]),
+                             header.get("cpu_seconds"), header.get("searcher_stats") or {}))
+    frame = pd.DataFrame(rows, columns=["searcher", "encoding", "seed", "cpu_seconds",
+                                        "searcher_stats"])
+    # a search file left beside the compacted file that holds it is the same search
+    return frame.drop_duplicates(["searcher", "encoding", "seed"]).reset_index(drop=True)
+
+
 def _is_result(name: str) -> bool:
     """A search's file (``seed-<n>.parquet``) or a partition's compacted file."""
     return name == COMPACTED or (name.startswith("seed-") and name.endswith(".parquet"))
