@@ -179,6 +179,11 @@ def test_reproduce_and_encoders_compare_take_model_references(tmp_path):
         "arch2vec:reference"
     with pytest.raises(ConfigError, match="not an arch2vec model"):
         paper_plan("nb201", model="mpnn")
+    # the field's optimizers join the paper's comparison, each under its own encoding
+    wider = paper_plan("nb201", seeds=2, extra="gp-mixed, smac, bananas")
+    pairs = {(s.searcher, s.encoding) for s in wider.specs()}
+    assert {("gp-mixed", "arch2vec"), ("smac", "none"), ("bananas", "path")} <= pairs
+    assert pairs > {(s.searcher, s.encoding) for s in paper_plan("nb201", seeds=2).specs()}
     compared = comparison_plan("nbgraph-proteins", seeds=2, budget=10, encoders=[mine, "mpnn"])
     assert compared.encodings == [mine, "mpnn", "adjacency"]
     with pytest.raises(ConfigError, match="not a learned encoder"):

@@ -70,6 +70,22 @@ def test_interrupted_experiment_resumes_to_identical_rows(ray_local, tmp_path):
 
 
 @pytest.mark.slow
+def test_library_searchers_run_as_trials_and_resume_from_their_checkpoints(ray_local, tmp_path):
+    # SMAC in trial actors; a trial dies after 13 queries, past its checkpoint at 8, and the
+    # resumed search replays the library's proposals to the same continuation
+    peers = dict(encodings=["none"], searchers=["smac"])
+    whole = small(tmp_path, "peers-whole", **peers)
+    assert run_experiment(whole).errored == 0
+    broken = small(tmp_path, "peers-broken", max_failures=0, **peers,
+                   fault_injection={"fail_at": 13, "marker_dir": str(tmp_path / "faults")})
+    assert run_experiment(broken).errored == 2
+    assert run_experiment(broken, resume=True).errored == 0
+    a = rows_of(whole.results_root(), "peers-whole").drop(columns="experiment")
+    b = rows_of(broken.results_root(), "peers-broken").drop(columns="experiment")
+    assert len(a) == 2 * 24 and a.equals(b)
+
+
+@pytest.mark.slow
 def test_retried_trials_end_with_one_complete_trace_each(ray_local, tmp_path):
     cfg = small(tmp_path, "retry", max_failures=2,
                 fault_injection={"fail_at": 10, "marker_dir": str(tmp_path / "faults")})

@@ -269,12 +269,15 @@ def reproduce(
     ray: bool = typer.Option(False, "--ray", help="run the searches as a Ray experiment"),
     workers: int = typer.Option(2, help="local processes (without --ray)"),
     overwrite: bool = typer.Option(False, help="replace stored searches of other settings"),
+    with_searchers: Optional[str] = typer.Option(None, help="more searchers for the "
+                                                 "comparison, e.g. 'gp-mixed, smac, bananas'"),
     mix_versions: bool = MIX,
 ) -> None:
     """The arch2vec paper's comparison on one space: searchers × encodings over held-out
     seeds, the encoder comparison with tests, the latent-space analyses, one Markdown report
     (re-running reuses finished searches)."""
-    plan = paper_plan(space, dataset, seeds, first_seed, budget, models, model)
+    plan = paper_plan(space, dataset, seeds, first_seed, budget, models, model,
+                      with_searchers)
     out = out or os.path.join("runs", f"reproduce-{plan.space}-{plan.dataset}")
     with search_progress(console) as (start, done):
         rep = run_reproduction(plan, out, ray=ray, workers=workers, overwrite=overwrite,

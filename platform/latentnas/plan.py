@@ -328,11 +328,18 @@ class SearchPlan(BaseModel):
             used = {e for s in self.searchers for e in s.encodings(self.encodings)}
             idle = [e for e in self.encodings if e not in used]
             if idle:
+                ignoring = [s.label for s in self.searchers
+                            if s.encodings(self.encodings) == ["none"]]
+                own = [f"{s.label} runs on {'+'.join(s.cls.default_encodings)}"
+                       for s in self.searchers
+                       if s.only is None and s.cls.default_encodings is not None]
+                why = "; ".join(([f"{', '.join(ignoring)} ignore encodings"] if ignoring
+                                 else []) + own)
                 raise ConfigError(
                     f"encoding {idle[0]!r} is used by none of the searchers "
-                    f"({', '.join(s.label for s in self.searchers)}): random, re and ls "
-                    "ignore encodings, and 'supervised' needs a searcher that learns its own "
-                    "encoding (bo)")
+                    f"({', '.join(s.label for s in self.searchers)})"
+                    + (f": {why}" if why else "")
+                    + "; 'supervised' needs a searcher that learns its own encoding (bo)")
         for spec in self.searchers:
             if spec.only is not None and not spec.encodings(self.encodings):
                 raise ConfigError(f"searcher {spec.label}@{'+'.join(spec.only)} has none of "

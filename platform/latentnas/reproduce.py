@@ -36,7 +36,7 @@ from latentnas.domains import neighbour_fn
 from latentnas.latent import distance_correlation, smoothness, supervised_embedding
 from latentnas.errors import ConfigError
 from latentnas.models import check, parse
-from latentnas.plan import REPORT_SEED, SearchPlan
+from latentnas.plan import REPORT_SEED, SearchPlan, read_searchers
 from latentnas.provenance import command_line
 from latentnas.progress import stage
 from latentnas.results import read_results
@@ -50,10 +50,13 @@ EXPERIMENT = "paper"
 
 def paper_plan(space: str = "nb201", dataset: str | None = None, seeds: int = 100,
                first_seed: int = REPORT_SEED, budget: int | None = None,
-               models: int = 5, model: str = "arch2vec") -> SearchPlan:
+               models: int = 5, model: str = "arch2vec", extra: str | None = None
+               ) -> SearchPlan:
     """The searches of the paper's comparison on ``space`` (see the module docstring);
     ``model`` is the arch2vec model reference searched (``latentnas.models``: the default
-    models, ``arch2vec:reference`` or a directory), the plan's first encoding."""
+    models, ``arch2vec:reference`` or a directory), the plan's first encoding; ``extra``
+    adds searchers to the comparison (``"gp-mixed, smac, bananas"``: each under the
+    plan's encodings it uses, or its own)."""
     info, _ = benchmarks.check(space, dataset)
     ref = parse(model)
     if ref.kind == "path":
@@ -77,7 +80,8 @@ def paper_plan(space: str = "nb201", dataset: str | None = None, seeds: int = 10
     return SearchPlan(space=space, dataset=dataset, seeds=seeds, first_seed=first_seed,
                       budget=budget or info.budget, encoder_models=models,
                       encodings=plain.split("+"),
-                      searchers=["random", "re", *searchers, f"gp@{plain}"])
+                      searchers=["random", "re", *searchers, f"gp@{plain}",
+                                 *(read_searchers(extra) if extra else [])])
 
 
 @dataclass
