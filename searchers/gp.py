@@ -20,7 +20,9 @@ default), the cell's discrete choices — its adjacency upper triangle and one-h
 over the choices. ``candidates="neighbours"`` scores only the unvisited cells within
 ``radius`` edits of the ``top`` best cells evaluated so far (all unvisited cells when
 those are fewer than a round needs), the acquisition optimised by local moves as
-evolution does; ``"all"`` (the default) scores every unvisited cell. ``local``
+evolution does, plus ``explore`` unvisited cells drawn at random each round (0 by
+default), so a search whose neighbourhood holds nothing better can leave it; ``"all"``
+(the default) scores every unvisited cell. ``local``
 (0 < local <= 1) restricts a round's candidates to the ``local`` fraction of the domain
 nearest (L2, in feature space) to the incumbent, a trust region in the spirit of TuRBO;
 1 (the default) means the whole domain. Targets are normal scores of
@@ -66,10 +68,12 @@ class GPSearch(Searcher):
                  max_fit_iter: Annotated[int, Ge(1)] = 30, refit_every: Annotated[int, Ge(1)] = 3,
                  inputs: Literal["features", "onehot", "both"] = "features",
                  candidates: Literal["all", "neighbours"] = "all",
-                 top: Annotated[int, Ge(1)] = 10, radius: Annotated[int, Ge(1)] = 1):
+                 top: Annotated[int, Ge(1)] = 10, radius: Annotated[int, Ge(1)] = 1,
+                 explore: Annotated[int, Ge(0)] = 0):
         # the domain parts these options read, checked by Searcher like any requirement
         self.requires = surrogate_requires(inputs, candidates)
         super().__init__(domain, rng)
+        self.explore = explore
         self.init, self.batch_size, self.kernel = init, batch_size, kernel
         self.acquisition, self.warm_start, self.local = acquisition, warm_start, local
         self.target, self.max_fit_iter, self.refit_every = target, max_fit_iter, refit_every
@@ -123,6 +127,11 @@ class GPSearch(Searcher):
         free = self.unvisited()
         if self.candidates == "neighbours":
             near = self._neighbourhood(pos[np.argsort(-y, kind="stable")[:self.top]])
+            if self.explore:
+                # random unvisited cells beside the neighbourhood: LogEI may leave it
+                rest = np.setdiff1d(free, near)
+                near = np.union1d(near, self.rng.choice(
+                    rest, size=min(self.explore, len(rest)), replace=False))
             if len(near) >= self.batch_size:
                 return near
         if self.local >= 1:

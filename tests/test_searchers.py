@@ -360,3 +360,20 @@ def test_gp_needs_the_domain_parts_its_options_read():
     # the options that read neither part run without them
     create("gp-mixed", no_graphs, np.random.default_rng(0), inputs="features")
     create("gp", no_neighbours, np.random.default_rng(0))
+
+
+def test_gp_mixed_explore_adds_random_unvisited_cells_to_the_neighbourhood():
+    domain, y = toy_domain()
+    opts = {"init": 8, "max_fit_iter": 20}
+    plain = create("gp-mixed", domain, np.random.default_rng(1), **opts)
+    wide = create("gp-mixed", domain, np.random.default_rng(1), explore=30, **opts)
+    for s in (plain, wide):
+        drive(s, y, 8)
+    pos, ys = np.asarray(wide.history_pos), np.asarray(wide.history_y)
+    near, more = plain._candidates(pos, ys), wide._candidates(pos, ys)
+    assert set(near) < set(more) and len(more) == len(near) + 30
+    assert not wide.taken[more].any()
+    # drawn from the searcher's generator: the same seed gives the same search
+    again = create("gp-mixed", domain, np.random.default_rng(1), explore=30, **opts)
+    assert drive(again, y, 30) == drive(
+        create("gp-mixed", domain, np.random.default_rng(1), explore=30, **opts), y, 30)
