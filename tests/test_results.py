@@ -370,3 +370,29 @@ def test_a_report_tests_one_searcher_against_the_others_at_several_budgets_and_s
                                   .reset_index(drop=True))
     with pytest.raises(ConfigError, match="--against 'gp' names no searcher"):
         reports.results(root, [6, 12], "p", against="gp")
+
+
+def test_one_report_reads_several_experiments_of_one_benchmark(tmp_path):
+    from latentnas import reports
+    from latentnas.errors import ConfigError
+    from latentnas.plan import SearchPlan
+    from latentnas.runner import run_plan
+
+    root = str(tmp_path / "store")
+    run_plan(SearchPlan(searchers="random, ls", encodings="none", seeds=3, budget=12), root,
+             "stored", workers=1)
+    run_plan(SearchPlan(searchers="re", encodings="none", seeds=3, budget=12), root, "new",
+             workers=1)
+    df, rep = reports.results(root, [12], "stored,new", against="re")
+    assert set(df["experiment"]) == {"stored", "new"} and len(df) == 9 * 12
+    assert set(rep.tests["b"]) == {"random[none]", "ls[none]"}
+    path = str(tmp_path / "both.md")
+    reports.write_results_report(df, rep, root, "stored,new", path)
+    text = open(path).read()
+    assert text.startswith("# Experiments `stored` + `new` on nb201/cifar10")
+    assert "From `stored`:" in text and "From `new`:" in text
+    assert "| re | none | 3 |" in text and "| random | none | 3 |" in text
+    run_plan(SearchPlan(searchers="random", encodings="none", seeds=1, budget=12), root,
+             "dup", workers=1)
+    with pytest.raises(ConfigError, match=r"both hold random\[none\] seed 0"):
+        reports.results(root, [12], "stored,dup")

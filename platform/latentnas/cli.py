@@ -173,7 +173,9 @@ def results_cmd(
     at: Optional[str] = typer.Option(None, help="budgets (queries) to tabulate, e.g. "
                                      "50,100,150 (default: a third, two thirds and all of the "
                                      "longest search)"),
-    experiment: Optional[str] = typer.Option(None, help="only this experiment"),
+    experiment: Optional[str] = typer.Option(None, help="only this experiment (or several "
+                                             "of one benchmark, comma-separated, read as "
+                                             "one: a new searcher against a stored run)"),
     compare_at: Optional[str] = typer.Option(None, help="budget(s) of the tests, e.g. 150 or "
                                              "50,100,150, all Holm-adjusted together (default: "
                                              "the last of --at; the terminal shows the last)"),

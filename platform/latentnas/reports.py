@@ -26,6 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 from scipy import stats
 
+from latentnas.errors import ConfigError
 from latentnas.models import PRETRAIN_SEED
 from latentnas.plan import REPORT_SEED
 from latentnas.provenance import code_version, command_line, now
@@ -420,11 +421,20 @@ def results_markdown(df: pd.DataFrame, rep: Report, root: str, experiment: str,
     each metric, then the pairwise tests at ``rep.compare_at`` of each, Holm-adjusted over
     all of them together."""
     bench = f"{df['space'].iloc[0]}/{df['dataset'].iloc[0]}"
-    lines = [f"# Experiment `{experiment}` on {bench}", ""]
-    lines += provenance_lines(root, experiment, df, regenerate)
+    names = experiment_names(experiment)
+    if len(names) == 1:
+        lines = [f"# Experiment `{experiment}` on {bench}", ""]
+        lines += provenance_lines(root, experiment, df, regenerate)
+    else:
+        lines = [f"# Experiments {' + '.join(f'`{n}`' for n in names)} on {bench}", "",
+                 f"- Regenerate: `{regenerate}` (written {now()} by code "
+                 f"{_code_text(code_version())})."]
+        for name in names:
+            lines += ["", f"From `{name}`:", ""]
+            lines += provenance_lines(root, name, df[df["experiment"].astype(str) == name])
     for title, stats_, _ in metric_tables(df, rep.budgets, None):
         lines += regret_section(stats_, None, rep.budgets, title)
-    lines += cost_section(root, experiment)
+    lines += cost_section(root, names)
     metric = rep.metric
     families = [(budget, title, pairwise(df.assign(regret=df[column]) if metric == "regret"
                                          else df, budget, metric, against=rep.against))
@@ -464,12 +474,18 @@ def results_markdown(df: pd.DataFrame, rep: Report, root: str, experiment: str,
     return "\n".join(lines) + "\n"
 
 
-def cost_section(root: str, experiment: str) -> list[str]:
+def experiment_names(experiment: str) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``: the experiments one report reads together."""
+    return list(dict.fromkeys(n.strip() for n in str(experiment).split(",") if n.strip()))
+
+
+def cost_section(root: str, experiments: list[str]) -> list[str]:
     """CPU seconds per search and, for searchers that count them (the library adapters),
     what their suggestions were: new cells, re-suggestions, invalid choices, fallbacks."""
     from latentnas.results.store import search_headers
 
-    heads = search_headers(root, experiment)
+    heads = pd.concat([search_headers(root, name) for name in experiments],
+                      ignore_index=True)
     if not len(heads) or heads["cpu_seconds"].isna().all():
         return []
     rows = []
@@ -501,8 +517,23 @@ def results(root: str, budgets: list[int] | None = None, experiment: str | None 
             ) -> tuple[pd.DataFrame, Report]:
     """The stored rows (one experiment, or all, with their ``version`` column) and their
     report."""
-    df = with_versions(read_results(root, **({"experiment": experiment} if experiment
-                                              else {})))
+    if experiment:
+        df = pd.concat([read_results(root, experiment=name)
+                        for name in experiment_names(experiment)], ignore_index=True)
+        if df["space"].nunique() > 1 or df["dataset"].nunique() > 1:
+            raise ConfigError(f"experiments {experiment} are on different benchmarks "
+                              f"({', '.join(sorted(set(df['space'] + '/' + df['dataset'])))}); "
+                              "a report reads experiments of one benchmark")
+        twice = df.drop_duplicates(["experiment", "searcher", "encoding", "seed"]).duplicated(
+            ["searcher", "encoding", "seed"])
+        if twice.any():
+            row = df.drop_duplicates(["experiment", "searcher", "encoding", "seed"])[twice].iloc[0]
+            raise ConfigError(f"experiments {experiment} both hold {row['searcher']}"
+                              f"[{row['encoding']}] seed {row['seed']}; a report reads "
+                              "experiments whose searches differ")
+    else:
+        df = read_results(root)
+    df = with_versions(df)
     return df, report(df, budgets, compare_at, against)
 
 
