@@ -365,7 +365,7 @@ def test_gp_needs_the_domain_parts_its_options_read():
 def test_gp_mixed_explore_adds_random_unvisited_cells_to_the_neighbourhood():
     domain, y = toy_domain()
     opts = {"init": 8, "max_fit_iter": 20}
-    plain = create("gp-mixed", domain, np.random.default_rng(1), **opts)
+    plain = create("gp-mixed", domain, np.random.default_rng(1), explore=0, **opts)
     wide = create("gp-mixed", domain, np.random.default_rng(1), explore=30, **opts)
     for s in (plain, wide):
         drive(s, y, 8)
