@@ -295,7 +295,8 @@ def choice_domain(seed: int = 0) -> tuple[Domain, np.ndarray]:
 
 def test_gp_mixed_learns_from_the_choices_and_moves_locally():
     domain, y = choice_domain()
-    s = create("gp-mixed", domain, np.random.default_rng(0), init=8)
+    # without its random extra cells (explore), every proposal is a local move
+    s = create("gp-mixed", domain, np.random.default_rng(0), init=8, explore=0)
     # its GP sees the 3 feature columns and the 16 one-hot op columns (adjacency is constant)
     assert s.x.shape == (256, 3 + 16)
     trace = drive(s, y, 30, chunk=1)
