@@ -293,16 +293,29 @@ class SMACSearch(LibrarySearcher):
             scenario, lambda config, seed=0: 0.0, overwrite=True, logging_level=40)
 
     def _ask(self):
-        info = self.smac.ask()
+        with _quiet_forest():
+            info = self.smac.ask()
         return info, self.codes(dict(info.config))
 
     def _tell(self, handle, value: float) -> None:
-        self.smac.tell(handle, self._TrialValue(cost=-value), save=False)
+        with _quiet_forest():
+            self.smac.tell(handle, self._TrialValue(cost=-value), save=False)
 
     def _tell_new(self, codes, value: float) -> None:
         config = self._cs.Configuration(self.space, values=self.labels(codes))
-        self.smac.tell(self._TrialInfo(config=config, seed=self.seed),
-                       self._TrialValue(cost=-value), save=False)
+        with _quiet_forest():
+            self.smac.tell(self._TrialInfo(config=config, seed=self.seed),
+                           self._TrialValue(cost=-value), save=False)
+
+
+@contextlib.contextmanager
+def _quiet_forest():
+    """SMAC's forest asks joblib for its workers on every fit; in a daemonic worker (the
+    process pool) joblib runs them in-process, as it would anyway with SMAC's one job, and
+    warns about it each time: the warning says nothing here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Loky-backed parallel loops")
+        yield
 
 
 # -- HEBO -------------------------------------------------------------------------------
