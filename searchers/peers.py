@@ -150,11 +150,7 @@ class LibrarySearcher(Searcher):
             else:
                 self._open[pos] = handle
                 return pos, "library"
-        if replay is not None:
-            pos = replay[0]
-        else:
-            free = np.flatnonzero(~self.taken)
-            pos = int(free[self.rng.integers(len(free))])
+        pos = replay[0] if replay is not None else int(self.random_unvisited(1)[0])
         self.counts["fallbacks"] += 1
         self._open[pos] = None
         return pos, "fallback"
