@@ -25,6 +25,16 @@ the upper-triangular adjacency ``[B, N, N]``:
   ``-1/(2·b·N) · mean_{b,n} Σ_d (1 + 2 log σ - μ² - σ²)``; ``b`` is fixed to the reference's
   batch size (32) so the KL weight does not change when the batch size does.
 
+The authors' pretraining script switches the model to evaluation mode after its first
+epoch (to sample the prior) and never back. From the second epoch on it therefore trains
+a deterministic autoencoder: ``Z = μ`` without noise, no decoder dropout, and BatchNorm
+normalising with the running statistics frozen at the end of epoch 1. The option
+``train_mode_epochs`` reproduces this (``1``, what the reference settings use; ``0``, the
+default, trains every epoch as the paper describes). It changes the outcome, not a
+detail: on NB201 the prior's decodings go from 99 % valid / 66 % unique (every epoch in
+training mode) to 72-82 % valid / 97-99 % unique, the authors' figures. The script also
+draws one order of the training cells and keeps it every epoch (``reshuffle=False``).
+
 Every random draw (initialisation, shuffling, reparameterisation noise, dropout) comes
 from a seeded ``torch.Generator``, so the same seed gives the same model on one device.
 """
@@ -63,6 +73,12 @@ class Arch2VecConfig:
     ops_activation: str = "softmax"  # the paper's; the authors' code applies "sigmoid"
     node_positions: int = 0        # >0: one-hot node position appended to X (not in reference)
     seed: int = 3                  # reference default seed
+    #: >0: after this many epochs training goes on in evaluation mode (no noise, no
+    #: dropout, frozen BatchNorm statistics), as the reference script does (1); 0: never
+    train_mode_epochs: int = 0
+    #: draw a new order of the training cells every epoch (False: one order drawn before
+    #: the first epoch and kept, as the reference script does)
+    reshuffle: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -228,10 +244,13 @@ class Arch2Vec(LearnedEncoder):
             schedule = None
         else:
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
+        order = torch.randperm(n, generator=self.generator).to(self.device)
         for epoch in range(cfg.epochs):
-            self.model.train()
+            stochastic = not cfg.train_mode_epochs or epoch < cfg.train_mode_epochs
+            self.model.train(stochastic)
             start = time.perf_counter()
-            order = torch.randperm(n, generator=self.generator).to(self.device)
+            if epoch and cfg.reshuffle:
+                order = torch.randperm(n, generator=self.generator).to(self.device)
             # the loss is summed on the device: a .item() per step would make a GPU wait
             # for every batch before the next can be launched
             total = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -240,8 +259,11 @@ class Arch2Vec(LearnedEncoder):
                 a, x = adj[batch], ops[batch]
                 with torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.bf16):
                     mu, log_sigma = self.model.encode(a, x)
-                    z = mu + torch.exp(log_sigma) * self._noise(mu.shape)
-                    ops_hat, adj_hat = self.model.decode(z, self._dropout_mask(z.shape))
+                    if stochastic:
+                        z = mu + torch.exp(log_sigma) * self._noise(mu.shape)
+                        ops_hat, adj_hat = self.model.decode(z, self._dropout_mask(z.shape))
+                    else:                               # see train_mode_epochs
+                        ops_hat, adj_hat = self.model.decode(mu)
                 loss = vae_loss(ops_hat.float(), adj_hat.float(), x, a, mu.float(),
                                 log_sigma.float(), cfg.kl_batch)
                 optimizer.zero_grad(set_to_none=True)

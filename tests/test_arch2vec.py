@@ -294,3 +294,54 @@ def test_reference_rule_skips_nb201s_first_op_node_as_the_authors_code_does(nb20
     gi, go = nbgraph.ops.index("input"), nbgraph.ops.index("output")
     gcn = nbgraph.ops.index("gcn")
     assert reference_valid(nbgraph, np.array([[gi, go, gcn, gcn, gcn, go]])).tolist() == [False]
+
+
+def _bn_stats(enc):
+    return [m.running_mean.clone() for m in enc.model.modules()
+            if isinstance(m, torch.nn.BatchNorm1d)]
+
+
+def test_reference_trains_in_eval_mode_after_its_first_epoch_in_one_cell_order(nb201_subset):
+    """The authors' script: model.eval() after epoch 1 and never back (no noise, no
+    dropout, BatchNorm frozen), one order of the cells for all epochs."""
+    adj, ops = nb201_subset
+    ref = Arch2Vec(7, Arch2VecConfig(**{**TINY.to_dict(), "train_mode_epochs": 1,
+                                        "reshuffle": False}))
+    reports = ref.train_epochs(adj, ops)
+    next(reports)
+    stats, draws = _bn_stats(ref), ref.generator.get_state()
+    params = [p.clone() for p in ref.model.parameters()]
+    list(reports)
+    # epochs 2-3 moved the weights but drew nothing and left BatchNorm's statistics alone
+    assert not all(torch.equal(a, b) for a, b in zip(params, ref.model.parameters()))
+    assert torch.equal(ref.generator.get_state(), draws)
+    assert all(torch.equal(a, b) for a, b in zip(stats, _bn_stats(ref)))
+    # the paper's training (the default) keeps sampling noise and updating BatchNorm
+    paper = Arch2Vec(7, TINY)
+    reports = paper.train_epochs(adj, ops)
+    next(reports)
+    stats, draws = _bn_stats(paper), paper.generator.get_state()
+    list(reports)
+    assert not torch.equal(paper.generator.get_state(), draws)
+    assert not any(torch.equal(a, b) for a, b in zip(stats, _bn_stats(paper)))
+
+
+def test_reference_settings_carry_the_authors_training_mode():
+    from latentnas.benchmarks import check
+    from latentnas.models import pretrain_config
+
+    info, _ = check("nb201")
+    cfg = pretrain_config(info, reference=True)
+    assert (cfg.train_mode_epochs, cfg.reshuffle, cfg.ops_activation) == (1, False, "sigmoid")
+    default = pretrain_config(info)
+    assert (default.train_mode_epochs, default.reshuffle) == (0, True)
+
+
+def test_latent_geometry_is_the_spread_and_median_distance():
+    from latentnas.pretrain import latent_geometry
+
+    z = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    got = latent_geometry(z)
+    assert got["latent_distance"] == pytest.approx(5.0)        # distances 5, 5, 10
+    assert got["latent_std"] == pytest.approx((3.0 + 4.0) / 2)  # stds 3 and 4
+    assert latent_geometry(2 * z)["latent_distance"] == pytest.approx(10.0)

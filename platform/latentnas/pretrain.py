@@ -244,6 +244,7 @@ def pretrain(space: SearchSpace, config, out_dir: str, *, encoder: str = "arch2v
         train_seconds += report.seconds
         row = {"epoch": report.epoch, "loss": report.loss, "seconds": report.seconds,
                "graphs_per_s": report.graphs / report.seconds}
+        row.update(latent_geometry(model.encode(adj[held], ops[held])))
         if generative:
             adj_rec, op_rec = model.reconstruct(adj[held], ops[held])
             row.update(reconstruction_accuracy(adj[held], ops[held], adj_rec, op_rec))
@@ -289,6 +290,20 @@ def pretrain(space: SearchSpace, config, out_dir: str, *, encoder: str = "arch2v
          "environment": environment, "epochs": result.epochs, "final": final},
         indent=1).encode())
     return result
+
+
+def latent_geometry(z: torch.Tensor, cells: int = 2_000) -> dict[str, float]:
+    """The scale of an embedding: ``latent_std``, the mean per-dimension standard deviation,
+    and ``latent_distance``, the median Euclidean distance between two cells (over all
+    pairs of at most ``cells`` of them, a fixed subsample). A searcher that moves by a
+    fixed step (REINFORCE's σ, a trust region) searches differently in spaces of other
+    scales, so pretrainings are compared on these too."""
+    z = z.detach().float().cpu()
+    if len(z) > cells:
+        z = z[torch.randperm(len(z), generator=torch.Generator().manual_seed(0))[:cells]]
+    distance = float(torch.pdist(z).median()) if len(z) > 1 else 0.0
+    return {"latent_std": float(z.std(0).mean()) if len(z) > 1 else 0.0,
+            "latent_distance": distance}
 
 
 def embedding_spread(z: torch.Tensor) -> dict[str, float]:

@@ -321,8 +321,9 @@ def epoch_table(rows: list[dict], title: str) -> Table:
     table = Table(title=title)
     cols = [("epoch", "{}"), ("loss", "{:.4f}"), ("seconds", "{:.2f}"), ("graphs_per_s", "{:,.0f}"),
             ("ops_acc", "{:.2%}"), ("adj_acc", "{:.2%}"), ("exact_acc", "{:.2%}"),
-            ("validity", "{:.1%}"), ("uniqueness", "{:.1%}"), ("distinct", "{:.1%}"),
-            ("std_ratio", "{:.3f}")]
+            ("validity", "{:.1%}"), ("uniqueness", "{:.1%}"), ("ref_validity", "{:.1%}"),
+            ("ref_uniqueness", "{:.1%}"), ("distinct", "{:.1%}"), ("std_ratio", "{:.3f}"),
+            ("latent_std", "{:.3f}"), ("latent_distance", "{:.3f}")]
     cols = [c for c in cols if any(c[0] in row for row in rows)]
     for name, _ in cols:
         table.add_column(name.replace("_", " "), justify="right")
@@ -339,6 +340,9 @@ def pretraining_summary(final: dict, title: str) -> Table:
                  f"{final['std_ratio']:.3f}")]
     else:
         rows = generative_rows(final)
+    if "latent_std" in final:
+        rows.append(("held-out embeddings: mean per-dimension std / median distance",
+                     f"{final['latent_std']:.3f} / {final['latent_distance']:.3f}"))
     rows += [("training seconds", f"{final['train_seconds']:.1f}"),
              ("embedding extraction seconds",
               f"{final['extract_seconds']:.2f} ({final['cells']:,} cells)"),
