@@ -177,6 +177,15 @@ def test_reproduce_and_encoders_compare_take_model_references(tmp_path):
         {("bo", mine), ("bo", "supervised")}
     assert paper_plan("nb201", seeds=2, model="arch2vec:reference").encodings[0] == \
         "arch2vec:reference"
+    # the paper's method end to end (the authors' searchers on the authors' pretraining)
+    # beside the same searchers on the model searched; once when that is the reference
+    paper = {(s.searcher, s.encoding) for s in paper_plan("nb201", seeds=2).specs()
+             if s.options.get("preset") == "paper"}
+    assert {("reinforce", "arch2vec:reference"), ("bo", "arch2vec:reference"),
+            ("reinforce", "arch2vec"), ("bo", "arch2vec")} <= paper
+    ref = [(s.name, s.encoding, s.seed) for s in
+           paper_plan("nb201", seeds=2, model="arch2vec:reference").specs()]
+    assert len(ref) == len(set(ref))
     with pytest.raises(ConfigError, match="not an arch2vec model"):
         paper_plan("nb201", model="mpnn")
     # the field's optimizers join the paper's comparison, each under its own encoding

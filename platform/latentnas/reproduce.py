@@ -10,7 +10,10 @@ What runs (:func:`paper_plan`), on seeds that tuned nothing (1000, 1001, ...):
   round — the authors' protocol for comparing the two (their NB101 supervised script),
   and what one can afford with a GIN retrained every round. Where no authors' setting
   exists (NAS-Bench-Graph) both run with this project's defaults, and the report says so;
-* this project's GP-BO under arch2vec, adjacency and path encodings.
+* this project's GP-BO under arch2vec, adjacency and path encodings;
+* the paper's method end to end where the authors published a search: their REINFORCE and
+  BO settings on their pretraining (``arch2vec:reference``, which trains as their script
+  does), beside the same searchers on the model searched.
 
 Every arch2vec search uses one of ``models`` encoders pretrained with seeds 3, 4, ... (search
 seed ``s`` uses model ``3 + s mod models``), so the intervals include the encoder's training
@@ -75,6 +78,10 @@ def paper_plan(space: str = "nb201", dataset: str | None = None, seeds: int = 10
         rl, bo = "reinforce(preset=paper)", "bo(preset=paper)"
         bo5 = "bo(preset=paper,batch_size=5)"
         searchers = [f"{rl}@{plain}", f"{bo}@{a2v}", f"{bo5}@{a2v}+supervised"]
+        if ref.kind != "reference":
+            # the paper's method end to end: the authors' searchers on the authors'
+            # pretraining, beside the same searchers on the model searched
+            searchers += [f"{rl}@arch2vec:reference", f"{bo}@arch2vec:reference"]
     else:
         searchers = [f"reinforce@{plain}", f"bo@{a2v}+supervised"]
     return SearchPlan(space=space, dataset=dataset, seeds=seeds, first_seed=first_seed,
