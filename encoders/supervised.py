@@ -30,6 +30,16 @@ class SupervisedConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    #: messages along ``A`` as given only (node i sums the states of j with A[i, j] = 1,
+    #: its successors), as the authors' supervised DNGO network; False: ``A + Aᵀ``
+    directed: bool = False
+    #: the embedding is ``tanh`` of the mean (the authors' supervised basis functions)
+    tanh_basis: bool = False
+    #: fit standardised targets (``False``: the targets as given, the authors' raw fractions)
+    standardize: bool = True
+    #: drop each epoch's incomplete last minibatch (pybnn's loop; all cells when they
+    #: fill no minibatch); ``False``: keep it unless it holds a single cell
+    drop_last: bool = False
 
 
 class SupervisedGINModel(nn.Module):
@@ -37,17 +47,19 @@ class SupervisedGINModel(nn.Module):
 
     def __init__(self, num_ops: int, cfg: SupervisedConfig):
         super().__init__()
+        self.cfg = cfg
         dims = [num_ops] + [cfg.hidden_dim] * cfg.num_layers
         self.layers = nn.ModuleList(GINLayer(i, o) for i, o in zip(dims[:-1], dims[1:]))
         self.project = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
         self.head = nn.Linear(cfg.latent_dim, 1)
 
     def embed(self, adj: torch.Tensor, ops: torch.Tensor) -> torch.Tensor:
-        bidirectional = adj + adj.transpose(1, 2)
+        messages = adj if self.cfg.directed else adj + adj.transpose(1, 2)
         h = ops
         for layer in self.layers:
-            h = layer(h, bidirectional)
-        return self.project(h).mean(dim=1)
+            h = layer(h, messages)
+        z = self.project(h).mean(dim=1)
+        return torch.tanh(z) if self.cfg.tanh_basis else z
 
     def forward(self, adj: torch.Tensor, ops: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(adj, ops)).squeeze(-1)
@@ -93,15 +105,17 @@ class SupervisedGIN(Encoder):
         # BatchNorm needs two samples per batch in training mode
         if len(y) < 2:
             raise ValueError("SupervisedGIN.fit needs at least 2 labelled cells")
-        self.y_mean = float(y.mean())
-        self.y_std = float(y.std()) or 1.0
+        cfg = self.config
+        self.y_mean, self.y_std = (float(y.mean()), float(y.std()) or 1.0) if cfg.standardize \
+            else (0.0, 1.0)
         target = ((y - self.y_mean) / self.y_std).to(self.device)
         self.model.train()
         n = len(y)
-        for _ in range(self.config.epochs):
+        size = min(cfg.batch_size, n)
+        for _ in range(cfg.epochs):
             order = torch.randperm(n, generator=self.generator).to(self.device)
-            for batch in order.split(self.config.batch_size):
-                if len(batch) < 2:
+            for batch in order.split(size):
+                if len(batch) < 2 or (cfg.drop_last and len(batch) < size):
                     continue
                 loss = F.mse_loss(self.model(adj[batch], ops[batch]), target[batch])
                 self.optimizer.zero_grad(set_to_none=True)

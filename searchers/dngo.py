@@ -136,6 +136,17 @@ class DNGOSearch(Searcher):
     16-d graph embedding (plus a constant) is the regression basis. That is the paper's
     "supervised representation" baseline for BO. ``network="auto"`` (the default) takes
     the MLP when the domain has features and the GIN when it has only graphs.
+
+    ``gin="paper"`` is the authors' supervised DNGO network instead (their
+    ``search_methods/supervised_dngo.py`` with ``pybnn/dngo_supervised.py``): messages along
+    the directed edges only, basis ``tanh(mean over nodes of the projection)`` without a
+    constant, raw targets, Adam ``lr`` without weight decay, minibatches of ``minibatch``,
+    ``epochs`` per round, a fresh network each round. Two bugs of that code are not copied:
+    its EI computes ``u = μ - T / v`` (operator precedence) instead of ``(μ - T) / v``, and it
+    never switches the network to evaluation mode, so each cell's basis there depends on
+    the BatchNorm statistics of the window of 512 cells it is predicted with. Here ``u``
+    is ``(μ - T) / v`` and the basis is computed in evaluation mode.
+    ``bo(preset=paper-supervised)`` sets all of it (``latentnas.presets``).
     """
 
     learns_encoding = True
@@ -151,7 +162,8 @@ class DNGOSearch(Searcher):
                  network: Literal["auto", "mlp", "gin"] = "auto",
                  target: Literal["standardize", "rank", "raw"] = "standardize",
                  acquisition: Literal["logei", "paper"] = "logei", ei_target: float = 1.0,
-                 blr_fit: Literal["mll", "paper"] = "mll", drop_last: bool = False):
+                 blr_fit: Literal["mll", "paper"] = "mll", drop_last: bool = False,
+                 gin: Literal["project", "paper"] = "project"):
         if network == "auto":
             network = "mlp" if domain.features is not None else "gin"
         self.requires = ("features",) if network == "mlp" else ("graphs",)
@@ -161,6 +173,7 @@ class DNGOSearch(Searcher):
         self.epochs, self.minibatch, self.lr, self.warm_start = epochs, minibatch, lr, warm_start
         self.network, self.target, self.acquisition = network, target, acquisition
         self.ei_target, self.blr_fit, self.drop_last = ei_target, blr_fit, drop_last
+        self.gin = gin
         self.generator = generator_from(rng)
         self.net = None
 
@@ -177,7 +190,12 @@ class DNGOSearch(Searcher):
 
             seed = int(torch.randint(2**31, (1,), generator=self.generator))
             adj, ops = self.domain.graphs
-            self.net = SupervisedGIN(ops.shape[2], SupervisedConfig(epochs=self.epochs, seed=seed))
+            config = SupervisedConfig(epochs=self.epochs, seed=seed) if self.gin == "project" \
+                else SupervisedConfig(epochs=self.epochs, seed=seed, lr=self.lr,
+                                      batch_size=self.minibatch, weight_decay=0.0,
+                                      directed=True, tanh_basis=True, standardize=False,
+                                      drop_last=self.drop_last)
+            self.net = SupervisedGIN(ops.shape[2], config)
             return
         self.net = TanhMLP(self.domain.features.shape[1], self.units, self.layers, self.rng)
 
@@ -201,6 +219,8 @@ class DNGOSearch(Searcher):
             adj, ops = self.domain.graphs
             z = self.net.encode(torch.as_tensor(adj[pos], dtype=torch.float32),
                                 torch.as_tensor(ops[pos], dtype=torch.float32)).numpy()
+            if self.gin == "paper":          # their basis: the tanh units, no constant
+                return z.astype(np.float64)
             return np.hstack([z, np.ones((len(z), 1), dtype=z.dtype)]).astype(np.float64)
         return self.net.basis(self._inputs(pos))
 

@@ -183,6 +183,8 @@ def test_reproduce_and_encoders_compare_take_model_references(tmp_path):
              if s.options.get("preset") == "paper"}
     assert {("reinforce", "arch2vec:reference"), ("bo", "arch2vec:reference"),
             ("reinforce", "arch2vec"), ("bo", "arch2vec")} <= paper
+    assert any(s.options.get("preset") == "paper-supervised" and s.encoding == "supervised"
+               for s in paper_plan("nb201", seeds=2).specs())
     ref = [(s.name, s.encoding, s.seed) for s in
            paper_plan("nb201", seeds=2, model="arch2vec:reference").specs()]
     assert len(ref) == len(set(ref))

@@ -128,6 +128,55 @@ def test_bo_paper_runs_one_layer_on_raw_fractions_and_proposes_one_cell_a_round(
     assert bo.ask(10).size == 1                           # the top 1 per round on NB201
 
 
+def test_the_authors_supervised_network_passes_messages_one_way_and_bases_on_tanh():
+    from encoders.supervised import SupervisedConfig, SupervisedGIN
+
+    cfg = SupervisedConfig(hidden_dim=16, latent_dim=4, directed=True, tanh_basis=True,
+                           standardize=False)
+    model = SupervisedGIN(7, cfg).model.eval()
+    adj = torch.zeros(3, 4, 4)
+    adj[:, 0, 1] = adj[:, 1, 2] = adj[:, 2, 3] = 1          # a chain 0 -> 1 -> 2 -> 3
+    ops = torch.zeros(3, 4, 7)
+    ops[:, :, 1] = 1
+    ops[1, 3, 1], ops[1, 3, 2] = 0, 1                        # cell 1: node 3's op differs
+    ops[2, 0, 1], ops[2, 0, 2] = 0, 1                        # cell 2: node 0's op differs
+    with torch.no_grad():
+        h = ops
+        for layer in model.layers:
+            h = layer(h, adj)                                # what `directed` means
+        z = model.embed(adj, ops)
+    # node i hears only j with A[i, j] = 1: a change at node 3 reaches node 0, one at
+    # node 0 reaches nobody else
+    assert not torch.allclose(h[0, 0], h[1, 0])
+    assert torch.allclose(h[0, 1:], h[2, 1:]) and not torch.allclose(h[0, 0], h[2, 0])
+    assert torch.allclose(z, torch.tanh(model.project(h).mean(1)))
+    fitted = SupervisedGIN(7, cfg).fit(adj.repeat(2, 1, 1), ops.repeat(2, 1, 1),
+                                       torch.tensor([0.9, 0.8, 0.7] * 2))
+    assert (fitted.y_mean, fitted.y_std) == (0.0, 1.0)       # raw targets
+
+
+def test_bo_paper_supervised_is_the_authors_baseline_on_the_cell_graphs():
+    from latentnas.benchmarks import resolve
+    from latentnas.search import SearchRun, SearchSpec
+
+    opts = expand("bo", {"preset": "paper-supervised"}, "nb201")
+    assert (opts["network"], opts["gin"], opts["batch_size"], opts["target"], opts["lr"],
+            opts["minibatch"], opts["epochs"]) == ("gin", "paper", 5, "raw", 1e-2, 10, 100)
+    assert expand("bo", {"preset": "paper-supervised"}, "nb101")["ei_target"] == 0.95
+    bench = resolve("nb201")
+    run = SearchRun(SearchSpec("bo", "supervised", 1000, 21,
+                               {"preset": "paper-supervised", "epochs": 2}),
+                    bench.domain("supervised"), bench.oracle)
+    rows = run.run()
+    bo = run.searcher
+    assert len({r["id"] for r in rows}) == 21
+    cfg = bo.net.config
+    assert (cfg.directed, cfg.tanh_basis, cfg.standardize, cfg.weight_decay, cfg.lr,
+            cfg.batch_size) == (True, True, False, 0.0, 1e-2, 10)
+    assert bo._basis(np.arange(3)).shape == (3, 16)          # the tanh units, no constant
+    assert bo.ask(10).size == 5
+
+
 def test_searches_are_spread_over_several_pretrained_models(tmp_path):
     from latentnas.plan import SearchPlan
 

@@ -8,7 +8,8 @@ What runs (:func:`paper_plan`), on seeds that tuned nothing (1000, 1001, ...):
   arch2vec, adjacency and path encodings; BO under arch2vec with their protocol (one cell
   per round on NB201), and under arch2vec and the supervised encoding with five cells per
   round — the authors' protocol for comparing the two (their NB101 supervised script),
-  and what one can afford with a GIN retrained every round. Where no authors' setting
+  and what one can afford with a GIN retrained every round; and the authors' supervised
+  baseline as their code builds it (``bo(preset=paper-supervised)``). Where no authors' setting
   exists (NAS-Bench-Graph) both run with this project's defaults, and the report says so;
 * this project's GP-BO under arch2vec, adjacency and path encodings;
 * the paper's method end to end where the authors published a search: their REINFORCE and
@@ -77,7 +78,8 @@ def paper_plan(space: str = "nb201", dataset: str | None = None, seeds: int = 10
     if presets.has_paper(info.space):
         rl, bo = "reinforce(preset=paper)", "bo(preset=paper)"
         bo5 = "bo(preset=paper,batch_size=5)"
-        searchers = [f"{rl}@{plain}", f"{bo}@{a2v}", f"{bo5}@{a2v}+supervised"]
+        searchers = [f"{rl}@{plain}", f"{bo}@{a2v}", f"{bo5}@{a2v}+supervised",
+                     "bo(preset=paper-supervised)@supervised"]
         if ref.kind != "reference":
             # the paper's method end to end: the authors' searchers on the authors'
             # pretraining, beside the same searchers on the model searched
