@@ -1,6 +1,14 @@
-"""``jepa``: a joint-embedding predictive encoder (self-distillation, as in I-JEPA, Assran
-et al. 2023, and BYOL, Grill et al. 2020) on cell graphs: predict, in latent space, what
-the hidden part of a cell is, against a slowly moving target encoder. No decoder.
+"""``jepa``: masked self-distillation on cell graphs: predict, in latent space, the
+representations a slowly moving (EMA) target encoder gives the *whole* cell, from a view
+with some ops hidden. No decoder.
+
+The name is historical; what it is sits closer to data2vec (Baevski et al., 2022: an EMA
+teacher of the unmasked input, regressed from a masked student) and BYOL (Grill et al.,
+2020: an online predictor against an EMA target of another view, here at graph level)
+than to I-JEPA (Assran et al., 2023), whose targets are separate blocks of the input
+encoded apart from the context and predicted from it with positional queries: here the
+target always sees the whole cell, and the node-level predictor reads the context's
+own node states.
 
 Two encoders of one architecture (backbone ``gin`` or ``mpnn``, ``readout``, linear map to
 ``latent_dim``): the *context* encoder ``f_θ`` (trained by gradient) and the *target*
