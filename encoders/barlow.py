@@ -21,6 +21,12 @@ over the ``B`` cells) the cross-correlation is ``C_ij = Σ_b ẑ¹_bi ẑ²_bj /
 (invariance to the augmentations on the diagonal, decorrelated dimensions off it;
 ``λ = offdiag_weight``). The embedding of a cell is ``y`` of the unaugmented cell. No
 decoder, so ``decode`` is not available.
+
+A named variant, not plain Barlow Twins: with the default ``substitute_p = 0.5`` half the
+positive pairs are a cell and a one-edit neighbour, another architecture, so the encoder
+is taught that neighbours should embed alike (a smoothness prior for search), not only
+invariance to views of one architecture. ``substitute_p=0`` keeps every view the same
+architecture (ops masked, never changed): Barlow Twins proper.
 """
 
 from __future__ import annotations
