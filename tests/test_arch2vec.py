@@ -332,7 +332,8 @@ def test_reference_settings_carry_the_authors_training_mode():
 
     info, _ = check("nb201")
     cfg = pretrain_config(info, reference=True)
-    assert (cfg.train_mode_epochs, cfg.reshuffle, cfg.ops_activation) == (1, False, "sigmoid")
+    assert (cfg.train_mode_epochs, cfg.reshuffle, cfg.ops_activation, cfg.kl_batch) == \
+        (1, False, "sigmoid", 0)
     default = pretrain_config(info)
     assert (default.train_mode_epochs, default.reshuffle) == (0, True)
 
@@ -345,3 +346,17 @@ def test_latent_geometry_is_the_spread_and_median_distance():
     assert got["latent_distance"] == pytest.approx(5.0)        # distances 5, 5, 10
     assert got["latent_std"] == pytest.approx((3.0 + 4.0) / 2)  # stds 3 and 4
     assert latent_geometry(2 * z)["latent_distance"] == pytest.approx(10.0)
+
+
+def test_kl_weight_follows_the_batch_only_when_asked():
+    from encoders.arch2vec import vae_loss
+
+    torch.manual_seed(0)
+    ops = torch.eye(7)[torch.randint(7, (14, 8))]
+    adj = torch.ones(14, 8, 8).triu(1)
+    ops_hat, adj_hat = torch.full_like(ops, 0.5), torch.full_like(adj, 0.5).triu(1)
+    mu, log_sigma = torch.randn(14, 8, 16), torch.zeros(14, 8, 16)
+    recon = vae_loss(ops_hat, adj_hat, ops, adj, torch.zeros_like(mu), log_sigma)
+    kl32 = vae_loss(ops_hat, adj_hat, ops, adj, mu, log_sigma) - recon
+    own = vae_loss(ops_hat, adj_hat, ops, adj, mu, log_sigma, kl_batch=0) - recon
+    assert float(own) == pytest.approx(float(kl32) * 32 / 14, rel=1e-4)  # 14 cells: 32/14 more

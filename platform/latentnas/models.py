@@ -142,10 +142,11 @@ def reference_settings(space: str) -> dict:
     evaluation mode after the first epoch, as their scripts do (``models/pretraining_
     nasbench201.py`` and ``pretraining_nasbench101.py`` call ``model.eval()`` for the
     per-epoch prior check and never ``model.train()``; see ``encoders.arch2vec``), and
-    one order of the training cells for every epoch (their ``_build_dataset`` permutes once)."""
+    one order of the training cells for every epoch (their ``_build_dataset`` permutes once),
+    and the KL divided by each batch's own size (their ``VAEReconstructed_Loss``)."""
     return dict(batch_size=32, lr=1e-3, lr_schedule="constant", ops_activation="sigmoid",
                 epochs=8 if space.startswith("nb101") else 10, train_mode_epochs=1,
-                reshuffle=False)
+                reshuffle=False, kl_batch=0)
 
 
 def _config(encoder: str, base: dict, overrides: dict):
