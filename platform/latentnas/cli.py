@@ -98,7 +98,7 @@ def pretrain_cmd(
                                       "configuration)"),
     cells: Optional[int] = typer.Option(None, help="NB101 only: number of sampled cells "
                                         "(default: all 423,624, enumerated and cached)"),
-    reference: bool = typer.Option(False, help="the authors' settings (batch 32, constant lr, sigmoid ops, eval mode after epoch 1)"),
+    reference: bool = typer.Option(False, help="train as the authors' script does (batch 32, constant lr, sigmoid ops, eval mode after epoch 1, one cell order, KL per batch)"),
     node_positions: Optional[bool] = NODE_POSITIONS,
     force: bool = typer.Option(False, help="train even if --out holds a model, replacing it"),
     encoder: str = ENCODER,
