@@ -177,6 +177,15 @@ def test_pretrain_writes_checkpoint_embeddings_and_reuses_its_cache(tmp_path):
     enc = load_pretrained(out, space)
     adj, ops = space.to_tensors(space.cells()[:10])
     assert np.allclose(enc.encode(adj, ops).numpy(), emb[:10], atol=1e-5)
+    # the latent scale is that of the held-out cells (the seeded 10 % pretraining kept out)
+    from latentnas.pretrain import latent_geometry
+
+    adj_all, ops_all = (torch.as_tensor(a, dtype=torch.float32) for a in space.arrays())
+    held = torch.randperm(2_021, generator=torch.Generator().manual_seed(0))[int(0.9 * 2_021):]
+    want = latent_geometry(enc.encode(adj_all[held], ops_all[held]))
+    assert want["latent_distance"] > 0
+    for key in ("latent_std", "latent_distance"):
+        assert first.final[key] == pytest.approx(want[key], rel=1e-4)
     again = pretrain(space, cfg, out, device="cpu")
     assert again.cached and again.final == first.final
     with pytest.raises(CheckpointError, match="made for space 'nbgraph-proteins'"):

@@ -239,6 +239,7 @@ def test_docstring_plugin_example_runs_and_pretrains(nb201, monkeypatch):
         config = default_config(bench.info, "neighbour-bag", epochs=1)
         result = pretrain_model(bench, "neighbour-bag", config, epoch_samples=0)
         assert result.final["cells"] == 15_625 and 0 < result.final["distinct"] <= 1
+        assert result.final["latent_std"] > 0 and result.final["latent_distance"] > 0
         loaded = load_pretrained(result.out_dir, nb201)
         assert loaded.name == "neighbour-bag"
         again = pretrain_model(bench, "neighbour-bag", config)

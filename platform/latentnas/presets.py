@@ -49,11 +49,9 @@ _DNGO = dict(init=16, units=128, layers=1, epochs=100, minibatch=10, lr=1e-2,
              warm_start=False, target="raw", acquisition="paper", blr_fit="paper",
              drop_last=True)
 
-#: their supervised DNGO (search_methods/supervised_dngo.py, pybnn/dngo_supervised.py): a
-#: GIN regressor retrained each round, top 5 a round, 16 initial cells
-_SUPERVISED = dict(init=16, epochs=100, minibatch=10, lr=1e-2, warm_start=False,
-                   target="raw", acquisition="paper", blr_fit="paper", drop_last=True,
-                   network="gin", gin="paper", batch_size=5)
+#: their supervised DNGO (search_methods/supervised_dngo.py, pybnn/dngo_supervised.py): the
+#: same DNGO training and acquisition on a GIN regressor (units and layers unused), top 5
+_SUPERVISED = {**_DNGO, "network": "gin", "gin": "paper", "batch_size": 5}
 
 PRESETS: dict[str, dict[str, dict[str, dict]]] = {
     "reinforce": {"paper": {

@@ -40,6 +40,8 @@ from latentnas.provenance import training_environment
 from latentnas.spaces.base import SearchSpace
 from latentnas.storage import is_uri, mirror, upload, write_bytes
 
+#: held-out cells the per-epoch latent scale is measured on (all pairs: 2 million at most)
+GEOMETRY_CELLS = 2_000
 CHECKPOINT, EMBEDDINGS, METRICS = "checkpoint.safetensors", "embeddings.parquet", "metrics.json"
 #: the files of a model directory
 FILES = (CHECKPOINT, METRICS, EMBEDDINGS)
@@ -244,14 +246,18 @@ def pretrain(space: SearchSpace, config, out_dir: str, *, encoder: str = "arch2v
         train_seconds += report.seconds
         row = {"epoch": report.epoch, "loss": report.loss, "seconds": report.seconds,
                "graphs_per_s": report.graphs / report.seconds}
-        row.update(latent_geometry(model.encode(adj[held], ops[held])))
         if generative:
             adj_rec, op_rec = model.reconstruct(adj[held], ops[held])
             row.update(reconstruction_accuracy(adj[held], ops[held], adj_rec, op_rec))
             if epoch_samples:
                 row.update(sample_quality(model, space, epoch_samples, seed=report.epoch))
+            # the scale from a random sample of the held-out cells (held is a random draw)
+            row.update(latent_geometry(model.encode(adj[held[:GEOMETRY_CELLS]],
+                                                    ops[held[:GEOMETRY_CELLS]])))
         else:
-            row.update(embedding_spread(model.encode(adj[held], ops[held])))
+            z = model.encode(adj[held], ops[held])
+            row.update(embedding_spread(z))
+            row.update(latent_geometry(z[:GEOMETRY_CELLS]))
         result.epochs.append(row)
         if on_epoch:
             on_epoch(row)
@@ -292,15 +298,13 @@ def pretrain(space: SearchSpace, config, out_dir: str, *, encoder: str = "arch2v
     return result
 
 
-def latent_geometry(z: torch.Tensor, cells: int = 2_000) -> dict[str, float]:
-    """The scale of an embedding: ``latent_std``, the mean per-dimension standard deviation,
-    and ``latent_distance``, the median Euclidean distance between two cells (over all
-    pairs of at most ``cells`` of them, a fixed subsample). A searcher that moves by a
-    fixed step (REINFORCE's σ, a trust region) searches differently in spaces of other
-    scales, so pretrainings are compared on these too."""
+def latent_geometry(z: torch.Tensor) -> dict[str, float]:
+    """The scale of an embedding ``z`` (pretraining passes at most :data:`GEOMETRY_CELLS`
+    held-out cells): ``latent_std``, the mean per-dimension standard deviation, and
+    ``latent_distance``, the median Euclidean distance over all pairs of cells. A searcher
+    that moves by a fixed step (REINFORCE's σ, a trust region) searches differently in
+    spaces of other scales, so pretrainings are compared on these too."""
     z = z.detach().float().cpu()
-    if len(z) > cells:
-        z = z[torch.randperm(len(z), generator=torch.Generator().manual_seed(0))[:cells]]
     distance = float(torch.pdist(z).median()) if len(z) > 1 else 0.0
     return {"latent_std": float(z.std(0).mean()) if len(z) > 1 else 0.0,
             "latent_distance": distance}

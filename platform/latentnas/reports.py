@@ -528,10 +528,10 @@ def results(root: str, budgets: list[int] | None = None, experiment: str | None 
             raise ConfigError(f"experiments {experiment} are on different benchmarks "
                               f"({', '.join(sorted(set(df['space'] + '/' + df['dataset'])))}); "
                               "a report reads experiments of one benchmark")
-        twice = df.drop_duplicates(["experiment", "searcher", "encoding", "seed"]).duplicated(
-            ["searcher", "encoding", "seed"])
+        searches = df.drop_duplicates(["experiment", "searcher", "encoding", "seed"])
+        twice = searches.duplicated(["searcher", "encoding", "seed"])
         if twice.any():
-            row = df.drop_duplicates(["experiment", "searcher", "encoding", "seed"])[twice].iloc[0]
+            row = searches[twice].iloc[0]
             raise ConfigError(f"experiments {experiment} both hold {row['searcher']}"
                               f"[{row['encoding']}] seed {row['seed']}; a report reads "
                               "experiments whose searches differ")
