@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from encoders.base import EpochReport, LearnedEncoder
+from encoders.layers import with_positions
 
 REFERENCE_BATCH = 32
 
@@ -141,14 +142,7 @@ class Arch2VecModel(nn.Module):
 
     def inputs(self, ops: torch.Tensor) -> torch.Tensor:
         """``H⁽⁰⁾``: the one-hot ops, with a one-hot node position appended if configured."""
-        if not self.cfg.node_positions:
-            return ops
-        b, n, _ = ops.shape
-        if n > self.cfg.node_positions:
-            raise ValueError(f"graphs of {n} nodes, but the model was built for "
-                             f"node_positions={self.cfg.node_positions}")
-        eye = torch.eye(n, self.cfg.node_positions, device=ops.device, dtype=ops.dtype)
-        return torch.cat([ops, eye.expand(b, n, -1)], dim=-1)
+        return with_positions(ops, self.cfg.node_positions)
 
     def encode(self, adj: torch.Tensor, ops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-node ``(μ, log σ)``, each ``[B, N, latent_dim]``."""

@@ -38,7 +38,7 @@ from torch import nn
 
 from encoders.augment import mask, substitute, with_mask_channel
 from encoders.base import EncoderConfig, LearnedEncoder
-from encoders.layers import Readout, backbone, projector
+from encoders.layers import Readout, backbone, projector, with_positions
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class BarlowConfig(EncoderConfig):
     mask_p: float = 0.15
     substitute_p: float = 0.5
     batch_size: int = 128           # the cross-correlation is estimated over a batch
+    node_positions: int = 0         # >0: one-hot node position appended to every view
 
 
 class BarlowNet(nn.Module):
@@ -58,13 +59,16 @@ class BarlowNet(nn.Module):
 
     def __init__(self, num_ops: int, cfg: BarlowConfig):
         super().__init__()
-        self.backbone = backbone(cfg.backbone, num_ops + 1, cfg.hidden_dim, cfg.num_layers)
+        self.positions = cfg.node_positions
+        self.backbone = backbone(cfg.backbone, num_ops + 1 + cfg.node_positions,
+                                 cfg.hidden_dim, cfg.num_layers)
         self.readout = Readout(cfg.readout, cfg.hidden_dim)
         self.embed = nn.Linear(self.readout.out_dim, cfg.latent_dim)
         self.projector = projector(cfg.latent_dim, 4 * cfg.latent_dim, cfg.projector_dim)
 
     def represent(self, adj: torch.Tensor, view: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.readout(self.backbone(view, adj), real))
+        h = self.backbone(with_positions(view, self.positions), adj)
+        return self.embed(self.readout(h, real))
 
 
 def barlow_loss(z1: torch.Tensor, z2: torch.Tensor, offdiag_weight: float) -> torch.Tensor:

@@ -38,7 +38,7 @@ from torch import nn
 
 from encoders.augment import mask, with_mask_channel
 from encoders.base import EncoderConfig, LearnedEncoder
-from encoders.layers import Readout, backbone, cosine_loss
+from encoders.layers import Readout, backbone, cosine_loss, with_positions
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class JEPAConfig(EncoderConfig):
     readout: str = "mean"
     mask_p: float = 0.3
     ema: float = 0.99               # τ of the target's moving average
+    node_positions: int = 0         # >0: one-hot node position appended to every view
 
 
 class JEPAEncoder(nn.Module):
@@ -55,12 +56,14 @@ class JEPAEncoder(nn.Module):
 
     def __init__(self, num_ops: int, cfg: JEPAConfig):
         super().__init__()
-        self.backbone = backbone(cfg.backbone, num_ops + 1, cfg.hidden_dim, cfg.num_layers)
+        self.positions = cfg.node_positions
+        self.backbone = backbone(cfg.backbone, num_ops + 1 + cfg.node_positions,
+                                 cfg.hidden_dim, cfg.num_layers)
         self.readout = Readout(cfg.readout, cfg.hidden_dim)
         self.embed = nn.Linear(self.readout.out_dim, cfg.latent_dim)
 
     def forward(self, adj, view, real):
-        h = self.backbone(view, adj)
+        h = self.backbone(with_positions(view, self.positions), adj)
         return h, self.embed(self.readout(h, real))
 
 

@@ -296,7 +296,59 @@ def test_default_configs_per_encoder():
         cfg = default_config(info, name, seed=9)
         assert isinstance(cfg, cls) and cfg.epochs == a2v.epochs and cfg.seed == 9
     with pytest.raises(ConfigError, match="unknown barlow setting"):
-        default_config(info, "barlow", node_positions=8)
+        default_config(info, "barlow", ops_activation="sigmoid")
+
+
+@pytest.mark.parametrize("name", ["arch2vec", *NEW])
+def test_node_positions_tell_apart_what_message_passing_cannot(name):
+    """in -> (a, b) -> out with the two middle ops swapped is the same graph relabelled:
+    every encoder embeds the two alike, unless it is given node positions."""
+    adj = torch.zeros(2, 4, 4)
+    adj[:, 0, 1] = adj[:, 0, 2] = adj[:, 1, 3] = adj[:, 2, 3] = 1
+    ops = torch.zeros(2, 4, 5)
+    ops[:, 0, 0] = ops[:, 3, 4] = 1
+    ops[0, 1, 1] = ops[0, 2, 2] = ops[1, 1, 2] = ops[1, 2, 1] = 1
+    for positions in (0, 4, 6):
+        enc = build(name, num_ops=5, frozen=(0, 4), node_positions=positions, epochs=1)
+        z = enc.encode(adj, ops)
+        assert torch.allclose(z[0], z[1], atol=1e-5) == (positions == 0), positions
+    enc = build(name, num_ops=5, frozen=(0, 4), node_positions=3)
+    with pytest.raises(ValueError, match="node_positions=3"):
+        enc.encode(adj, ops)
+
+
+def test_the_common_budget_is_one_budget_for_every_encoder():
+    from dataclasses import dataclass
+
+    from encoders.base import EncoderConfig
+    from latentnas.benchmarks import RECORDS
+    from latentnas.models import common_config, common_settings, parse
+
+    shared = ("epochs", "batch_size", "lr", "grad_clip", "node_positions")
+    for space, positions in (("nb201", 0), ("nbgraph", 6), ("nbgraph-proteins", 6)):
+        info = RECORDS[space]
+        assert common_settings(info)["node_positions"] == positions
+        configs = [common_config(info, name, seed=5) for name in available()[:4]]
+        assert len({tuple(getattr(c, k) for k in shared) for c in configs}) == 1
+        assert configs[0].epochs == 10 and configs[0].batch_size == 32
+        assert configs[0].lr == 1e-3 and configs[0].lr_schedule == "constant"
+        assert all(c.seed == 5 for c in configs)
+        # arch2vec's own model settings, not the authors' quirks (arch2vec:reference)
+        assert configs[0].ops_activation == "softmax" and configs[0].train_mode_epochs == 0
+    assert common_settings(RECORDS["nb101-full"])["epochs"] == 8
+    assert parse("jepa:common").kind == "common" and parse("jepa:common").seeded
+
+    @dataclass(frozen=True)
+    class BagConfig(EncoderConfig):
+        pass
+
+    @register("positionless-bag")
+    class Bag(LearnedEncoder):
+        config_class = BagConfig
+
+    assert common_config(RECORDS["nb201"], "positionless-bag").batch_size == 32
+    with pytest.raises(ConfigError, match="no node positions.*positionless-bag, not"):
+        common_config(RECORDS["nbgraph"], "positionless-bag")
 
 
 def test_crowding_measures_how_close_the_best_cells_sit_to_their_neighbours():

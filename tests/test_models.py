@@ -199,3 +199,34 @@ def test_reproduce_and_encoders_compare_take_model_references(tmp_path):
     assert compared.encodings == [mine, "mpnn", "adjacency"]
     with pytest.raises(ConfigError, match="not a learned encoder"):
         comparison_plan("nb201", encoders=["adjacency"])
+    # --common: every encoder under one budget, names only
+    common = comparison_plan("nbgraph-proteins", seeds=2, common=True)
+    assert common.encodings == ["arch2vec:common", "mpnn:common", "barlow:common",
+                                "jepa:common", "adjacency"]
+    assert comparison_plan("nb201", encoders=["jepa", "mpnn:common"], common=True
+                           ).encodings[:2] == ["jepa:common", "mpnn:common"]
+    with pytest.raises(ConfigError, match="fixed model"):
+        comparison_plan("nb201", encoders=[mine], common=True)
+    with pytest.raises(ConfigError, match="fixed model"):
+        comparison_plan("nb201", encoders=["arch2vec:reference"], common=True)
+
+
+def test_a_common_budget_model_is_pretrained_as_the_budget_says(monkeypatch):
+    """``barlow:common`` on proteins: pretrained with the common settings (positions for
+    every encoder there) and searched like any default model; the report names them."""
+    import latentnas.models as models_mod
+    from latentnas.compare import comparison_plan, protocol
+
+    real = models_mod.common_settings
+    monkeypatch.setattr(models_mod, "common_settings", lambda info: {**real(info), "epochs": 1})
+    bench = resolve("nbgraph-proteins")
+    model = bench.encoder("barlow:common", seed=4)
+    assert model.encoder == "barlow" and model.seed == 4
+    assert {k: model.config[k] for k in ("epochs", "batch_size", "lr", "node_positions")} \
+        == {"epochs": 1, "batch_size": 32, "lr": 1e-3, "node_positions": 6}
+    assert model.features.shape == (2021, 16) and model.features.std(0).min() > 0
+    text = protocol(comparison_plan("nbgraph-proteins", seeds=2, common=True))
+    assert "one pretraining budget" in text and "batch 32" in text
+    assert "node position (6 nodes) for every encoder" in text
+    assert "no node positions" in protocol(comparison_plan("nb201", seeds=2, common=True))
+    assert "budgets differ" in protocol(comparison_plan("nb201", seeds=2))

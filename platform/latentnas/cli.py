@@ -325,10 +325,14 @@ def encoders_compare(
                                "over"),
     repeats: int = typer.Option(3, help="random draws per GP ranking figure"),
     out: Optional[str] = typer.Option(None, help="output folder (default "
-                                      "runs/encoders-SPACE-DATASET)"),
+                                      "runs/encoders-SPACE-DATASET, -common with --common)"),
     workers: int = typer.Option(2, help="local processes for the searches"),
     overwrite: bool = typer.Option(False, help="replace stored searches of other settings"),
     mix_versions: bool = MIX,
+    common: bool = typer.Option(False, "--common", help="pretrain every encoder under one "
+                                "budget (the arch2vec authors': 10 epochs, batch 32, Adam "
+                                "1e-3; node positions for all or none) instead of each "
+                                "one's default"),
 ) -> None:
     """Which embedding makes search find good cells with fewer queries: every encoder
     pretrained on the same cells, its latent space measured, gp and reinforce run in it
@@ -338,8 +342,10 @@ def encoders_compare(
         raise ConfigError(f"--encoders {encoders!r} names no encoder; give names such as "
                           "'arch2vec, mpnn', or leave --encoders out for all of them")
     positive("repeats", repeats, 1000)
-    plan = comparison_plan(space, dataset, seeds, first_seed, budget, models, names, searchers)
-    out = out or os.path.join("runs", f"encoders-{plan.space}-{plan.dataset}")
+    plan = comparison_plan(space, dataset, seeds, first_seed, budget, models, names, searchers,
+                           common=common)
+    out = out or os.path.join("runs", f"encoders-{plan.space}-{plan.dataset}"
+                                      f"{'-common' if common else ''}")
     with search_progress(console) as (start, done):
         rep = compare(plan, out, workers=workers, overwrite=overwrite, repeats=repeats,
                       on_start=start, on_result=done, mix_versions=mix_versions)

@@ -6,7 +6,10 @@ chosen subset) and the plain encodings (adjacency; path where its vocabulary is 
 enough for a GP, i.e. not on NAS-Bench-Graph), on one space:
 
 1. **pretraining**: ``models`` models per encoder, pretraining seeds 3, 4, ... (each the
-   encoder's default for the space, ``latentnas.models.default_config``), cached; seconds
+   encoder's default for the space, ``latentnas.models.default_config``, or with
+   ``common`` every encoder under one budget, ``latentnas.models.common_settings``: the
+   same epochs, batch, optimiser and learning rate, and node positions for all encoders
+   or none), cached; seconds
    of training when each was trained, held-out exact reconstruction for generative
    encoders, share of distinct embeddings;
 2. **the latent space** of the first model: nearest-neighbour |Δ report metric| against
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from latentnas import benchmarks, models, reports
-from latentnas.models import parse
+from latentnas.models import common_config, parse
 from latentnas.domains import neighbour_fn
 from latentnas.latent import crowding, distance_correlation, gp_rank_quality, smoothness
 from latentnas.plan import REPORT_SEED, SearchPlan
@@ -59,14 +62,25 @@ def builtin_encoders() -> list[str]:
 def comparison_plan(space: str = "nb201", dataset: str | None = None, seeds: int = 100,
                     first_seed: int = REPORT_SEED, budget: int | None = None, models: int = 3,
                     encoders: list[str] | None = None,
-                    searchers: str = SEARCHERS) -> SearchPlan:
-    """The searches of the comparison (see the module docstring)."""
+                    searchers: str = SEARCHERS, common: bool = False) -> SearchPlan:
+    """The searches of the comparison (see the module docstring); ``common``: every
+    encoder pretrained under the common budget (``NAME:common``)."""
     info, _ = benchmarks.check(space, dataset)
     names = list(encoders or builtin_encoders())
-    for name in names:                             # unknown names fail here, with the list
-        if not parse(name).learned:
+    for i, name in enumerate(names):               # unknown names fail here, with the list
+        enc = parse(name)
+        if not enc.learned:
             raise ConfigError(f"{name!r} is not a learned encoder or a model directory; the "
                               "plain encodings (adjacency, path) are compared anyway")
+        if common:
+            if enc.kind not in ("default", "common"):
+                raise ConfigError(f"--common pretrains every encoder under one budget; "
+                                  f"{name!r} is a fixed model: give encoder names only, "
+                                  "or leave --common out")
+            names[i] = f"{enc.encoder}:common"
+    if common:                                     # refused settings fail before any work
+        for name in names:
+            common_config(info, parse(name).encoder)
     plain = ["adjacency"] + ([] if info.space.startswith("nbgraph") else ["path"])
     return SearchPlan(space=space, dataset=dataset, seeds=seeds, first_seed=first_seed,
                       budget=budget or info.budget, encoder_models=models,
@@ -200,9 +214,8 @@ def write_report(plan: SearchPlan, df, pretraining: list[dict], quality: dict, o
                                                    _tau_plot(quality, out)]
     lines = [f"# Encoders compared on {bench.info.title} ({bench.name}/{bench.dataset})", "",
              f"- Encodings: {', '.join(plan.encodings)}; searchers: "
-             f"{', '.join(s.label for s in plan.searchers)} (this project's defaults); each "
-             "encoder with its default settings for the space "
-             "(`latentnas.models.default_config`).",
+             f"{', '.join(s.label for s in plan.searchers)} (this project's defaults); "
+             f"{protocol(plan)}",
              f"- {ran} searches run now; {wall / 60:.1f} min wall on {os.cpu_count()} CPUs."]
     lines += reports.provenance_lines(os.path.join(out, "results"), EXPERIMENT, df,
                                       command_line())
@@ -255,6 +268,25 @@ def write_report(plan: SearchPlan, df, pretraining: list[dict], quality: dict, o
                 json.dumps(figures, indent=1, default=float).encode())
     return Comparison(report, os.path.join(out, "results"), plots, wall, ran, pretraining,
                       quality, tables[0][1], tables[0][2])
+
+
+def protocol(plan: SearchPlan) -> str:
+    """How the plan's encoders were pretrained, in a sentence for the report."""
+    kinds = {models.parse(e).kind for e in learned_encodings(plan)}
+    if kinds == {"common"}:
+        s = models.common_settings(plan.benchmark.info)
+        positions = f"a one-hot node position ({s['node_positions']} nodes) for every " \
+            "encoder" if s["node_positions"] else "no node positions for any encoder"
+        return (f"every encoder under one pretraining budget (`--common`, "
+                f"`latentnas.models.common_settings`): {s['epochs']} epochs, batch "
+                f"{s['batch_size']}, Adam {s['lr']:g} without decay, gradients clipped at "
+                f"{s['grad_clip']:g}, {positions}; each keeps its own loss and model "
+                "settings.")
+    if kinds == {"default"}:
+        return ("each encoder with its default settings for the space "
+                "(`latentnas.models.default_config`; budgets differ between encoders).")
+    return ("each encoding as written (defaults, `:common` budget, `:reference` or model "
+            "directories; budgets may differ between encoders).")
 
 
 def _tau_plot(quality: dict, out: str) -> str:

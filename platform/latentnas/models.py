@@ -9,6 +9,10 @@ Wherever an encoding is accepted (``--encodings``, ``encodings:`` in an experime
                         seed *s* the model pretrained with seed ``3 + s mod k``
 ``arch2vec:reference``  the arch2vec authors' pretraining setting for the space, seeded
                         the same way
+``barlow:common``       any learned encoder under the common pretraining budget
+                        (:func:`common_settings`): the same epochs, batch, optimiser,
+                        learning rate and node positions for every encoder, seeded the
+                        same way; what ``encoders compare --common`` compares
 ``./DIR``, ``/DIR``,    a model written by ``latentnas pretrain --out``: every seed
 ``s3://…``, ``gs://…``  searches that one model
 ``adjacency``, ``path`` fixed encodings (no training)
@@ -62,14 +66,14 @@ PRETRAIN_SEED = 3
 MAX_SEED = 2**31 - 1
 FIXED = ("adjacency", "path")
 WITHOUT_FEATURES = ("supervised", "none")
-#: variants of a learned encoder's name (``arch2vec:reference``)
-VARIANTS = ("default", "reference")
+#: variants of a learned encoder's name (``arch2vec:reference``, ``barlow:common``)
+VARIANTS = ("default", "reference", "common")
 
 
 @dataclass(frozen=True)
 class Encoding:
-    """A parsed encoding: ``kind`` is ``fixed``, ``none``, ``default``, ``reference`` or
-    ``path``; ``text`` is how it was written (its name in plans and results)."""
+    """A parsed encoding: ``kind`` is ``fixed``, ``none``, ``default``, ``reference``,
+    ``common`` or ``path``; ``text`` is how it was written (its name in plans and results)."""
 
     text: str
     kind: str
@@ -78,7 +82,7 @@ class Encoding:
 
     @property
     def learned(self) -> bool:
-        return self.kind in ("default", "reference", "path")
+        return self.kind in ("default", "reference", "common", "path")
 
     @property
     def has_features(self) -> bool:
@@ -87,7 +91,7 @@ class Encoding:
     @property
     def seeded(self) -> bool:
         """Whether a plan spreads its seeds over several models of this encoding."""
-        return self.kind in ("default", "reference")
+        return self.kind in ("default", "reference", "common")
 
 
 def is_path(text: str) -> bool:
@@ -120,6 +124,7 @@ def parse(text: Any) -> Encoding:
     if not is_encoder(name):
         near = difflib.get_close_matches(name, names(), n=1)
         error = UnknownNameError("encoding", text, [*names(), "arch2vec:reference",
+                                                    "NAME:common",
                                                     "./DIR (a model from pretrain --out)"])
         if near:
             error.args = (f"unknown encoding {text!r} (did you mean {near[0]!r}?); "
@@ -128,7 +133,8 @@ def parse(text: Any) -> Encoding:
     variant = variant or "default"
     if variant not in VARIANTS:
         raise ConfigError(f"encoding {text!r}: {name} has no model {variant!r}; write "
-                          f"{name} (its default) or {name}:reference")
+                          f"{name} (its default), {name}:common (the common pretraining "
+                          "budget) or arch2vec:reference")
     if variant == "reference" and name != "arch2vec":
         raise ConfigError(f"encoding {text!r}: the authors' setting exists for arch2vec "
                           "only; write arch2vec:reference")
@@ -147,6 +153,40 @@ def reference_settings(space: str) -> dict:
     return dict(batch_size=32, lr=1e-3, lr_schedule="constant", ops_activation="sigmoid",
                 epochs=8 if space.startswith("nb101") else 10, train_mode_epochs=1,
                 reshuffle=False, kl_batch=0)
+
+
+def common_settings(info) -> dict:
+    """The pretraining budget ``encoders compare --common`` gives every encoder on the
+    space of ``info`` (a ``benchmarks.BenchmarkInfo``): the arch2vec authors' (their ``models/pretraining_nasbench201.py`` and
+    ``pretraining_nasbench101.py``: Adam 1e-3 without decay, batch 32, 10 epochs, 8 on
+    NB101, gradients clipped at 5), and node positions for all encoders or for none: for
+    all where this project's arch2vec needs them to tell twin layers apart (NAS-Bench-Graph,
+    ``benchmarks``), for none elsewhere. Each encoder keeps its own loss and model
+    settings; arch2vec's here are its defaults (softmax ops, training mode every epoch),
+    not the authors' quirks, which ``arch2vec:reference`` keeps."""
+    positions = get_space(info.space).num_nodes if info.pretrain.get("node_positions") else 0
+    return dict(epochs=8 if info.space.startswith("nb101") else 10, batch_size=32, lr=1e-3,
+                lr_schedule="constant", grad_clip=5.0, node_positions=positions)
+
+
+def common_config(info, encoder: str = "arch2vec", **overrides):
+    """``encoder``'s settings under :func:`common_settings` for the space of ``info``, with
+    ``overrides``. An encoder without node positions where the budget gives them to all
+    is refused: a comparison where only some encoders see positions is not one."""
+    cls = encoder_class(encoder).config_class
+    own = {f.name for f in fields(cls)}
+    settings = common_settings(info)
+    if settings["node_positions"] and "node_positions" not in own:
+        raise ConfigError(f"encoder {encoder} has no node positions, which the common "
+                          f"budget gives every encoder on {info.space}; add a "
+                          "node_positions setting to it, or compare it under its default "
+                          f"({encoder}, not {encoder}:common)")
+    missing = sorted({"epochs", "batch_size", "lr"} - own)
+    if missing:
+        raise ConfigError(f"encoder {encoder} has no {', '.join(missing)} setting; the "
+                          "common budget sets them for every encoder")
+    settings = {k: v for k, v in settings.items() if k in own}
+    return _config(encoder, settings, overrides)
 
 
 def _config(encoder: str, base: dict, overrides: dict):
@@ -369,8 +409,9 @@ def trained_encoder(bench, encoding: str | Encoding, seed: int | None = None,
             enc, local, uri = _located(enc, space)
             _MODELS[key] = _open(local, uri, enc.text, space, cached=True)
         else:
-            make = reference_config if enc.kind == "reference" else \
-                lambda info, **kw: default_config(info, enc.encoder, **kw)
+            make = {"reference": reference_config,
+                    "common": lambda info, **kw: common_config(info, enc.encoder, **kw)}.get(
+                enc.kind, lambda info, **kw: default_config(info, enc.encoder, **kw))
             result = pretrain_model(bench, enc.encoder, make(bench.info, seed=seed),
                                     device=device)
             _MODELS[key] = _open(result.out_dir, result.uri, enc.text, space, result.cached)
