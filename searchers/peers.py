@@ -249,7 +249,21 @@ class OptunaTPESearch(_OptunaSearch):
 @register("optuna-gp")
 class OptunaGPSearch(_OptunaSearch):
     """Optuna's GP sampler (``GPSampler``, its defaults: 10 random startup trials, a
-    Matérn-5/2 GP with one-hot categorical inputs, log EI) over the categorical choices."""
+    Matérn-5/2 GP with one-hot categorical inputs, log EI) over the categorical choices.
+
+    ``max_rejects`` is 10 here, not 100: once the GP has found the best region it keeps
+    re-suggesting cells already searched in their other equivalent forms (on
+    NAS-Bench-Graph proteins, 5,625 choice combinations name 2,021 cells), and every
+    re-suggestion is told back, a trial more that each later ask refits. On proteins'
+    tuning seeds 0–4 (150 queries, one thread) 10 instead of 100 cut seed 3 from 315
+    re-suggestions and 84 CPU s to 120 and 22 s, the others within 20 %, with the same
+    regret at 50, 100 and 150. Not telling re-suggestions (failed trials, outside the GP)
+    was worse: 630–780 re-suggestions and 60–76 fallbacks a search, as the GP, never
+    told, suggests the same forms again."""
+
+    def __init__(self, domain: Domain, rng: np.random.Generator,
+                 max_rejects: Annotated[int, Ge(1)] = 10):
+        super().__init__(domain, rng, max_rejects)
 
     def _sampler(self, optuna, seed: int):
         return optuna.samplers.GPSampler(seed=seed)

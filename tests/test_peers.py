@@ -120,6 +120,24 @@ def test_a_library_that_only_re_suggests_falls_back_to_random_cells_and_exhausts
     assert len(s.ask(1)) == 0
 
 
+def test_optuna_gp_tells_its_re_suggestions_and_gives_up_on_them_sooner():
+    """Equivalent forms (``c`` and ``c + 4`` one cell): every re-suggestion is told to the
+    GP as a trial with its cell's value, and after 10 in a row (not 100) a random cell is
+    proposed instead, as each told trial makes every later ask dearer."""
+    domain, y = choice_domain(fold=True)
+    s = create("optuna-gp", domain, np.random.default_rng(4))
+    assert s.max_rejects == 10
+    assert create("optuna-gp", domain, np.random.default_rng(4), max_rejects=100
+                  ).max_rejects == 100
+    trace = drive(s, y, 40)
+    assert len(set(trace)) == 40
+    stats = s.stats()
+    assert stats["repeats"] > 0
+    told = {domain.choices.decode(s.codes(t.params)): t.value for t in s.study.trials}
+    assert len(s.study.trials) == stats["suggestions"] + stats["fallbacks"]
+    assert all(v == y[cell] for cell, v in told.items())
+
+
 def test_a_missing_library_is_one_line_naming_the_extra(monkeypatch):
     real = builtins.__import__
 
