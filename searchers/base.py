@@ -67,6 +67,9 @@ class Domain:
             baseline, the paper's fixed EI target) divide by it.
         choices: the cells as categorical choices (:class:`Choices`), for adapters of
             general-purpose optimizers.
+        empty_ops, identity_ops: op columns of ``graphs`` whose nodes compute nothing (NB201's
+            ``none``) or pass their input on unchanged (NB201's ``skip_connect``), for
+            strategies that prune a cell's graph to what it computes (``nasbowl``).
     """
 
     ids: np.ndarray
@@ -77,6 +80,8 @@ class Domain:
     top_k: Callable[[object, np.ndarray, int], Sequence[int]] | None = None
     value_scale: float = 1.0
     choices: Choices | None = None
+    empty_ops: tuple[int, ...] = ()
+    identity_ops: tuple[int, ...] = ()
     _pos: dict[int, int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -18,6 +18,17 @@ script (``nasbench_optimisation.py`` of their repository: ``--n_init 30 --pool_s
   a pool of ``pool`` (100) unvisited cells, half mutations (one-edit neighbours) of the
   ``top`` (10) best cells told so far, half random cells.
 
+* ``prune`` (on): as the authors' NB201 code does, each cell's graph is reduced to what
+  it computes before its features are counted (:func:`pruned`): ``none`` nodes dropped,
+  ``skip_connect`` nodes bypassed, nodes cut off from the input or the output dropped
+  (spaces name these ops, ``Domain.empty_ops`` / ``identity_ops``; only NB201 has them).
+  Two differences from their ``create_nasbench201_graph``, where it is wrong: skips are
+  bypassed one after another in graph order, so a chain of two skips still joins its
+  ends (their code wires each skip's original neighbours, then deletes both, cutting the
+  chain), and dangling nodes are dropped until none is left (theirs, one pass). On NB201's
+  tuning seeds 0–99 pruning lowered the mean regret at 100 queries from 0.311 to 0.188
+  and raised the share finding the optimum by 150 from 36 % to 63 %.
+
 The authors' code also offers choosing ``h`` by likelihood and an optimal-assignment
 variant of the kernel on NAS-Bench-101; neither is used here. Nothing is carried between
 rounds but the random generator and the label dictionary (rebuilt deterministically from
@@ -36,14 +47,46 @@ from searchers.base import Domain, Searcher
 from searchers.registry import register
 
 
-class WLFeatures:
-    """WL subtree label counts of a domain's cells, computed on demand and kept."""
+def pruned(adj: np.ndarray, kinds: dict[int, int], empty: tuple[int, ...],
+           identity: tuple[int, ...]) -> tuple[np.ndarray, dict[int, int]]:
+    """A cell's graph reduced to what it computes: nodes of an ``empty`` op dropped with
+    their edges, nodes of an ``identity`` op bypassed (their inputs wired to their
+    outputs), then every node other than the first (input) and last (output) that no
+    longer has both an input and an output dropped, until none is left. ``kinds`` maps
+    each real node to its op; returns the pruned adjacency and the kept nodes' ops."""
+    adj = adj.copy()
+    kinds = dict(kinds)
+    nodes = sorted(kinds)
+    ends = {nodes[0], nodes[-1]}
+    for v in nodes:                          # topological order: chains of skips bypass
+        if v in ends or kinds[v] not in empty + identity:
+            continue
+        if kinds[v] in identity:
+            adj[np.ix_(np.flatnonzero(adj[:, v]), np.flatnonzero(adj[v]))] = True
+        adj[v], adj[:, v] = False, False
+        del kinds[v]
+    changed = True
+    while changed:
+        dangling = [v for v in kinds if v not in ends and (not adj[:, v].any() or
+                                                           not adj[v].any())]
+        for v in dangling:
+            adj[v], adj[:, v] = False, False
+            del kinds[v]
+        changed = bool(dangling)
+    return adj, kinds
 
-    def __init__(self, graphs: tuple[np.ndarray, np.ndarray], h: int):
+
+class WLFeatures:
+    """WL subtree label counts of a domain's cells, computed on demand and kept; with
+    ``empty`` / ``identity`` op columns, of each cell's :func:`pruned` graph."""
+
+    def __init__(self, graphs: tuple[np.ndarray, np.ndarray], h: int,
+                 empty: tuple[int, ...] = (), identity: tuple[int, ...] = ()):
         adj, ops = graphs
         self.adj = np.asarray(adj) > 0
         self.ops = np.asarray(ops)
         self.h = h
+        self.empty, self.identity = tuple(empty), tuple(identity)
         self.labels: dict[tuple, int] = {}
         self.counts: dict[int, dict[int, int]] = {}
 
@@ -54,8 +97,10 @@ class WLFeatures:
         if pos in self.counts:
             return self.counts[pos]
         adj, ops = self.adj[pos], self.ops[pos]
-        nodes = np.flatnonzero(ops.sum(-1) > 0)
-        labels = {int(v): self._label(("op", int(ops[v].argmax()))) for v in nodes}
+        kinds = {int(v): int(ops[v].argmax()) for v in np.flatnonzero(ops.sum(-1) > 0)}
+        if self.empty or self.identity:
+            adj, kinds = pruned(adj, kinds, self.empty, self.identity)
+        labels = {v: self._label(("op", k)) for v, k in kinds.items()}
         out: dict[int, int] = {}
         for lab in labels.values():
             out[lab] = out.get(lab, 0) + 1
@@ -89,11 +134,14 @@ class NASBOWLSearch(Searcher):
                  init: Annotated[int, Ge(1)] = 30, batch_size: Annotated[int, Ge(1)] = 5,
                  pool: Annotated[int, Ge(1)] = 100, top: Annotated[int, Ge(1)] = 10,
                  mutate_share: Annotated[float, Interval(ge=0, le=1)] = 0.5,
-                 h: Annotated[int, Ge(0)] = 2, max_noise: Annotated[float, Gt(0)] = 0.01):
+                 h: Annotated[int, Ge(0)] = 2, max_noise: Annotated[float, Gt(0)] = 0.01,
+                 prune: bool = True):
         super().__init__(domain, rng)
         self.init, self.batch_size, self.pool, self.top = init, batch_size, pool, top
         self.mutate_share, self.h, self.max_noise = mutate_share, h, max_noise
-        self.wl = WLFeatures(domain.graphs, h)
+        self.prune = prune
+        self.wl = WLFeatures(domain.graphs, h, *((domain.empty_ops, domain.identity_ops)
+                                                  if prune else ((), ())))
 
     def _pool(self, pos: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
         size = max(self.pool, n)

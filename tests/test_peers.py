@@ -255,3 +255,29 @@ def test_nasbowl_features_count_weisfeiler_lehman_labels():
     k = x @ x.T
     mean, var = gp_posterior(k, k, np.array([1.0, -1.0]), 0.01)
     assert np.allclose(mean, [1.0, -1.0], atol=0.05) and (var < 0.05).all()
+
+
+def test_nasbowl_prunes_nb201_cells_to_what_they_compute(nb201):
+    """As the authors' NB201 code does: ``none`` nodes dropped, ``skip_connect`` nodes
+    bypassed, then nodes cut off from the input or the output dropped, so cells that
+    differ only in parts that compute nothing share their WL features."""
+    from latentnas.domains import make_domain
+    from searchers.nasbowl import WLFeatures
+
+    domain = make_domain(nb201)
+    assert [nb201.ops[k] for k in domain.empty_ops + domain.identity_ops] == \
+        ["none", "skip_connect"]
+    # tuple order: edges 0->1, 0->2, 0->3, 1->2, 1->3, 2->3; 0 skip, 1 none, 2/3 convs,
+    # 4 pool. With 0->1 none, edges 1->2 and 1->3 are dead whatever their ops.
+    cells = [(1, 2, 2, 2, 2, 2), (1, 2, 2, 3, 4, 2), (2, 2, 2, 3, 4, 2),
+             (0, 0, 0, 0, 0, 0), (1, 1, 1, 1, 1, 1)]
+    ids = np.array([nb201.index(nb201.from_tuple(c)) for c in cells])
+    graphs = tuple(g[ids] for g in domain.graphs)
+    pruned = WLFeatures(graphs, 2, domain.empty_ops, domain.identity_ops)
+    plain = WLFeatures(graphs, 2)
+    assert pruned.of(0) == pruned.of(1) and plain.of(0) != plain.of(1)
+    assert pruned.of(1) != pruned.of(2)                  # 0->1 live: its ops count
+    assert sum(pruned.of(0).values()) == 5 * 3           # input, 3 live convs, output
+    assert sum(pruned.of(3).values()) == sum(pruned.of(4).values()) == 2 * 3
+    assert pruned.of(3) != pruned.of(4)                  # input -> output, or cut
+    assert sum(plain.of(3).values()) == 8 * 3

@@ -42,7 +42,9 @@ def make_domain(space: FiniteSpace, features: np.ndarray | None = None, *,
         graphs = (graphs[0][ids], graphs[1][ids])
     return Domain(ids=ids, features=features, neighbours=neighbour_fn(space), graphs=graphs,
                   nearest=nearest, top_k=top_k, value_scale=value_scale,
-                  choices=space_choices(space))
+                  choices=space_choices(space),
+                  empty_ops=tuple(space.ops.index(o) for o in space.empty_ops),
+                  identity_ops=tuple(space.ops.index(o) for o in space.identity_ops))
 
 
 @lru_cache(maxsize=None)

@@ -160,6 +160,10 @@ class SearchSpace(ABC):
     ops: tuple[str, ...]
     #: node count of the tensors (cells with fewer nodes are zero-padded)
     num_nodes: int
+    #: ops whose nodes compute nothing, and ops that pass their input on unchanged (a
+    #: graph pruned to what the cell computes drops the first and bypasses the second)
+    empty_ops: tuple[str, ...] = ()
+    identity_ops: tuple[str, ...] = ()
 
     # -- validity ---------------------------------------------------------------------
     @abstractmethod

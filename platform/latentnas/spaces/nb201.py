@@ -62,6 +62,8 @@ class NB201Space(FiniteSpace):
     name = "nb201"
     ops = VOCABULARY
     num_nodes = 8
+    empty_ops = ("none",)
+    identity_ops = ("skip_connect",)
 
     # -- forms ------------------------------------------------------------------------
     @staticmethod
