@@ -451,3 +451,6 @@ def test_encoders_cli_lists_and_refuses_unknown_names():
     assert bad.exit_code == 2 and "--reference is the arch2vec authors'" in bad.output
     bad = CliRunner().invoke(app, ["run", "--encodings", "arch2vec,barlo", "--seeds", "1"])
     assert bad.exit_code == 2 and "barlow" in bad.output
+    bad = CliRunner().invoke(app, ["encoders", "compare", "--common", "--encoders",
+                                   "arch2vec:reference"])
+    assert bad.exit_code == 2 and "--common pretrains every encoder" in bad.output
