@@ -511,7 +511,8 @@ def cost_section(root: str, experiments: list[str]) -> list[str]:
             "answers, in its own process), median and interquartile range. For library "
             "adapters, their suggestions over all seeds: re-suggestions (a cell already "
             "proposed) and invalid choices were answered without a query; fallbacks are "
-            "random cells proposed after 100 such answers in a row.", ""] + md_table(
+            "random cells proposed after `max_rejects` such answers in a row (see each "
+            "searcher's options above).", ""] + md_table(
         ["searcher", "encoding", "searches", "CPU s (median)", "CPU s (IQR)", "suggestions",
          "re-suggested", "invalid", "fallbacks"], rows)
 
