@@ -127,6 +127,26 @@ def test_plots_are_written(tmp_path):
     assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
+def test_plots_give_every_line_a_colour_of_its_own_and_each_searcher_a_dash(tmp_path,
+                                                                           monkeypatch):
+    """Twelve lines (a comparison's 2 searchers x 6 encodings): tab10 would repeat two
+    colours; every line gets its own, and each searcher its own dash pattern."""
+    from matplotlib.axes import Axes
+
+    drawn = []
+    real = Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda self, *a, **k: drawn.append(k) or real(self, *a, **k))
+    base = {"experiment": "e", "sim_time": 1.0, "best_report": 0.0}
+    df = pd.DataFrame([{**base, "searcher": s, "encoding": f"e{e}", "seed": seed, "step": step,
+                        "regret": 1.0 / step} for s in ("gp", "reinforce") for e in range(6)
+                       for seed in range(2) for step in (1, 2, 3)])
+    plot(df, str(tmp_path / "plots"))
+    per_plot = drawn[:12]
+    assert len({str(k["color"]) for k in per_plot}) == 12
+    dashes = {k["label"].split("[")[0]: k["linestyle"] for k in per_plot}
+    assert len(set(dashes.values())) == 2
+
+
 def test_results_command_prints_the_table_and_writes_outputs(tmp_path, monkeypatch):
     from latentnas import cli
 

@@ -273,7 +273,13 @@ def plot(df: pd.DataFrame, out_dir: str) -> list[str]:
     for axis in ("queries", "time"):
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
         by = keys(df)
-        for key, group in df.groupby(by, observed=True):
+        groups = list(df.groupby(by, observed=True))
+        # one colour per line (tab10 repeats after 10), one dash pattern per searcher
+        cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
+        first = sorted({k[0] if isinstance(k, tuple) else k for k, _ in groups}, key=str)
+        for i, (key, group) in enumerate(groups):
+            style = dict(color=cmap(i % cmap.N), linestyle=("-", "--", ":", "-.")[
+                first.index(key[0] if isinstance(key, tuple) else key) % 4])
             curves = []
             for _, trace in group.groupby("seed"):
                 trace = trace.sort_values("step")
@@ -290,11 +296,12 @@ def plot(df: pd.DataFrame, out_dir: str) -> list[str]:
             keep = ~np.isnan(curves).any(0)
             mean, lo, hi = _bands(curves[:, keep])
             name = label(key, by).replace("[none]", "")
-            ax.plot(x[keep], mean, label=f"{name} (n={len(curves)})")
+            ax.plot(x[keep], mean, label=f"{name} (n={len(curves)})", **style)
             if column == "regret":
-                ax.fill_between(x[keep], np.maximum(lo, 0), hi, alpha=0.2)   # regret >= 0
+                ax.fill_between(x[keep], np.maximum(lo, 0), hi, alpha=0.2,   # regret >= 0
+                                color=style["color"])
             else:
-                ax.fill_between(x[keep], lo, hi, alpha=0.2)
+                ax.fill_between(x[keep], lo, hi, alpha=0.2, color=style["color"])
         if column == "regret":
             ax.set_yscale("symlog", linthresh=0.01)    # linear near 0, where the optimum is
             ax.set_ylim(bottom=0)
