@@ -157,9 +157,9 @@ def reference_settings(space: str) -> dict:
 
 def common_settings(info) -> dict:
     """The pretraining budget ``encoders compare --common`` gives every encoder on the
-    space of ``info`` (a ``benchmarks.BenchmarkInfo``): the arch2vec authors' (their ``models/pretraining_nasbench201.py`` and
-    ``pretraining_nasbench101.py``: Adam 1e-3 without decay, batch 32, 10 epochs, 8 on
-    NB101, gradients clipped at 5), and node positions for all encoders or for none: for
+    space of ``info`` (a ``benchmarks.BenchmarkInfo``): the arch2vec authors' (their
+    ``models/pretraining_nasbench201.py`` and ``pretraining_nasbench101.py``: Adam 1e-3
+    without decay, batch 32, 10 epochs, 8 on NB101, gradients clipped at 5), and node positions for all encoders or for none: for
     all where this project's arch2vec needs them to tell twin layers apart (NAS-Bench-Graph,
     ``benchmarks``), for none elsewhere. Each encoder keeps its own loss and model
     settings; arch2vec's here are its defaults (softmax ops, training mode every epoch),
