@@ -55,8 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from encoders.base import EpochReport, LearnedEncoder
-from encoders.layers import with_positions
+from encoders.base import EpochReport, LearnedEncoder, with_positions
 
 REFERENCE_BATCH = 32
 

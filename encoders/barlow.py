@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from encoders.augment import mask, substitute, with_mask_channel
-from encoders.base import EncoderConfig, LearnedEncoder
-from encoders.layers import Readout, backbone, projector, with_positions
+from encoders.base import EncoderConfig, LearnedEncoder, with_positions
+from encoders.layers import Readout, backbone, projector
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from encoders.augment import mask, with_mask_channel
-from encoders.base import EncoderConfig, LearnedEncoder
-from encoders.layers import Readout, backbone, cosine_loss, with_positions
+from encoders.base import EncoderConfig, LearnedEncoder, with_positions
+from encoders.layers import Readout, backbone, cosine_loss
 
 
 @dataclass(frozen=True)

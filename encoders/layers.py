@@ -67,21 +67,6 @@ class GINLayers(nn.Module):
         return h
 
 
-def with_positions(x: torch.Tensor, positions: int) -> torch.Tensor:
-    """``[B, N, F] -> [B, N, F + positions]``: a one-hot node position appended (``x``
-    unchanged when ``positions`` is 0). Positions tell apart nodes that message passing
-    cannot (twin layers); a model built for ``positions`` takes graphs of at most that
-    many nodes."""
-    if not positions:
-        return x
-    b, n, _ = x.shape
-    if n > positions:
-        raise ValueError(f"graphs of {n} nodes, but the model was built for "
-                         f"node_positions={positions}")
-    eye = torch.eye(n, positions, device=x.device, dtype=x.dtype)
-    return torch.cat([x, eye.expand(b, n, -1)], dim=-1)
-
-
 def backbone(kind: str, in_dim: int, hidden_dim: int, layers: int) -> nn.Module:
     """``gin`` or ``mpnn`` node encoder."""
     if kind == "gin":
