@@ -65,14 +65,11 @@ def pruned(adj: np.ndarray, kinds: dict[int, int], empty: tuple[int, ...],
             adj[np.ix_(np.flatnonzero(adj[:, v]), np.flatnonzero(adj[v]))] = True
         adj[v], adj[:, v] = False, False
         del kinds[v]
-    changed = True
-    while changed:
-        dangling = [v for v in kinds if v not in ends and (not adj[:, v].any() or
-                                                           not adj[v].any())]
+    while dangling := [v for v in kinds if v not in ends and not (adj[:, v].any() and
+                                                                  adj[v].any())]:
         for v in dangling:
             adj[v], adj[:, v] = False, False
             del kinds[v]
-        changed = bool(dangling)
     return adj, kinds
 
 

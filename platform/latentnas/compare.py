@@ -78,9 +78,7 @@ def comparison_plan(space: str = "nb201", dataset: str | None = None, seeds: int
                                   f"{name!r} is a fixed model: give encoder names only, "
                                   "or leave --common out")
             names[i] = f"{enc.encoder}:common"
-    if common:                                     # refused settings fail before any work
-        for name in names:
-            common_config(info, parse(name).encoder)
+            common_config(info, enc.encoder)       # refused settings fail before any work
     plain = ["adjacency"] + ([] if info.space.startswith("nbgraph") else ["path"])
     return SearchPlan(space=space, dataset=dataset, seeds=seeds, first_seed=first_seed,
                       budget=budget or info.budget, encoder_models=models,

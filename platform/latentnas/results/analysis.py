@@ -276,10 +276,10 @@ def plot(df: pd.DataFrame, out_dir: str) -> list[str]:
         groups = list(df.groupby(by, observed=True))
         # one colour per line (tab10 repeats after 10), one dash pattern per searcher
         cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
-        first = sorted({k[0] if isinstance(k, tuple) else k for k, _ in groups}, key=str)
+        searchers = sorted({key[0] for key, _ in groups}, key=str)   # keys: (searcher, ...)
         for i, (key, group) in enumerate(groups):
-            style = dict(color=cmap(i % cmap.N), linestyle=("-", "--", ":", "-.")[
-                first.index(key[0] if isinstance(key, tuple) else key) % 4])
+            style = dict(color=cmap(i % cmap.N),
+                         linestyle=("-", "--", ":", "-.")[searchers.index(key[0]) % 4])
             curves = []
             for _, trace in group.groupby("seed"):
                 trace = trace.sort_values("step")
