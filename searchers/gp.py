@@ -11,7 +11,12 @@ when ``warm_start`` is on. Then either
   ``searchers.acquisition``) on every unvisited candidate, the top
   ``batch_size`` are proposed (as arch2vec-BO does with EI, there 5), or
 * ``acquisition="qlogei"``: a joint batch chosen greedily with qLogEI
-  (``optimize_acqf_discrete``), which accounts for the batch's own correlations.
+  (``optimize_acqf_discrete``), which accounts for the batch's own correlations, or
+* ``acquisition="ts"``: independent Thompson sampling, as BANANAS draws from its
+  ensemble: each candidate's value is drawn from the posterior marginal there (the
+  searcher's generator) and the ``batch_size`` highest draws are proposed. Where LogEI
+  keeps choosing the best-predicted cells of one basin, a draw sometimes ranks an
+  uncertain cell first.
 
 ``inputs`` says what the GP sees: the encoding's feature vectors (``"features"``, the
 default), the cell's discrete choices — its adjacency upper triangle and one-hot ops from
@@ -62,7 +67,7 @@ class GPSearch(Searcher):
     def __init__(self, domain: Domain, rng: np.random.Generator,
                  init: Annotated[int, Ge(1)] = 16, batch_size: Annotated[int, Ge(1)] = 1,
                  kernel: Literal["rbf", "matern"] = "rbf",
-                 acquisition: Literal["logei", "qlogei"] = "logei", warm_start: bool = True,
+                 acquisition: Literal["logei", "qlogei", "ts"] = "logei", warm_start: bool = True,
                  local: Annotated[float, Interval(gt=0, le=1)] = 1.0,
                  target: Literal["rank", "standardize"] = "rank",
                  max_fit_iter: Annotated[int, Ge(1)] = 30, refit_every: Annotated[int, Ge(1)] = 3,
@@ -158,6 +163,10 @@ class GPSearch(Searcher):
         model = self._model(pos, y)
         cand = self._candidates(pos, y)
         q = min(n, self.batch_size, len(cand))
+        if self.acquisition == "ts":
+            mean, var = self._mean_var(model, cand)
+            draws = self.rng.normal(mean, np.sqrt(var))
+            return [int(p) for p in cand[np.argsort(-draws, kind="stable")[:q]]]
         if self.acquisition == "logei":
             scorer = self._scorer(model, float(y.max()))
             if self.domain.top_k is not None and self.local >= 1 and \

@@ -378,3 +378,34 @@ def test_gp_mixed_explore_adds_random_unvisited_cells_to_the_neighbourhood():
     again = create("gp-mixed", domain, np.random.default_rng(1), explore=30, **opts)
     assert drive(again, y, 30) == drive(
         create("gp-mixed", domain, np.random.default_rng(1), explore=30, **opts), y, 30)
+
+
+def test_gp_thompson_sampling_draws_from_the_posterior_marginals():
+    import copy
+
+    from searchers.acquisition import transform_targets
+
+    domain, y = choice_domain()
+    opts = {"init": 8, "max_fit_iter": 20, "explore": 0, "acquisition": "ts"}
+    s = create("gp-mixed", domain, np.random.default_rng(2), **opts)
+    drive(s, y, 8)
+    twin = copy.deepcopy(s)
+    proposed = s._propose(1)
+    # by hand on the twin: the same fit, the marginals over the same candidates, one draw each
+    pos, ys = np.asarray(twin.history_pos), np.asarray(twin.history_y)
+    model = twin._model(pos, transform_targets(ys, twin.target))
+    cand = twin._candidates(pos, ys)
+    mean, var = twin._mean_var(model, cand)
+    assert var.min() > 0
+    assert proposed == [int(cand[np.argmax(twin.rng.normal(mean, np.sqrt(var)))])]
+    assert not s.taken[proposed].any()
+    # the same seed gives the same search; LogEI's search is another one
+    trace = drive(create("gp-mixed", domain, np.random.default_rng(2), **opts), y, 30)
+    assert trace == drive(create("gp-mixed", domain, np.random.default_rng(2), **opts), y, 30)
+    assert len(set(trace)) == 30
+    assert trace != drive(create("gp-mixed", domain, np.random.default_rng(2),
+                                 **{**opts, "acquisition": "logei"}), y, 30)
+    # it still learns the choices (the features are noise)
+    found = np.mean([y[drive(create("gp-mixed", domain, np.random.default_rng(r), **opts),
+                             y, 30)].max() == y.max() for r in range(4)])
+    assert found >= 0.75, found
