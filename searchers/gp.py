@@ -165,8 +165,7 @@ class GPSearch(Searcher):
         q = min(n, self.batch_size, len(cand))
         if self.acquisition == "ts":
             mean, var = self._mean_var(model, cand)
-            draws = self.rng.normal(mean, np.sqrt(var))
-            return [int(p) for p in cand[np.argsort(-draws, kind="stable")[:q]]]
+            return list(top_k(self.rng.normal(mean, np.sqrt(var)), cand, q))
         if self.acquisition == "logei":
             scorer = self._scorer(model, float(y.max()))
             if self.domain.top_k is not None and self.local >= 1 and \
