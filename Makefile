@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/latentnas demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -18,6 +18,13 @@ when ``warm_start`` is on. Then either
   keeps choosing the best-predicted cells of one basin, a draw sometimes ranks an
   uncertain cell first.
 
+With ``stall`` k > 0, LogEI (or qLogEI) rounds give way to Thompson sampling while the
+search is stalled: when none of the last k cells told beat the best before them, rounds
+draw as ``acquisition="ts"`` does until a better cell is told. Early rounds keep the
+chosen acquisition; a search caught in one basin (LogEI ranking its neighbours first
+round after round) gets the draws that sometimes rank another region's cells first. The
+stall count is read off the told values, so it resumes with them.
+
 ``inputs`` says what the GP sees: the encoding's feature vectors (``"features"``, the
 default), the cell's discrete choices — its adjacency upper triangle and one-hot ops from
 ``domain.graphs``, constant columns dropped (``"onehot"``) — or both side by side
@@ -74,11 +81,11 @@ class GPSearch(Searcher):
                  inputs: Literal["features", "onehot", "both"] = "features",
                  candidates: Literal["all", "neighbours"] = "all",
                  top: Annotated[int, Ge(1)] = 10, radius: Annotated[int, Ge(1)] = 1,
-                 explore: Annotated[int, Ge(0)] = 0):
+                 explore: Annotated[int, Ge(0)] = 0, stall: Annotated[int, Ge(0)] = 0):
         # the domain parts these options read, checked by Searcher like any requirement
         self.requires = surrogate_requires(inputs, candidates)
         super().__init__(domain, rng)
-        self.explore = explore
+        self.explore, self.stall = explore, stall
         self.init, self.batch_size, self.kernel = init, batch_size, kernel
         self.acquisition, self.warm_start, self.local = acquisition, warm_start, local
         self.target, self.max_fit_iter, self.refit_every = target, max_fit_iter, refit_every
@@ -163,7 +170,7 @@ class GPSearch(Searcher):
         model = self._model(pos, y)
         cand = self._candidates(pos, y)
         q = min(n, self.batch_size, len(cand))
-        if self.acquisition == "ts":
+        if self.acquisition == "ts" or self.stalled():
             mean, var = self._mean_var(model, cand)
             return list(top_k(self.rng.normal(mean, np.sqrt(var)), cand, q))
         if self.acquisition == "logei":
@@ -184,6 +191,14 @@ class GPSearch(Searcher):
             hits = torch.nonzero((self.x[cand] == row).all(-1)).flatten().tolist()
             out.append(next(int(cand[h]) for h in hits if int(cand[h]) not in out))
         return out
+
+    def stalled(self) -> bool:
+        """Whether ``stall`` > 0 and none of the last ``stall`` told cells beat the best
+        told before them."""
+        if not self.stall or len(self.history_y) <= self.stall:
+            return False
+        y = np.asarray(self.history_y)
+        return bool(y[-self.stall:].max() <= y[:-self.stall].max())
 
     def _scorer(self, model, best: float) -> "GPScorer":
         return GPScorer.from_model(model, self.lo, self.span, best)

@@ -409,3 +409,41 @@ def test_gp_thompson_sampling_draws_from_the_posterior_marginals():
     found = np.mean([y[drive(create("gp-mixed", domain, np.random.default_rng(r), **opts),
                              y, 30)].max() == y.max() for r in range(4)])
     assert found >= 0.75, found
+
+
+def test_gp_stall_switches_to_thompson_sampling_until_a_better_cell_is_told():
+    import copy
+
+    domain, y = choice_domain()
+    opts = {"init": 8, "max_fit_iter": 20, "explore": 0}
+    s = create("gp-mixed", domain, np.random.default_rng(3), stall=3, **opts)
+    drive(s, y, 8)
+
+    def twin_proposal(acquisition):
+        twin = copy.deepcopy(s)
+        twin.acquisition, twin.stall = acquisition, 0
+        return twin._propose(1)
+
+    s.tell(s.ask(1), [float(y.max()) + 1.0])      # the best told so far, just now
+    assert not s.stalled()
+    assert twin_proposal("logei") == copy.deepcopy(s)._propose(1)
+    # three cells told below the best: stalled, the round draws as Thompson sampling does
+    worst = float(y.min()) - 1.0
+    for _ in range(3):
+        s.tell(s.ask(1), [worst])
+    assert s.stalled()
+    assert twin_proposal("ts") == copy.deepcopy(s)._propose(1)
+    assert twin_proposal("ts") != twin_proposal("logei")
+    # a better cell ends the stall
+    s.tell(s.ask(1), [float(y.max()) + 2.0])
+    assert not s.stalled()
+    # the count is read off the told values: a resumed searcher is stalled where it was
+    for _ in range(3):
+        s.tell(s.ask(1), [worst])
+    again = create("gp-mixed", domain, np.random.default_rng(3), stall=3, **opts)
+    again.load_state_dict(s.state_dict())
+    assert again.stalled() and again._propose(1) == copy.deepcopy(s)._propose(1)
+    # stall=0 never switches
+    off = copy.deepcopy(s)
+    off.stall = 0
+    assert not off.stalled()
