@@ -22,10 +22,8 @@ With ``stall`` k > 0, LogEI (or qLogEI) rounds give way to Thompson sampling whi
 search is stalled: when none of the last k cells told beat the best before them, rounds
 draw as ``acquisition="ts"`` does until a better cell is told. Early rounds keep the
 chosen acquisition; a search caught in one basin (LogEI ranking its neighbours first
-round after round) gets the draws that sometimes rank another region's cells first. With
-``stall_at="local-optimum"`` a stall also needs the best told cell to be a local optimum
-the search has checked (every one of its one-edit neighbours told), so rounds that still
-climb keep LogEI. The stall is read off the told values, so it resumes with them.
+round after round) gets the draws that sometimes rank another region's cells first. The
+stall count is read off the told values, so it resumes with them.
 
 ``inputs`` says what the GP sees: the encoding's feature vectors (``"features"``, the
 default), the cell's discrete choices — its adjacency upper triangle and one-hot ops from
@@ -83,13 +81,11 @@ class GPSearch(Searcher):
                  inputs: Literal["features", "onehot", "both"] = "features",
                  candidates: Literal["all", "neighbours"] = "all",
                  top: Annotated[int, Ge(1)] = 10, radius: Annotated[int, Ge(1)] = 1,
-                 explore: Annotated[int, Ge(0)] = 0, stall: Annotated[int, Ge(0)] = 0,
-                 stall_at: Literal["any", "local-optimum"] = "any"):
+                 explore: Annotated[int, Ge(0)] = 0, stall: Annotated[int, Ge(0)] = 0):
         # the domain parts these options read, checked by Searcher like any requirement
-        self.requires = surrogate_requires(inputs, candidates) + \
-            (("neighbours",) if stall and stall_at == "local-optimum" else ())
+        self.requires = surrogate_requires(inputs, candidates)
         super().__init__(domain, rng)
-        self.explore, self.stall, self.stall_at = explore, stall, stall_at
+        self.explore, self.stall = explore, stall
         self.init, self.batch_size, self.kernel = init, batch_size, kernel
         self.acquisition, self.warm_start, self.local = acquisition, warm_start, local
         self.target, self.max_fit_iter, self.refit_every = target, max_fit_iter, refit_every
@@ -197,20 +193,12 @@ class GPSearch(Searcher):
         return out
 
     def stalled(self) -> bool:
-        """Whether ``stall`` > 0, none of the last ``stall`` told cells beat the best told
-        before them and (``stall_at="local-optimum"``) every one-edit neighbour of the best
-        told cell has been told."""
+        """Whether ``stall`` > 0 and none of the last ``stall`` told cells beat the best
+        told before them."""
         if not self.stall or len(self.history_y) <= self.stall:
             return False
         y = np.asarray(self.history_y)
-        if y[-self.stall:].max() > y[:-self.stall].max():
-            return False
-        if self.stall_at == "any":
-            return True
-        told = np.zeros(self.domain.size, dtype=bool)
-        told[self.history_pos] = True
-        best = self.history_pos[int(np.argmax(y))]
-        return bool(told[self.domain.neighbour_positions(best)].all())
+        return bool(y[-self.stall:].max() <= y[:-self.stall].max())
 
     def _scorer(self, model, best: float) -> "GPScorer":
         return GPScorer.from_model(model, self.lo, self.span, best)

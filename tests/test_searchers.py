@@ -447,18 +447,3 @@ def test_gp_stall_switches_to_thompson_sampling_until_a_better_cell_is_told():
     off = copy.deepcopy(s)
     off.stall = 0
     assert not off.stalled()
-    # stall_at="local-optimum": a stall also needs every neighbour of the best cell told
-    local = create("gp-mixed", domain, np.random.default_rng(3), stall=3,
-                   stall_at="local-optimum", **opts)
-    local.load_state_dict(s.state_dict())
-    best = local.history_pos[int(np.argmax(local.history_y))]
-    untold = [int(p) for p in domain.neighbour_positions(best) if p not in local.history_pos]
-    assert untold and not local.stalled()
-    # a state in which the rest of them were told, worse
-    state = local.state_dict()
-    state["history_pos"] += untold
-    state["history_y"] += [worst] * len(untold)
-    local.load_state_dict(state)
-    assert local.stalled()
-    assert "neighbours" in local.requires and "neighbours" not in create(
-        "gp", domain, np.random.default_rng(0), stall=3).requires
