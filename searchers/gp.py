@@ -29,7 +29,11 @@ stall count is read off the told values, so it resumes with them.
 default), the cell's discrete choices — its adjacency upper triangle and one-hot ops from
 ``domain.graphs``, constant columns dropped (``"onehot"``) — or both side by side
 (``"both"``): with ARD the kernel is then a product of one over the latent vector and one
-over the choices. ``candidates="neighbours"`` scores only the unvisited cells within
+over the choices. ``"mixed"`` gives the latent vector a continuous kernel and the choices
+(each adjacency bit, each node's op: one categorical column apiece) a categorical one,
+BoTorch's ``MixedSingleTaskGP`` (the sum of the two kernels plus their product, each with
+its own length-scales): a node's op then has one length-scale where the one-hot block of
+``"both"`` has one per op. ``candidates="neighbours"`` scores only the unvisited cells within
 ``radius`` edits of the ``top`` best cells evaluated so far (all unvisited cells when
 those are fewer than a round needs), the acquisition optimised by local moves as
 evolution does, plus ``explore`` unvisited cells drawn at random each round (0 by
@@ -78,7 +82,7 @@ class GPSearch(Searcher):
                  local: Annotated[float, Interval(gt=0, le=1)] = 1.0,
                  target: Literal["rank", "standardize"] = "rank",
                  max_fit_iter: Annotated[int, Ge(1)] = 30, refit_every: Annotated[int, Ge(1)] = 3,
-                 inputs: Literal["features", "onehot", "both"] = "features",
+                 inputs: Literal["features", "onehot", "both", "mixed"] = "features",
                  candidates: Literal["all", "neighbours"] = "all",
                  top: Annotated[int, Ge(1)] = 10, radius: Annotated[int, Ge(1)] = 1,
                  explore: Annotated[int, Ge(0)] = 0, stall: Annotated[int, Ge(0)] = 0):
@@ -93,6 +97,9 @@ class GPSearch(Searcher):
         self.rounds = 0
         self.generator = generator_from(rng)
         f = self._inputs(domain)
+        # the categorical columns of inputs="mixed": the trailing choice codes
+        self.cat_dims = list(range(domain.features.shape[1], f.shape[1])) \
+            if inputs == "mixed" else []
         lo, hi = f.min(0), f.max(0)
         self.lo, self.span = lo, np.where(hi > lo, hi - lo, 1.0)
         self.x = torch.as_tensor(unit_cube(f, self.lo, self.span))
@@ -112,11 +119,23 @@ class GPSearch(Searcher):
 
         train_x = self.x[pos]
         train_y = torch.as_tensor(y, dtype=torch.float64).unsqueeze(-1)
-        covar = None
-        if self.kernel == "matern":
-            covar = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=train_x.shape[1]))
-        model = SingleTaskGP(train_x, train_y, covar_module=covar,
-                             outcome_transform=Standardize(m=1))
+        if self.cat_dims:
+            from botorch.models import MixedSingleTaskGP
+
+            factory = None
+            if self.kernel == "matern":
+                def factory(batch_shape, ard_num_dims, active_dims):
+                    return MaternKernel(nu=2.5, ard_num_dims=ard_num_dims,
+                                        active_dims=active_dims, batch_shape=batch_shape)
+            model = MixedSingleTaskGP(train_x, train_y, cat_dims=self.cat_dims,
+                                      cont_kernel_factory=factory,
+                                      outcome_transform=Standardize(m=1))
+        else:
+            covar = None
+            if self.kernel == "matern":
+                covar = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=train_x.shape[1]))
+            model = SingleTaskGP(train_x, train_y, covar_module=covar,
+                                 outcome_transform=Standardize(m=1))
         reuse = self.hyper is not None and self.rounds % self.refit_every != 0
         self.rounds += 1
         if (self.warm_start or reuse) and self.hyper is not None:
@@ -227,17 +246,32 @@ def surrogate_requires(inputs: str, candidates: str) -> tuple[str, ...]:
 def surrogate_inputs(domain: Domain, inputs: str) -> np.ndarray:
     """A surrogate's input vectors of every candidate, float64: the encoding's features
     (``"features"``), the cell's adjacency upper triangle and one-hot ops from
-    ``domain.graphs`` with constant columns dropped (``"onehot"``), or both side by side
-    (``"both"``)."""
+    ``domain.graphs`` with constant columns dropped (``"onehot"``), both side by side
+    (``"both"``), or the features followed by :func:`choice_codes` (``"mixed"``)."""
     parts = []
-    if inputs in ("features", "both"):
+    if inputs in ("features", "both", "mixed"):
         parts.append(domain.features.astype(np.float64))
     if inputs in ("onehot", "both"):
         adj, ops = domain.graphs
         upper = np.triu_indices(adj.shape[1], 1)
         choices = np.hstack([adj[:, upper[0], upper[1]], ops.reshape(len(ops), -1)])
         parts.append(choices[:, choices.min(0) != choices.max(0)].astype(np.float64))
+    if inputs == "mixed":
+        parts.append(choice_codes(domain))
     return np.hstack(parts)
+
+
+def choice_codes(domain: Domain) -> np.ndarray:
+    """Each cell's discrete choices as categorical codes (float64, one column per choice,
+    constant columns dropped): every adjacency bit of the upper triangle and every node's
+    op (its index in the vocabulary plus one; 0 for a node without an op) from
+    ``domain.graphs``. A categorical kernel compares codes only for equality, so a
+    node's op is one column with one length-scale rather than a one-hot block of them."""
+    adj, ops = domain.graphs
+    upper = np.triu_indices(adj.shape[1], 1)
+    op_codes = np.where(ops.any(-1), ops.argmax(-1) + 1, 0)
+    codes = np.hstack([adj[:, upper[0], upper[1]], op_codes]).astype(np.float64)
+    return codes[:, codes.min(0) != codes.max(0)]
 
 
 def unvisited_neighbourhood(domain: Domain, taken: np.ndarray, starts: np.ndarray,

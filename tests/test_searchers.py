@@ -313,6 +313,37 @@ def test_gp_mixed_learns_from_the_choices_and_moves_locally():
     assert found["gp-mixed"] >= 0.75 and found["gp"] <= 0.25, found
 
 
+def test_gp_mixed_inputs_put_each_choice_under_one_categorical_length_scale():
+    import torch
+    from botorch.models import MixedSingleTaskGP
+
+    domain, y = choice_domain()
+    s = create("gp-mixed", domain, np.random.default_rng(0), init=8, inputs="mixed")
+    # 3 feature columns, then one code column per position (adjacency is constant)
+    assert s.x.shape == (256, 3 + 4) and s.cat_dims == [3, 4, 5, 6]
+    codes = s.x[:, 3:].numpy()
+    assert all(len(np.unique(codes[:, k])) == 4 for k in range(4))
+    # cells with the same op at a position share its code; different ops differ
+    choices = (np.arange(256)[:, None] // 4 ** np.arange(4)) % 4
+    for k in range(4):
+        assert len({(a, b) for a, b in zip(choices[:, k], codes[:, k])}) == 4
+    ids = s.ask(8)
+    s.tell(ids, y[ids])
+    pos = np.asarray(s.history_pos)
+    model = s._model(pos, y[pos])
+    assert isinstance(model, MixedSingleTaskGP)
+    mean, var = s._mean_var(model, s.unvisited())
+    with torch.no_grad():
+        post = model.posterior(s.x[s.unvisited()])
+    np.testing.assert_allclose(mean, post.mean.squeeze(-1).numpy(), atol=1e-8)
+    np.testing.assert_allclose(var, post.variance.squeeze(-1).numpy(), atol=1e-8)
+    # the choices carry the value, the features are noise: it finds the best cell
+    found = np.mean([y[drive(create("gp-mixed", domain, np.random.default_rng(r), init=8,
+                                    inputs="mixed"), y, 30)].max() == y.max()
+                     for r in range(4)])
+    assert found >= 0.75, found
+
+
 def test_gbt_ensemble_predicts_held_out_cells_and_is_less_sure_of_them():
     from scipy.stats import kendalltau
 
