@@ -78,3 +78,30 @@ def test_bench_landscape_measures_smoothness_against_direct_computation():
     assert direct["nearest"] < direct["random"] / 2
     assert "|Δ| to one-edit neighbours:" in result.output
     assert "best 94.066" in result.output
+
+
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_sigterm_stops_a_command_even_where_sigint_is_ignored(sigint_ignored):
+    """``kill`` takes Ctrl-C's path; a command started in the background by a
+    non-interactive shell (``nohup latentnas ... &``) inherits SIGINT ignored, and there
+    re-raising SIGINT would let the run go on."""
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import os, signal, time\n"
+              "from latentnas.terminal import terminate_like_ctrl_c\n"
+              "terminate_like_ctrl_c()\n"
+              "try:\n"
+              "    os.kill(os.getpid(), signal.SIGTERM)\n"
+              "    time.sleep(3)\n"
+              "    print('went on')\n"
+              "except KeyboardInterrupt:\n"
+              "    print('stopped')\n")
+
+    def ignore_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, preexec_fn=ignore_sigint if sigint_ignored else None)
+    assert out.stdout.strip() == "stopped", out.stdout + out.stderr

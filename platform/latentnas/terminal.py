@@ -79,7 +79,18 @@ def terminate_like_ctrl_c():
     after Ray starts, whose driver installs its own handler."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    return signal.signal(signal.SIGTERM, _like_ctrl_c)
+
+
+def _like_ctrl_c(signum, frame) -> None:
+    """SIGTERM's handler: whatever handles Ctrl-C now (Python's, Ray's), called directly.
+    Re-raising SIGINT would do nothing where SIGINT is ignored, as it is for a command
+    started in the background by a non-interactive shell (``nohup latentnas ... &``), so
+    there the run would go on after ``kill``; it raises ``KeyboardInterrupt`` instead."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    raise KeyboardInterrupt
 
 
 def interrupted(message: str) -> None:
