@@ -105,3 +105,27 @@ def test_sigterm_stops_a_command_even_where_sigint_is_ignored(sigint_ignored):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=60, preexec_fn=ignore_sigint if sigint_ignored else None)
     assert out.stdout.strip() == "stopped", out.stdout + out.stderr
+
+
+def test_an_interrupted_stored_bench_search_prints_the_command_that_continues_it(
+        monkeypatch, capsys):
+    import sys
+
+    import typer
+
+    from latentnas.terminal import interrupted
+
+    argv = ["latentnas", "bench", "search", "--space", "nb201", "--searchers", "gp, re",
+            "--out", "runs/store"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(typer.Exit) as stop:
+        interrupted("interrupted")
+    assert stop.value.exit_code == 130
+    err = capsys.readouterr().err
+    assert "continue with: latentnas bench search --space nb201 --searchers 'gp, re' " \
+           "--out runs/store" in err.replace("\n", " ")
+    # unstored searches are not kept, so there is nothing to continue
+    monkeypatch.setattr(sys, "argv", argv[:-2])
+    with pytest.raises(typer.Exit):
+        interrupted("interrupted")
+    assert "continue with" not in capsys.readouterr().err

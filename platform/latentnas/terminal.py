@@ -99,6 +99,10 @@ def interrupted(message: str) -> None:
     if sys.argv[1:2] == ["run"]:
         argv = [a for a in sys.argv[1:] if a != "--resume"]
         err.print(f"continue with: latentnas {shlex.join(argv)} --resume", highlight=False)
+    elif sys.argv[1:3] == ["bench", "search"] and any(a.startswith("--out") for a in sys.argv):
+        # a stored plan resumes by running it again: its finished searches are skipped
+        err.print(f"continue with: latentnas {shlex.join(sys.argv[1:])} (the stored "
+                  "searches are kept and skipped)", highlight=False)
     raise typer.Exit(130)
 
 
