@@ -97,7 +97,7 @@ class GPSearch(Searcher):
         self.rounds = 0
         self.generator = generator_from(rng)
         f = self._inputs(domain)
-        # the categorical columns of inputs="mixed": the trailing choice codes
+        # the categorical columns of inputs="mixed": the trailing codes of graph_choices
         self.cat_dims = list(range(domain.features.shape[1], f.shape[1])) \
             if inputs == "mixed" else []
         lo, hi = f.min(0), f.max(0)
@@ -245,33 +245,28 @@ def surrogate_requires(inputs: str, candidates: str) -> tuple[str, ...]:
 
 def surrogate_inputs(domain: Domain, inputs: str) -> np.ndarray:
     """A surrogate's input vectors of every candidate, float64: the encoding's features
-    (``"features"``), the cell's adjacency upper triangle and one-hot ops from
-    ``domain.graphs`` with constant columns dropped (``"onehot"``), both side by side
-    (``"both"``), or the features followed by :func:`choice_codes` (``"mixed"``)."""
+    (``"features"``), :func:`graph_choices` one-hot (``"onehot"``), both side by side
+    (``"both"``), or the features followed by the categorical codes (``"mixed"``)."""
     parts = []
     if inputs in ("features", "both", "mixed"):
         parts.append(domain.features.astype(np.float64))
-    if inputs in ("onehot", "both"):
-        adj, ops = domain.graphs
-        upper = np.triu_indices(adj.shape[1], 1)
-        choices = np.hstack([adj[:, upper[0], upper[1]], ops.reshape(len(ops), -1)])
-        parts.append(choices[:, choices.min(0) != choices.max(0)].astype(np.float64))
-    if inputs == "mixed":
-        parts.append(choice_codes(domain))
+    if inputs in ("onehot", "both", "mixed"):
+        parts.append(graph_choices(domain, codes=inputs == "mixed"))
     return np.hstack(parts)
 
 
-def choice_codes(domain: Domain) -> np.ndarray:
-    """Each cell's discrete choices as categorical codes (float64, one column per choice,
-    constant columns dropped): every adjacency bit of the upper triangle and every node's
-    op (its index in the vocabulary plus one; 0 for a node without an op) from
-    ``domain.graphs``. A categorical kernel compares codes only for equality, so a
-    node's op is one column with one length-scale rather than a one-hot block of them."""
+def graph_choices(domain: Domain, codes: bool = False) -> np.ndarray:
+    """Each cell's discrete choices from ``domain.graphs`` (float64, constant columns
+    dropped): the adjacency upper triangle, then every node's op as a one-hot block or,
+    with ``codes``, as one categorical column (its index in the vocabulary plus one; 0
+    for a node without an op). A categorical kernel compares codes only for equality, so
+    a node's op then has one length-scale rather than one per op."""
     adj, ops = domain.graphs
     upper = np.triu_indices(adj.shape[1], 1)
-    op_codes = np.where(ops.any(-1), ops.argmax(-1) + 1, 0)
-    codes = np.hstack([adj[:, upper[0], upper[1]], op_codes]).astype(np.float64)
-    return codes[:, codes.min(0) != codes.max(0)]
+    node_ops = np.where(ops.any(-1), ops.argmax(-1) + 1, 0) if codes \
+        else ops.reshape(len(ops), -1)
+    columns = np.hstack([adj[:, upper[0], upper[1]], node_ops])
+    return columns[:, columns.min(0) != columns.max(0)].astype(np.float64)
 
 
 def unvisited_neighbourhood(domain: Domain, taken: np.ndarray, starts: np.ndarray,

@@ -83,10 +83,11 @@ def terminate_like_ctrl_c():
 
 
 def _like_ctrl_c(signum, frame) -> None:
-    """SIGTERM's handler: whatever handles Ctrl-C now (Python's, Ray's), called directly.
-    Re-raising SIGINT would do nothing where SIGINT is ignored, as it is for a command
-    started in the background by a non-interactive shell (``nohup latentnas ... &``), so
-    there the run would go on after ``kill``; it raises ``KeyboardInterrupt`` instead."""
+    """SIGTERM's handler: calls whatever handles Ctrl-C now (Python's, Ray's), then
+    raises ``KeyboardInterrupt`` if that did not. Re-raising SIGINT instead would do
+    nothing where SIGINT is ignored, as it is for a command started in the background by
+    a non-interactive shell (``nohup latentnas ... &``): the run would go on after
+    ``kill``."""
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):
         handler(signal.SIGINT, frame)
