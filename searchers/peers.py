@@ -299,8 +299,11 @@ class SMACSearch(LibrarySearcher):
         weakref.finalize(self, shutil.rmtree, folder, True)
         scenario = smac.Scenario(self.space, deterministic=True, n_trials=self.trials,
                                  seed=seed, output_directory=folder)
-        self.smac = smac.HyperparameterOptimizationFacade(
-            scenario, lambda config, seed=0: 0.0, overwrite=True, logging_level=40)
+        facade = smac.HyperparameterOptimizationFacade
+        maximizer = facade.get_acquisition_maximizer(scenario)
+        _start_points_in_a_fixed_order(maximizer._local_search)
+        self.smac = facade(scenario, lambda config, seed=0: 0.0, overwrite=True,
+                           logging_level=40, acquisition_maximizer=maximizer)
 
     def _ask(self):
         with _quiet_forest():
@@ -316,6 +319,27 @@ class SMACSearch(LibrarySearcher):
         with _quiet_forest():
             self.smac.tell(self._TrialInfo(config=config, seed=self.seed),
                            self._TrialValue(cost=-value), save=False)
+
+
+def _start_points_in_a_fixed_order(local_search) -> None:
+    """Make SMAC's local search start from its points in an order that does not depend on
+    the process's string-hash seed.
+
+    SMAC 2 (2.4.1) gathers the local search's start points (the told configurations
+    best by predicted cost, then the extra ones) into a ``set`` and returns
+    ``list(that set)``; ConfigSpace hashes a configuration by its ``repr``, so the order
+    follows ``PYTHONHASHSEED``, and so do the random-number draws of the walks that
+    follow: the same seed gave a different trace in another process from the first
+    model-based suggestion on (NAS-Bench-Graph cora, seed 1000, query 38 of 50). Here the
+    same points come back sorted by their configuration vectors. This is the facade's
+    own maximizer with that one change; traces differ from those SMAC gave before it.
+    """
+    unordered = local_search._get_init_points_from_previous_configs
+
+    def ordered(*args, **kwargs):
+        return sorted(unordered(*args, **kwargs), key=lambda c: tuple(c.get_array()))
+
+    local_search._get_init_points_from_previous_configs = ordered
 
 
 @contextlib.contextmanager

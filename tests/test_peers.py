@@ -79,6 +79,43 @@ def test_a_library_search_resumes_exactly_from_a_saved_state(name):
     assert resumed.stats()["suggestions"] >= budget
 
 
+# (searcher, options, budget): SMAC sized for 2 initial configurations, then model-based
+_HASH_RUNS = [("smac", {"trials": 8}, 24), ("optuna-tpe", {}, 24), ("optuna-gp", {}, 16)]
+_TRACES_IN_A_FRESH_PROCESS = """
+import json, sys
+import numpy as np
+from searchers import create
+from tests.test_peers import choice_domain, drive
+domain, y = choice_domain()
+print(json.dumps([drive(create(name, domain, np.random.default_rng(6), **options), y, budget)
+                  for name, options, budget in json.loads(sys.argv[1])]))
+"""
+
+
+def test_the_libraries_give_the_same_trace_under_any_string_hash_seed():
+    """Same seed, same trace across processes: Python salts ``str`` hashes per process,
+    so whatever a library takes from a ``set`` of configurations must not steer it (SMAC's
+    local search gathers its start points in one)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    runs = []
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed, OMP_NUM_THREADS="1",
+                   PYTHONPATH=os.pathsep.join([os.path.join(root, "platform"), root]))
+        done = subprocess.run([sys.executable, "-c", _TRACES_IN_A_FRESH_PROCESS,
+                               json.dumps(_HASH_RUNS)], env=env, cwd=root,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for (name, _, budget), one, other in zip(_HASH_RUNS, *runs):
+        assert len(set(one)) == budget, name
+        assert one == other, name
+
+
 def test_re_suggestions_are_answered_from_told_values_and_cost_no_query():
     # with every cell in two forms, TPE suggests cells it has already seen
     domain, y = choice_domain(fold=True)
