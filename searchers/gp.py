@@ -33,7 +33,9 @@ over the choices. ``"mixed"`` gives the latent vector a continuous kernel and th
 (each adjacency bit, each node's op: one categorical column apiece) a categorical one,
 BoTorch's ``MixedSingleTaskGP`` (the sum of the two kernels plus their product, each with
 its own length-scales): a node's op then has one length-scale where the one-hot block of
-``"both"`` has one per op. ``candidates="neighbours"`` scores only the unvisited cells within
+``"both"`` has one per op. ``"choices"`` puts the space's own choice columns one-hot
+(``domain.choices``, what the Optuna, SMAC and HEBO adapters search over; on
+NAS-Bench-Graph the link pattern is one of them) beside the latent vector. ``candidates="neighbours"`` scores only the unvisited cells within
 ``radius`` edits of the ``top`` best cells evaluated so far (all unvisited cells when
 those are fewer than a round needs), the acquisition optimised by local moves as
 evolution does, plus ``explore`` unvisited cells drawn at random each round (0 by
@@ -82,7 +84,7 @@ class GPSearch(Searcher):
                  local: Annotated[float, Interval(gt=0, le=1)] = 1.0,
                  target: Literal["rank", "standardize"] = "rank",
                  max_fit_iter: Annotated[int, Ge(1)] = 30, refit_every: Annotated[int, Ge(1)] = 3,
-                 inputs: Literal["features", "onehot", "both", "mixed"] = "features",
+                 inputs: Literal["features", "onehot", "both", "mixed", "choices"] = "features",
                  candidates: Literal["all", "neighbours"] = "all",
                  top: Annotated[int, Ge(1)] = 10, radius: Annotated[int, Ge(1)] = 1,
                  explore: Annotated[int, Ge(0)] = 0, stall: Annotated[int, Ge(0)] = 0):
@@ -239,20 +241,37 @@ class GPSearch(Searcher):
 
 def surrogate_requires(inputs: str, candidates: str) -> tuple[str, ...]:
     """The domain parts a surrogate's ``inputs`` and ``candidates`` options read."""
-    return ("features",) + (("graphs",) if inputs != "features" else ()) \
+    return ("features",) + \
+        ({"features": (), "choices": ("choices",)}.get(inputs, ("graphs",))) \
         + (("neighbours",) if candidates == "neighbours" else ())
 
 
 def surrogate_inputs(domain: Domain, inputs: str) -> np.ndarray:
     """A surrogate's input vectors of every candidate, float64: the encoding's features
     (``"features"``), :func:`graph_choices` one-hot (``"onehot"``), both side by side
-    (``"both"``), or the features followed by the categorical codes (``"mixed"``)."""
+    (``"both"``), the features followed by the categorical codes (``"mixed"``), or the
+    features beside the space's own choice columns one-hot (``"choices"``, see
+    :func:`choice_onehot`)."""
     parts = []
-    if inputs in ("features", "both", "mixed"):
+    if inputs in ("features", "both", "mixed", "choices"):
         parts.append(domain.features.astype(np.float64))
     if inputs in ("onehot", "both", "mixed"):
         parts.append(graph_choices(domain, codes=inputs == "mixed"))
+    if inputs == "choices":
+        parts.append(choice_onehot(domain))
     return np.hstack(parts)
+
+
+def choice_onehot(domain: Domain) -> np.ndarray:
+    """Each cell's codes in ``domain.choices`` (as :meth:`Choices.encode` gives them) as
+    one-hot blocks, float64, constant columns dropped: the inputs Optuna's GP sampler
+    sees. Unlike :func:`graph_choices` a choice is the space's own parameter: on
+    NAS-Bench-Graph the link pattern is one categorical of nine, not adjacency bits."""
+    codes = np.array([domain.choices.encode(int(i)) for i in domain.ids], dtype=np.int64)
+    blocks = [np.eye(len(cats))[codes[:, k]]
+              for k, (_, cats) in enumerate(domain.choices.columns)]
+    columns = np.hstack(blocks)
+    return columns[:, columns.min(0) != columns.max(0)]
 
 
 def graph_choices(domain: Domain, codes: bool = False) -> np.ndarray:

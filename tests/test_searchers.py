@@ -344,6 +344,39 @@ def test_gp_mixed_inputs_put_each_choice_under_one_categorical_length_scale():
     assert found >= 0.75, found
 
 
+def test_gp_mixed_inputs_choices_sees_the_space_s_own_choice_columns():
+    import dataclasses
+
+    from searchers.base import Choices
+
+    domain, y = choice_domain()
+    digits = (np.arange(256)[:, None] // 4 ** np.arange(4)) % 4
+    # the space's parameters: positions 0 and 1 as one choice of 16, then 2 and 3 apart
+    columns = (("pair", tuple(f"p{k}" for k in range(16))),
+               ("x2", tuple("abcd")), ("x3", tuple("abcd")))
+    choices = Choices(columns=columns,
+                      encode=lambda i: (int(digits[i, 0] + 4 * digits[i, 1]),
+                                        int(digits[i, 2]), int(digits[i, 3])),
+                      decode=lambda c: int(c[0] + 16 * c[1] + 64 * c[2]))
+    with pytest.raises(SearcherError, match="choices"):
+        create("gp-mixed", domain, np.random.default_rng(0), inputs="choices")
+    domain = dataclasses.replace(domain, choices=choices)
+    s = create("gp-mixed", domain, np.random.default_rng(0), init=8, inputs="choices")
+    # 3 feature columns, then 16 + 4 + 4 one-hot columns, one 1 per block
+    assert s.x.shape == (256, 3 + 24)
+    onehot = s.x[:, 3:].numpy()
+    assert set(np.unique(onehot)) == {0.0, 1.0}
+    np.testing.assert_array_equal(onehot[:, :16].argmax(1), digits[:, 0] + 4 * digits[:, 1])
+    np.testing.assert_array_equal(onehot.sum(1), 3)
+    # a value carried by the pair as a whole (no main effects of its two positions)
+    bonus = np.zeros(256)
+    bonus[(digits[:, 0] == 2) & (digits[:, 1] == 1)] = 3.0
+    found = np.mean([(y + bonus)[drive(create("gp-mixed", domain, np.random.default_rng(r),
+                                              init=8, inputs="choices"), y + bonus, 30)
+                                 ].max() == (y + bonus).max() for r in range(4)])
+    assert found >= 0.75, found
+
+
 def test_gbt_ensemble_predicts_held_out_cells_and_is_less_sure_of_them():
     from scipy.stats import kendalltau
 
