@@ -35,16 +35,16 @@ BoTorch's ``MixedSingleTaskGP`` (the sum of the two kernels plus their product, 
 its own length-scales): a node's op then has one length-scale where the one-hot block of
 ``"both"`` has one per op. ``"choices"`` puts the space's own choice columns one-hot
 (``domain.choices``, what the Optuna, SMAC and HEBO adapters search over; on
-NAS-Bench-Graph the link pattern is one of them) beside the latent vector. ``candidates="neighbours"`` scores only the unvisited cells within
-``radius`` edits of the ``top`` best cells evaluated so far (all unvisited cells when
-those are fewer than a round needs), the acquisition optimised by local moves as
-evolution does, plus ``explore`` unvisited cells drawn at random each round (0 by
-default), so a search whose neighbourhood holds nothing better can leave it; ``"all"``
-(the default) scores every unvisited cell. ``local``
-(0 < local <= 1) restricts a round's candidates to the ``local`` fraction of the domain
-nearest (L2, in feature space) to the incumbent, a trust region in the spirit of TuRBO;
-1 (the default) means the whole domain. Targets are normal scores of
-their ranks by default (``target="rank"``; ``"standardize"`` is the plain alternative),
+NAS-Bench-Graph the link pattern is one of them) beside the latent vector.
+``candidates="neighbours"`` scores only the unvisited cells within ``radius`` edits of
+the ``top`` best cells evaluated so far (all unvisited cells when those are fewer than a
+round needs), the acquisition optimised by local moves as evolution does, plus
+``explore`` unvisited cells drawn at random each round (0 by default), so a search whose
+neighbourhood holds nothing better can leave it; ``"all"`` (the default) scores every
+unvisited cell. ``local`` (0 < local <= 1) restricts a round's candidates to the
+``local`` fraction of the domain nearest (L2, in feature space) to the incumbent, a trust
+region in the spirit of TuRBO; 1 (the default) means the whole domain. Targets are normal
+scores of their ranks by default (``target="rank"``; ``"standardize"`` is the plain alternative),
 and each fit runs at most ``max_fit_iter`` L-BFGS iterations. With ``refit_every`` k > 1
 the hyperparameters are re-optimised only every k-th round; the rounds between condition
 the GP on all data seen so far with the last fitted hyperparameters (exact, no fit).

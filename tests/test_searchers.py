@@ -368,7 +368,7 @@ def test_gp_mixed_inputs_choices_sees_the_space_s_own_choice_columns():
     assert set(np.unique(onehot)) == {0.0, 1.0}
     np.testing.assert_array_equal(onehot[:, :16].argmax(1), digits[:, 0] + 4 * digits[:, 1])
     np.testing.assert_array_equal(onehot.sum(1), 3)
-    # a value carried by the pair as a whole (no main effects of its two positions)
+    # a bonus on one combination of the first two positions: one column of the pair's block
     bonus = np.zeros(256)
     bonus[(digits[:, 0] == 2) & (digits[:, 1] == 1)] = 3.0
     found = np.mean([(y + bonus)[drive(create("gp-mixed", domain, np.random.default_rng(r),
