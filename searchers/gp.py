@@ -44,8 +44,8 @@ neighbourhood holds nothing better can leave it; ``"all"`` (the default) scores 
 unvisited cell. ``local`` (0 < local <= 1) restricts a round's candidates to the
 ``local`` fraction of the domain nearest (L2, in feature space) to the incumbent, a trust
 region in the spirit of TuRBO; 1 (the default) means the whole domain. Targets are normal
-scores of their ranks by default (``target="rank"``; ``"standardize"`` is the plain alternative),
-and each fit runs at most ``max_fit_iter`` L-BFGS iterations. With ``refit_every`` k > 1
+scores of their ranks by default (``target="rank"``; ``"standardize"`` is the plain
+alternative), and each fit runs at most ``max_fit_iter`` L-BFGS iterations. With ``refit_every`` k > 1
 the hyperparameters are re-optimised only every k-th round; the rounds between condition
 the GP on all data seen so far with the last fitted hyperparameters (exact, no fit).
 The defaults (a fit every 3rd round, ≤ 30 iterations, warm-started) cost a quarter of the
@@ -268,10 +268,8 @@ def choice_onehot(domain: Domain) -> np.ndarray:
     sees. Unlike :func:`graph_choices` a choice is the space's own parameter: on
     NAS-Bench-Graph the link pattern is one categorical of nine, not adjacency bits."""
     codes = np.array([domain.choices.encode(int(i)) for i in domain.ids], dtype=np.int64)
-    blocks = [np.eye(len(cats))[codes[:, k]]
-              for k, (_, cats) in enumerate(domain.choices.columns)]
-    columns = np.hstack(blocks)
-    return columns[:, columns.min(0) != columns.max(0)]
+    return varying_columns(np.hstack([np.eye(len(cats))[codes[:, k]]
+                                      for k, (_, cats) in enumerate(domain.choices.columns)]))
 
 
 def graph_choices(domain: Domain, codes: bool = False) -> np.ndarray:
@@ -284,7 +282,12 @@ def graph_choices(domain: Domain, codes: bool = False) -> np.ndarray:
     upper = np.triu_indices(adj.shape[1], 1)
     node_ops = np.where(ops.any(-1), ops.argmax(-1) + 1, 0) if codes \
         else ops.reshape(len(ops), -1)
-    columns = np.hstack([adj[:, upper[0], upper[1]], node_ops])
+    return varying_columns(np.hstack([adj[:, upper[0], upper[1]], node_ops]))
+
+
+def varying_columns(columns: np.ndarray) -> np.ndarray:
+    """``columns`` without those equal in every row, as float64: a column that never
+    varies carries nothing, and a length-scale fitted to it is wasted."""
     return columns[:, columns.min(0) != columns.max(0)].astype(np.float64)
 
 
