@@ -3,7 +3,8 @@
 Each round: inputs are the candidates' feature vectors scaled to the unit cube (bounds
 from the whole domain), targets are standardised by BoTorch's ``Standardize``; a
 ``SingleTaskGP`` (BoTorch's default kernel: RBF with ARD and a dimension-scaled
-log-normal length-scale prior, or ``kernel="matern"``: Matérn-5/2 with ARD) is fitted by
+log-normal length-scale prior, length-scales ≥ 0.025; or ``kernel="matern"``: Matérn-5/2
+with the same prior and bound, BoTorch's ``use_rbf_kernel=False``) is fitted by
 maximising the marginal likelihood, starting from the previous round's hyperparameters
 when ``warm_start`` is on. Then either
 
@@ -24,6 +25,10 @@ draw as ``acquisition="ts"`` does until a better cell is told. Early rounds keep
 chosen acquisition; a search caught in one basin (LogEI ranking its neighbours first
 round after round) gets the draws that sometimes rank another region's cells first. The
 stall count is read off the told values, so it resumes with them.
+
+A round whose hyperparameter fit fails in every attempt (BoTorch's ``ModelFittingError``)
+goes on with the last fitted hyperparameters instead of ending the search, and is counted
+in ``stats()`` as ``failed_fits``.
 
 ``inputs`` says what the GP sees: the encoding's feature vectors (``"features"``, the
 default), the cell's discrete choices — its adjacency upper triangle and one-hot ops from
@@ -96,7 +101,7 @@ class GPSearch(Searcher):
         self.acquisition, self.warm_start, self.local = acquisition, warm_start, local
         self.target, self.max_fit_iter, self.refit_every = target, max_fit_iter, refit_every
         self.inputs, self.candidates, self.top, self.radius = inputs, candidates, top, radius
-        self.rounds = 0
+        self.rounds = self.failed_fits = 0
         self.generator = generator_from(rng)
         f = self._inputs(domain)
         # the categorical columns of inputs="mixed": the trailing codes of graph_choices
@@ -112,11 +117,12 @@ class GPSearch(Searcher):
         return surrogate_inputs(domain, self.inputs)
 
     def _model(self, pos: np.ndarray, y: np.ndarray):
+        from botorch.exceptions.errors import ModelFittingError
         from botorch.exceptions.warnings import OptimizationWarning
         from botorch.fit import fit_gpytorch_mll
         from botorch.models import SingleTaskGP
         from botorch.models.transforms.outcome import Standardize
-        from gpytorch.kernels import MaternKernel, ScaleKernel
+        from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
         train_x = self.x[pos]
@@ -127,15 +133,17 @@ class GPSearch(Searcher):
             factory = None
             if self.kernel == "matern":
                 def factory(batch_shape, ard_num_dims, active_dims):
-                    return MaternKernel(nu=2.5, ard_num_dims=ard_num_dims,
-                                        active_dims=active_dims, batch_shape=batch_shape)
+                    return get_covar_module_with_dim_scaled_prior(
+                        ard_num_dims, batch_shape, use_rbf_kernel=False,
+                        active_dims=active_dims)
             model = MixedSingleTaskGP(train_x, train_y, cat_dims=self.cat_dims,
                                       cont_kernel_factory=factory,
                                       outcome_transform=Standardize(m=1))
         else:
             covar = None
             if self.kernel == "matern":
-                covar = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=train_x.shape[1]))
+                covar = get_covar_module_with_dim_scaled_prior(train_x.shape[1],
+                                                               use_rbf_kernel=False)
             model = SingleTaskGP(train_x, train_y, covar_module=covar,
                                  outcome_transform=Standardize(m=1))
         reuse = self.hyper is not None and self.rounds % self.refit_every != 0
@@ -151,7 +159,18 @@ class GPSearch(Searcher):
             torch.manual_seed(seed)        # fit_gpytorch_mll may resample on failure
             # the iteration cap is deliberate (warm starts converge in a few steps)
             warnings.simplefilter("ignore", OptimizationWarning)
-            fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": self.max_fit_iter}})
+            try:
+                fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": self.max_fit_iter}})
+            except ModelFittingError:
+                # every attempt (BoTorch's retries from hyperparameters drawn from their
+                # priors) ended abnormally: this round conditions on the data with the last
+                # fitted hyperparameters, as the rounds between refits do (the kernel's
+                # initial ones before any fit), and the search goes on; counted in stats()
+                self.failed_fits += 1
+                if self.hyper is not None:
+                    model.load_state_dict(self.hyper, strict=False)
+                model.eval()
+                return model
         self.hyper = {k: v.detach().clone() for k, v in model.state_dict().items()
                       if k.startswith(("covar_module", "likelihood", "mean_module"))}
         return model
@@ -228,13 +247,20 @@ class GPSearch(Searcher):
         """Posterior marginals at candidate positions (see :meth:`GPScorer.mean_var`)."""
         return self._scorer(model, 0.0).mean_var(self.x[cand])
 
+    def stats(self) -> dict:
+        """``failed_fits``: rounds whose hyperparameter fit failed in every attempt and
+        went on with the last fitted ones (only when there were any)."""
+        return {"failed_fits": self.failed_fits} if self.failed_fits else {}
+
     def _state(self) -> dict:
         return {"generator": self.generator.get_state().numpy(), "rounds": self.rounds,
+                "failed_fits": self.failed_fits,
                 "hyper": None if self.hyper is None else {k: v.numpy() for k, v in self.hyper.items()}}
 
     def _load_state(self, state: dict) -> None:
         self.generator.set_state(torch.as_tensor(state["generator"]))
         self.rounds = int(state.get("rounds", 0))
+        self.failed_fits = int(state.get("failed_fits", 0))
         self.hyper = None if state["hyper"] is None else \
             {k: torch.as_tensor(v) for k, v in state["hyper"].items()}
 

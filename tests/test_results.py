@@ -392,6 +392,27 @@ def test_a_report_tests_one_searcher_against_the_others_at_several_budgets_and_s
         reports.results(root, [6, 12], "p", against="gp")
 
 
+def test_the_cost_table_counts_failed_gp_fits_only_where_a_search_had_them(tmp_path):
+    from latentnas.reports import cost_section
+
+    root = str(tmp_path)
+    for seed, counted in enumerate([{"failed_fits": 2}, {}, {"failed_fits": 1}]):
+        write_trial(root, rows(10, seed=seed), experiment="f", searcher="gp",
+                    encoding="arch2vec", seed=seed, space="nb201", dataset="cifar10",
+                    meta={"cpu_seconds": 1.0, **({"searcher_stats": counted} if counted else {})})
+    write_trial(root, rows(10, seed=0), experiment="f", searcher="random", encoding="none",
+                seed=0, space="nb201", dataset="cifar10", meta={"cpu_seconds": 0.5})
+    text = "\n".join(cost_section(root, ["f"]))
+    assert "| failed fits |" in text
+    gp = next(line for line in text.splitlines() if line.startswith("| gp |"))
+    assert gp.endswith("| – | – | – | – | 3 in 2 |"), gp
+    assert next(line for line in text.splitlines() if line.startswith("| random |")
+                ).endswith("| – | – | – | – | – |")
+    write_trial(root, rows(10, seed=0), experiment="g", searcher="gp", encoding="arch2vec",
+                seed=0, space="nb201", dataset="cifar10", meta={"cpu_seconds": 1.0})
+    assert "failed fits" not in "\n".join(cost_section(root, ["g"]))
+
+
 def test_one_report_reads_several_experiments_of_one_benchmark(tmp_path):
     from latentnas import reports
     from latentnas.errors import ConfigError

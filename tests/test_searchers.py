@@ -207,6 +207,67 @@ def test_gp_fast_marginals_equal_botorch_posterior():
     np.testing.assert_allclose(var, post.variance.squeeze(-1).numpy(), atol=1e-8)
 
 
+def test_gp_matern_kernel_carries_the_default_kernel_s_length_scale_prior_and_bound():
+    """Without them, marginal likelihood drove a Matérn length-scale to ~1e-8 on
+    NAS-Bench-Graph proteins and the kernel matrix lost positive definiteness."""
+    from gpytorch.kernels import MaternKernel
+    from gpytorch.priors import LogNormalPrior
+
+    domain, y = toy_domain(m=300, d=5)
+    for inputs in ("features", "mixed"):
+        s = create("gp-mixed", domain, np.random.default_rng(0), init=12, kernel="matern",
+                   inputs=inputs)
+        ids = s.ask(12)
+        s.tell(ids, y[ids])
+        pos = np.asarray(s.history_pos)
+        model = s._model(pos, y[pos])
+        kernels = [k for k in model.covar_module.modules() if isinstance(k, MaternKernel)]
+        assert kernels and all(k.nu == 2.5 for k in kernels)
+        for k in kernels:
+            assert isinstance(k.lengthscale_prior, LogNormalPrior)
+            assert float(k.raw_lengthscale_constraint.lower_bound) == pytest.approx(0.025)
+            assert (k.lengthscale >= 0.025).all()
+        mean, var = s._mean_var(model, s.unvisited())
+        with torch.no_grad():
+            post = model.posterior(s.x[s.unvisited()])
+        np.testing.assert_allclose(mean, post.mean.squeeze(-1).numpy(), atol=1e-8)
+
+
+def test_a_gp_round_whose_fit_fails_goes_on_with_the_last_fitted_hyperparameters(
+        monkeypatch):
+    import botorch.fit
+    from botorch.exceptions.errors import ModelFittingError
+
+    domain, y = toy_domain()
+    opts = {"init": 8, "max_fit_iter": 20, "refit_every": 1}
+    s = create("gp", domain, np.random.default_rng(3), **opts)
+    drive(s, y, 10, chunk=1)                # two rounds fitted
+    assert s.stats() == {}
+    fitted = {k: v.clone() for k, v in s.hyper.items()}
+
+    def fails(*args, **kwargs):
+        raise ModelFittingError("All attempts to fit the model have failed.")
+
+    real = botorch.fit.fit_gpytorch_mll
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", fails)
+    trace = drive(s, y, 3, chunk=1)         # three rounds, every fit failing
+    assert len(set(trace)) == 3 and not set(trace) & set(s.history_pos[:10])
+    assert s.stats() == {"failed_fits": 3}
+    assert all(torch.equal(fitted[k], s.hyper[k]) for k in fitted)
+    # a failing round's model holds those hyperparameters (a fourth failure)
+    pos = np.asarray(s.history_pos[:12])
+    model = s._model(pos, y[pos])
+    for k, v in fitted.items():
+        assert torch.equal(model.state_dict()[k], v)
+    state = pickle.loads(pickle.dumps(s.state_dict()))
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", real)
+    resumed = create("gp", domain, np.random.default_rng(0), **opts)
+    resumed.load_state_dict(state)
+    assert resumed.stats() == {"failed_fits": 4}
+    drive(resumed, y, 2, chunk=1)
+    assert resumed.stats() == {"failed_fits": 4}
+
+
 def test_log_expected_improvement_matches_the_closed_form_and_stays_finite():
     from scipy.stats import norm
 

@@ -485,17 +485,19 @@ def experiment_names(experiment: str) -> list[str]:
 
 def cost_section(root: str, experiments: list[str]) -> list[str]:
     """CPU seconds per search and, for searchers that count them (the library adapters),
-    what their suggestions were: new cells, re-suggestions, invalid choices, fallbacks."""
+    what their suggestions were: new cells, re-suggestions, invalid choices, fallbacks;
+    and, where any GP search had them, the rounds whose hyperparameter fit failed."""
     from latentnas.results.store import search_headers
 
     heads = pd.concat([search_headers(root, name) for name in experiments],
                       ignore_index=True)
     if not len(heads) or heads["cpu_seconds"].isna().all():
         return []
+    failed = any("failed_fits" in s for s in heads["searcher_stats"])
     rows = []
     for (searcher, encoding), g in heads.groupby(["searcher", "encoding"], sort=True):
         cpu = g["cpu_seconds"].dropna().to_numpy(dtype=float)
-        counted = [s for s in g["searcher_stats"] if s]
+        counted = [s for s in g["searcher_stats"] if "suggestions" in s]
         if counted:
             total = {k: sum(int(s.get(k, 0)) for s in counted)
                      for k in ("suggestions", "repeats", "invalid", "fallbacks")}
@@ -504,6 +506,9 @@ def cost_section(root: str, experiments: list[str]) -> list[str]:
                     f"{pct(total['invalid'] / n)} | {total['fallbacks']:,}").split(" | ")
         else:
             said = ["–"] * 4
+        if failed:
+            fits = [int(s["failed_fits"]) for s in g["searcher_stats"] if "failed_fits" in s]
+            said.append(f"{sum(fits):,} in {len(fits)}" if fits else "–")
         rows.append([searcher, encoding, len(g), f"{np.median(cpu):.2f}",
                      f"{np.percentile(cpu, 25):.2f}–{np.percentile(cpu, 75):.2f}", *said])
     return ["", "## Cost per search", "",
@@ -512,9 +517,12 @@ def cost_section(root: str, experiments: list[str]) -> list[str]:
             "adapters, their suggestions over all seeds: re-suggestions (a cell already "
             "proposed) and invalid choices were answered without a query; fallbacks are "
             "random cells proposed after `max_rejects` such answers in a row (see each "
-            "searcher's options above).", ""] + md_table(
+            "searcher's options above)." + (
+                " Failed fits: GP rounds whose hyperparameter fit failed in every attempt "
+                "and went on with the last fitted ones, in how many searches." if failed
+                else ""), ""] + md_table(
         ["searcher", "encoding", "searches", "CPU s (median)", "CPU s (IQR)", "suggestions",
-         "re-suggested", "invalid", "fallbacks"], rows)
+         "re-suggested", "invalid", "fallbacks"] + (["failed fits"] if failed else []), rows)
 
 
 def results(root: str, budgets: list[int] | None = None, experiment: str | None = None,
