@@ -449,8 +449,9 @@ class MixedGPSearch(GPSearch):
     before them: Matérn-5/2 on NB201 0.086 / 0.004 against 0.111 / 0.005; Matérn with
     standardised targets on proteins 0.00190 / 0.00045 against 0.00233 / 0.00091, cora
     0.0110 / 0.0085 against 0.0112 / 0.0087, arxiv 0.00208 / 0.00078 against 0.00243 /
-    0.00122. Standardised targets on NB201 were worse (0.187 / 0.061 with Matérn): its
-    broken cells (10 % accuracy) stretch the scale that ranks keep even. Reports made
+    0.00122. Standardised targets on NB201 were worse (0.187 / 0.061 with Matérn; why was
+    not measured: perhaps its broken cells, near 10 % accuracy, stretch the scale that
+    ranks keep even). Reports made
     before these defaults ran ``kernel=rbf`` (and ``target=rank`` on NAS-Bench-Graph);
     ``gp-mixed(kernel=rbf)`` (with ``target=rank`` there) repeats them. Reports:
     ``docs/results/gpmixed-kernel-*.md``.

@@ -72,10 +72,9 @@ PRESETS: dict[str, dict[str, dict[str, dict]]] = {
 #: (below 1000). REINFORCE on NAS-Bench-Graph: rewards are near 0.72 on arxiv, so the
 #: constant baseline 0.95 (the authors' NB101 value) made every advantage negative; a
 #: moving average of the rewards follows them (see docs/results/README.md for the sweep).
-#: gp-mixed on NAS-Bench-Graph: standardised targets, where the best cells differ by
-#: fractions of a point that rank scores spread evenly; lower mean regret at 50 and 100
-#: queries on the tuning seeds of arxiv, cora and proteins, worse on NB201 (see
-#: searchers.gp.MixedGPSearch)
+#: gp-mixed on NAS-Bench-Graph: standardised targets, which had lower mean regret at 50
+#: and 100 queries on the tuning seeds of arxiv, cora and proteins and were worse on NB201
+#: (see searchers.gp.MixedGPSearch)
 SPACE_DEFAULTS: dict[str, dict[str, dict]] = {
     "reinforce": {"nbgraph": {"baseline": "ema"}},
     "gp-mixed": {"nbgraph": {"target": "standardize"}},
