@@ -115,7 +115,7 @@ def test_a_cache_entry_made_by_other_code_or_device_is_retrained_and_an_out_dir_
     said = capfd.readouterr().err
     assert "device cuda:Another GPU (here cpu): retraining it" in said
     assert models.pretrain_model(bench, "arch2vec", config, device="cpu").cached
-    with pytest.raises(CheckpointError, match="made by other code or on another device"):
+    with pytest.raises(CheckpointError, match="made by other code, on another device"):
         tiny_model(bench, tmp_path / "out")
 
 
@@ -125,11 +125,34 @@ def test_the_cache_key_holds_what_determines_the_bytes():
     env = {"package": "0.1.0", "training_code": "a", "torch": "2.13.0", "device": "cpu"}
     key = models.cache_key(space, "arch2vec", config, None, env)
     for change in ({"training_code": "b"}, {"torch": "2.14.0"}, {"device": "cuda:H100"},
-                   {"package": "0.2.0"}):
+                   {"package": "0.2.0"}, {"threads": 2}):
         assert models.cache_key(space, "arch2vec", config, None, {**env, **change}) != key
     assert models.cache_key(space, "arch2vec", Arch2VecConfig(**TINY, seed=1), None,
                             env) != key
     assert models.cache_key(space, "mpnn", config, None, env) != key
+
+
+def test_a_cpu_model_is_keyed_by_the_thread_count_that_trained_it(tmp_path):
+    """CPU kernels split their sums by thread: one seed gives other bytes under another
+    ``OMP_NUM_THREADS``, so the count is in the header and the cache key, and a directory
+    made under another count is not taken for this one's."""
+    import torch
+
+    bench = resolve("nbgraph-proteins")
+    config = Arch2VecConfig(**TINY, seed=0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        made = tiny_model(bench, tmp_path / "m")
+        assert made.environment["threads"] == 2 and made.environment["device"] == "cpu"
+        two = models.cache_path(bench.space, "arch2vec", config, None, "cpu")
+        torch.set_num_threads(1)
+        assert models.cache_path(bench.space, "arch2vec", config, None, "cpu") != two
+        with pytest.raises(CheckpointError, match=r"another CPU thread count: threads 2 "
+                                                  r"\(here 1\)"):
+            tiny_model(bench, tmp_path / "m")
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_plans_pair_seed_i_with_model_i_mod_k():

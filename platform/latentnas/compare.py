@@ -106,7 +106,8 @@ def pretrain_all(plan: SearchPlan) -> list[dict]:
     """Pretrains (or finds cached) every model of every learned encoding; one row per
     encoder with the means over its models. ``trained_now`` counts the models trained by
     this call: the seconds of cached ones were measured when they were trained (the cache
-    key holds the code, torch version and device kind, not the machine)."""
+    key holds the code, torch version, device kind and CPU thread count, not the
+    machine)."""
     bench = plan.benchmark
     rows = []
     for name in learned_encodings(plan):

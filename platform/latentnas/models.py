@@ -26,7 +26,8 @@ damaged or other space's model is one line.
 Models made here are cached under ``$LATENTNAS_CACHE/pretrained``, in a directory whose
 name is a digest of everything that determines the model's bytes (:func:`cache_key`):
 space, cells, encoder, settings (seed included), checkpoint format, package version,
-fingerprint of the training code, torch version and kind of device. The checkpoint's
+fingerprint of the training code, torch version and kind of device (on CPU also torch's
+thread count, which changes the bytes). The checkpoint's
 header repeats these; an entry whose header disagrees is retrained, with a line saying
 why (``latentnas.pretrain``). Every feature table has a digest (:attr:`Features.digest`,
 SHA-256 of its float32 rows) that stored searches record.

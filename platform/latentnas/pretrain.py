@@ -189,7 +189,8 @@ def pretrain(space: SearchSpace, config, out_dir: str, *, encoder: str = "arch2v
 
     A directory that already holds a model is reused when the model matches: the same
     space, encoder, configuration and cell sample, made by the same training code, torch
-    version and kind of device (:func:`latentnas.provenance.training_environment`). Any
+    version and kind of device, on CPU with as many torch threads
+    (:func:`latentnas.provenance.training_environment`). Any
     other model there is refused (:class:`CheckpointError`, one line) unless ``force``, or
     — for a ``cache`` entry, which holds only what this function wrote — retrained with a
     line saying why. ``on_start()`` is called when training begins (after every check);
@@ -327,7 +328,7 @@ def _reusable(out_dir: str, space: SearchSpace, config, num_cells: int | None,
     """The saved metrics of the model in ``out_dir`` when it is the model asked for;
     ``None`` when the directory holds no model; :class:`CheckpointError` when it holds
     another one (another space, encoder, configuration or cell sample, or made by other
-    training code, torch or device kind) or a damaged one."""
+    training code, torch, device kind or CPU thread count) or a damaged one."""
     present = [n for n in (CHECKPOINT, METRICS, EMBEDDINGS)
                if os.path.exists(os.path.join(out_dir, n))]
     if not present:
@@ -354,7 +355,8 @@ def _reusable(out_dir: str, space: SearchSpace, config, num_cells: int | None,
         differs = [f"{k} {made.get(k, 'unrecorded')} (here {v})"
                    for k, v in environment.items() if made.get(k) != v]
         if differs:
-            what = "the same settings, made by other code or on another device: " + \
+            what = "the same settings, made by other code, on another device or with " \
+                   "another CPU thread count: " + \
                 ", ".join(differs)
     if what is not None:
         raise CheckpointError(f"{out_dir} already holds {'an' if held[0] in 'aeiou' else 'a'} "

@@ -13,6 +13,10 @@ name the code and the models behind it and a re-run under other code is noticed.
   (their cells are the training data). Pretraining caches are keyed by it.
 * :func:`device_kind` — ``cpu`` or ``cuda:<GPU name>``: the same seed trains other bytes
   on another kind of device.
+* :func:`training_environment` — the above plus, on CPU, torch's intra-op thread count:
+  CPU kernels split their sums by thread, so the same seed on the same CPU trains other
+  bytes with another count (measured: NB201 arch2vec seed 3 with ``OMP_NUM_THREADS=1``
+  and 2 gave two checkpoints and two feature tables).
 """
 
 from __future__ import annotations
@@ -116,9 +120,14 @@ def device_kind(device: str) -> str:
 
 def training_environment(device: str) -> dict:
     """What a pretrained model's bytes depend on besides its settings (stored in its
-    header and part of its cache key)."""
-    return {"package": latentnas.__version__, "training_code": training_fingerprint(),
-            "torch": torch.__version__, "device": device_kind(device)}
+    header and part of its cache key): on CPU this includes torch's thread count now
+    (``torch.get_num_threads()``, which ``OMP_NUM_THREADS`` sets), so pretraining must run
+    in the process, and under the thread count, that asked for this."""
+    environment = {"package": latentnas.__version__, "training_code": training_fingerprint(),
+                   "torch": torch.__version__, "device": device_kind(device)}
+    if environment["device"] == "cpu":
+        environment["threads"] = torch.get_num_threads()
+    return environment
 
 
 def command_line() -> str:

@@ -402,7 +402,8 @@ def _version_difference(experiment: str, root: str, stored: dict | None, wanted:
     elif a["features"] != b["features"]:
         key = _first_difference(a["features"], b["features"])
         what = (f"searched model {key} with features {a['features'].get(key)}; this run's "
-                f"are {b['features'].get(key)} (retrained by other code or on another device)")
+                f"are {b['features'].get(key)} (retrained by other code, on another device "
+                "or with another CPU thread count)")
     else:
         key = _first_difference(a["options"], b["options"])
         what = f"ran {key} with options {a['options'].get(key)}; this run's are " \
