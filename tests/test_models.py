@@ -145,6 +145,9 @@ def test_a_cpu_model_is_keyed_by_the_thread_count_that_trained_it(tmp_path):
         torch.set_num_threads(2)
         made = tiny_model(bench, tmp_path / "m")
         assert made.environment["threads"] == 2 and made.environment["device"] == "cpu"
+        # what stored searches record of their model, and pretraining's own figures
+        opened = models.trained_encoder(bench, str(tmp_path / "m"))
+        assert opened.describe()["threads"] == 2 == made.final["threads"]
         two = models.cache_path(bench.space, "arch2vec", config, None, "cpu")
         torch.set_num_threads(1)
         assert models.cache_path(bench.space, "arch2vec", config, None, "cpu") != two

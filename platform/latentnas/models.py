@@ -310,7 +310,7 @@ class TrainedEncoder:
         return {"encoding": self.encoding, "encoder": self.encoder, "seed": self.seed,
                 "features": self.digest, "checkpoint": self.checkpoint_digest[:16],
                 "where": self.uri or self.location, "device": env.get("device"),
-                "training_code": env.get("training_code"),
+                "threads": env.get("threads"), "training_code": env.get("training_code"),
                 "trained_at": self.final.get("trained_at")}
 
 

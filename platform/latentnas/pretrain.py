@@ -277,6 +277,8 @@ def pretrain(space: SearchSpace, config, out_dir: str, *, encoder: str = "arch2v
     final["train_seconds"] = train_seconds
     final["wall_seconds"] = time.perf_counter() - start
     final["device"] = device
+    if "threads" in environment:       # CPU: the count changes the bytes (provenance)
+        final["threads"] = environment["threads"]
     final["cells"] = len(adj)
     if device.startswith("cuda"):
         final["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
