@@ -50,7 +50,8 @@ unvisited cell. ``local`` (0 < local <= 1) restricts a round's candidates to the
 ``local`` fraction of the domain nearest (L2, in feature space) to the incumbent, a trust
 region in the spirit of TuRBO; 1 (the default) means the whole domain. Targets are normal
 scores of their ranks by default (``target="rank"``; ``"standardize"`` is the plain
-alternative), and each fit runs at most ``max_fit_iter`` L-BFGS iterations. With ``refit_every`` k > 1
+alternative, ``"power"`` a Yeo–Johnson warp fitted to the told values, see
+``searchers.acquisition.transform_targets``), and each fit runs at most ``max_fit_iter`` L-BFGS iterations. With ``refit_every`` k > 1
 the hyperparameters are re-optimised only every k-th round; the rounds between condition
 the GP on all data seen so far with the last fitted hyperparameters (exact, no fit).
 The defaults (a fit every 3rd round, ≤ 30 iterations, warm-started) cost a quarter of the
@@ -87,7 +88,7 @@ class GPSearch(Searcher):
                  kernel: Literal["rbf", "matern"] = "rbf",
                  acquisition: Literal["logei", "qlogei", "ts"] = "logei", warm_start: bool = True,
                  local: Annotated[float, Interval(gt=0, le=1)] = 1.0,
-                 target: Literal["rank", "standardize"] = "rank",
+                 target: Literal["rank", "standardize", "power"] = "rank",
                  max_fit_iter: Annotated[int, Ge(1)] = 30, refit_every: Annotated[int, Ge(1)] = 3,
                  inputs: Literal["features", "onehot", "both", "mixed", "choices"] = "features",
                  candidates: Literal["all", "neighbours"] = "all",

@@ -311,8 +311,35 @@ def test_rank_targets_are_robust_to_outliers():
     # the outlier's gap to the next value: 81x the 91-92 gap when standardised, <2x as ranks
     assert (standard[0] - standard[2]) / (standard[1] - standard[0]) == pytest.approx(81)
     assert (ranked[0] - ranked[2]) / (ranked[1] - ranked[0]) < 2
-    with pytest.raises(ValueError, match="rank"):
+    with pytest.raises(ValueError, match="'power'"):
         transform_targets(y, "minmax")
+
+
+def test_power_targets_pull_a_long_lower_tail_in_and_keep_the_order():
+    from scipy.stats import skew
+
+    from searchers.acquisition import transform_targets
+
+    rng = np.random.default_rng(0)
+    # accuracies as a benchmark gives them: most near the top, a long tail of failures
+    y = np.concatenate([0.80 - rng.gamma(1.5, 0.01, 45), [0.45, 0.30, 0.60, 0.20, 0.55]])
+    warped, standard = transform_targets(y, "power"), transform_targets(y, "standardize")
+    assert list(np.argsort(warped, kind="stable")) == list(np.argsort(y, kind="stable"))
+    assert warped.mean() == pytest.approx(0, abs=1e-9) and warped.std() == pytest.approx(1)
+    assert skew(standard) < -2 and abs(skew(warped)) < 0.5 * abs(skew(standard))
+    # the best values spread further apart than when standardised (the tail no longer
+    # takes the variance), unlike ranks, which space them evenly
+    top = np.argsort(y)[-5:]
+    assert np.ptp(warped[top]) > 2 * np.ptp(standard[top])
+    # nothing to warp: constant or too few values fall back to standardised ones
+    assert (transform_targets(np.full(5, 0.7), "power") == 0).all()
+    np.testing.assert_allclose(transform_targets(y[:2], "power"),
+                               transform_targets(y[:2], "standardize"))
+    # the GP searches with them: past its random cells, on warped targets
+    domain, objective = toy_domain()
+    s = create("gp", domain, np.random.default_rng(0), target="power", init=6)
+    drive(s, objective, 12)
+    assert len(set(s.history_pos)) == 12
 
 
 def test_gp_refits_hyperparameters_only_on_schedule_and_resumes_exactly():
