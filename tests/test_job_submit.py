@@ -147,9 +147,12 @@ def test_ray_job_submit_runs_an_experiment(ray_head, tmp_path):
     assert anonymous.returncode != 0 and "Unauthorized" in anonymous.stdout + anonymous.stderr
     driver = subprocess.run(
         [sys.executable, "-c", f"import ray; ray.init(address={ray_head['gcs']!r})"],
-        env={**ray_head["anonymous"], "RAY_AUTH_MODE": "disabled"}, cwd=tmp_path,
+        env={**ray_head["anonymous"], "RAY_AUTH_MODE": "disabled",
+             # a refused driver retries ~1 s apart, 20 times by default: 2 suffice here
+             "RAY_NUM_REDIS_GET_RETRIES": "2"}, cwd=tmp_path,
         capture_output=True, text=True, timeout=300)
     assert driver.returncode != 0
+    assert "Authentication token is missing or incorrect" in driver.stderr, driver.stderr[-2000:]
     assert _http(jobs, token=ray_head["token"]) == 200
     listed = subprocess.run([os.path.join(BIN, "ray"), "job", "list", "--address",
                              ray_head["url"]], env=ray_head["env"], capture_output=True,
