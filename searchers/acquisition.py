@@ -47,8 +47,8 @@ def transform_targets(y: np.ndarray, how: str) -> np.ndarray:
     accuracy among 90 %s), which otherwise dominate the variance and flatten every other
     difference, but they also space the best values evenly however far apart they are; the
     power transform pulls a long lower tail in and keeps the best values in order, spaced
-    by their values (it is monotone and smooth, though not linear). Where the fit gives no finite, varying values it
-    falls back to the standardised ones."""
+    by their values (it is monotone and smooth, though not linear). Where the fit gives no
+    finite, varying values it falls back to the standardised ones."""
     from scipy.special import ndtri
     from scipy.stats import rankdata, yeojohnson
 

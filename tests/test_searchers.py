@@ -315,9 +315,10 @@ def test_rank_targets_are_robust_to_outliers():
         transform_targets(y, "minmax")
 
 
-def test_power_targets_pull_a_long_lower_tail_in_and_keep_the_order():
+def test_power_targets_pull_a_long_lower_tail_in_and_keep_the_order(monkeypatch):
     from scipy.stats import skew
 
+    import searchers.gp
     from searchers.acquisition import transform_targets
 
     rng = np.random.default_rng(0)
@@ -335,11 +336,14 @@ def test_power_targets_pull_a_long_lower_tail_in_and_keep_the_order():
     assert (transform_targets(np.full(5, 0.7), "power") == 0).all()
     np.testing.assert_allclose(transform_targets(y[:2], "power"),
                                transform_targets(y[:2], "standardize"))
-    # the GP searches with them: past its random cells, on warped targets
+    # the GP fits them: every model-based round past its random cells asks for the warp
+    asked = []
+    monkeypatch.setattr(searchers.gp, "transform_targets",
+                        lambda values, how: asked.append(how) or transform_targets(values, how))
     domain, objective = toy_domain()
     s = create("gp", domain, np.random.default_rng(0), target="power", init=6)
     drive(s, objective, 12)
-    assert len(set(s.history_pos)) == 12
+    assert len(set(s.history_pos)) == 12 and asked and set(asked) == {"power"}
 
 
 def test_gp_refits_hyperparameters_only_on_schedule_and_resumes_exactly():

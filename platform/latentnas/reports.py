@@ -347,8 +347,8 @@ def pretraining_summary(final: dict, title: str) -> Table:
              ("embedding extraction seconds",
               f"{final['extract_seconds']:.2f} ({final['cells']:,} cells)"),
              ("wall seconds (train + metrics + extraction)", f"{final['wall_seconds']:.1f}"),
-             ("device", final["device"] + (f", {threads} torch thread(s)" if (
-                 threads := final.get("threads")) else ""))]
+             ("device", final["device"] + (f", {final['threads']} torch thread(s)"
+                                           if final.get("threads") else ""))]
     if "peak_gpu_mb" in final:
         rows.append(("peak GPU memory", f"{final['peak_gpu_mb']:.0f} MiB"))
     for k, v in rows:
