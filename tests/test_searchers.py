@@ -538,6 +538,35 @@ def test_gp_mixed_explore_adds_random_unvisited_cells_to_the_neighbourhood():
         create("gp-mixed", domain, np.random.default_rng(1), explore=30, **opts), y, 30)
 
 
+def test_gp_kmeans_design_starts_with_one_cell_per_region_and_resumes_exactly():
+    # eight tight clusters, one holding 170 of the 240 cells: random starts crowd into it
+    rng = np.random.default_rng(0)
+    sizes = [170] + [10] * 7
+    label = np.repeat(np.arange(8), sizes)
+    centres = rng.normal(scale=10.0, size=(8, 4))
+    feats = (centres[label] + 0.1 * rng.normal(size=(240, 4))).astype(np.float32)
+    domain = Domain(ids=np.arange(240), features=feats)
+    y = -((feats - feats[5]) ** 2).sum(1)
+    opts = {"init": 8, "max_fit_iter": 20}
+    spread = create("gp", domain, np.random.default_rng(3), design="kmeans", **opts)
+    plain = create("gp", domain, np.random.default_rng(3), **opts)
+    first = drive(spread, y, 8, chunk=3)
+    assert sorted(label[first]) == list(range(8))             # one cell per cluster
+    assert len(set(label[drive(plain, y, 8, chunk=3)])) < 8   # random cells do not
+    # the design is drawn from the searcher's generator and kept in its state
+    full = drive(create("gp", domain, np.random.default_rng(3), design="kmeans", **opts),
+                 y, 14, chunk=1)
+    assert full[:8] == first
+    head = create("gp", domain, np.random.default_rng(3), design="kmeans", **opts)
+    part = drive(head, y, 5, chunk=1)                         # inside the design
+    resumed = create("gp", domain, np.random.default_rng(0), design="kmeans", **opts)
+    resumed.load_state_dict(pickle.loads(pickle.dumps(head.state_dict())))
+    assert part + drive(resumed, y, 9, chunk=1) == full
+    other = drive(create("gp", domain, np.random.default_rng(4), design="kmeans", **opts),
+                  y, 8, chunk=3)
+    assert sorted(label[other]) == list(range(8)) and other != first
+
+
 def test_gp_thompson_sampling_draws_from_the_posterior_marginals():
     import copy
 
