@@ -506,6 +506,15 @@ class MixedGPSearch(GPSearch):
     random cells it found the optimum in every seed (0.097 / 0.007 / 0.000), with 400 the
     same (0.104 / 0.004 / 0.000). Reports made before this default ran ``explore=0``.
 
+    On NAS-Bench-Graph it starts from a k-means design in the latent space
+    (``design="kmeans"``, a default of that space), chosen on tuning seeds 200–299 (150
+    queries, arch2vec, two models) against random starting cells, mean search regret at 50
+    / 100 queries: proteins 0.00162 / 0.00030 against 0.00168 / 0.00037, cora 0.0099 /
+    0.0081 against 0.0108 / 0.0084, arxiv 0.00219 / 0.00063 against 0.00241 / 0.00087. On
+    NB201 it was worse at 50 (0.127 against 0.103; 0.007 against 0.012 at 100), so NB201
+    keeps random starts. ``gp-mixed(design=random)`` repeats the NAS-Bench-Graph reports
+    made before. Rule and figures: ``docs/preregistered/issue33-kmeans-design.md``.
+
     Why (``latentnas bench landscape``): on NAS-Bench-Graph a GP on arch2vec features
     ranks unseen cells worse than one on the raw choices (Kendall τ at 100 labels, arxiv
     0.255 vs 0.462), the best cells differ by fractions of a point, and scoring every

@@ -245,13 +245,14 @@ def test_reinforce_follows_the_rewards_on_nas_bench_graph_by_default():
     assert expand("reinforce", {"preset": "paper"}, "nb201")["baseline"] == 0.4
 
 
-def test_gp_mixed_runs_matern_everywhere_and_standardised_targets_on_nas_bench_graph():
+def test_gp_mixed_runs_matern_everywhere_and_standardised_targets_and_a_kmeans_start_on_nas_bench_graph():
     # both chosen on tuning seeds (searchers.gp.MixedGPSearch, docs/results/README.md)
     from latentnas.plan import SearchPlan
     from latentnas.runner import resolved_options
 
-    assert expand("gp-mixed", {}, "nbgraph") == {"target": "standardize"}
-    assert expand("gp-mixed", {"target": "rank"}, "nbgraph") == {"target": "rank"}
+    assert expand("gp-mixed", {}, "nbgraph") == {"target": "standardize", "design": "kmeans"}
+    assert expand("gp-mixed", {"target": "rank", "design": "random"}, "nbgraph") == \
+        {"target": "rank", "design": "random"}
     assert expand("gp-mixed", {}, "nb201") == {} and expand("gp", {}, "nbgraph") == {}
     ran = {space: resolved_options(SearchPlan(space=space, searchers="gp-mixed, gp", seeds=1,
                                               budget=20, **extra))
@@ -259,4 +260,6 @@ def test_gp_mixed_runs_matern_everywhere_and_standardised_targets_on_nas_bench_g
     assert ran["nb201"]["gp-mixed"]["kernel"] == ran["nbgraph"]["gp-mixed"]["kernel"] == "matern"
     assert ran["nb201"]["gp-mixed"]["target"] == "rank"
     assert ran["nbgraph"]["gp-mixed"]["target"] == "standardize"
+    assert ran["nbgraph"]["gp-mixed"]["design"] == "kmeans"
+    assert ran["nb201"]["gp-mixed"]["design"] == ran["nbgraph"]["gp"]["design"] == "random"
     assert ran["nbgraph"]["gp"]["kernel"] == "rbf" and ran["nbgraph"]["gp"]["target"] == "rank"
