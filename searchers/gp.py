@@ -205,11 +205,15 @@ class GPSearch(Searcher):
         cell nearest to it, no cell twice. Where random cells fall where the space is
         dense by chance, these fall one per region of roughly equal mass."""
         from sklearn.cluster import KMeans
+        from threadpoolctl import threadpool_limits
 
         f = self.x[:, :self.domain.features.shape[1]].numpy()
         seed = int(self.rng.integers(2**31))
-        centres = KMeans(n_clusters=min(k, len(f)), n_init=1,
-                         random_state=seed).fit(f).cluster_centers_
+        # one thread: Lloyd's per-thread sums meet in another order under another thread
+        # count (centres 4e-16 apart measured), which could move a near tie to another cell
+        with threadpool_limits(1):
+            centres = KMeans(n_clusters=min(k, len(f)), n_init=1,
+                             random_state=seed).fit(f).cluster_centers_
         free = self.unvisited()
         chosen: list[int] = []
         for c in centres:
