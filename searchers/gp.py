@@ -518,7 +518,8 @@ class MixedGPSearch(GPSearch):
     0.0081 against 0.0108 / 0.0084, arxiv 0.00219 / 0.00063 against 0.00241 / 0.00087. On
     NB201 it was worse at 50 (0.127 against 0.103; 0.007 against 0.012 at 100), so NB201
     keeps random starts. ``gp-mixed(design=random)`` repeats the NAS-Bench-Graph reports
-    made before. Rule and figures: ``docs/preregistered/issue33-kmeans-design.md``.
+    made before. Rule and figures: ``docs/preregistered/issue33-kmeans-design.md``;
+    held-out figures: ``docs/results/kmeans-heldout-*.md``.
 
     Why (``latentnas bench landscape``): on NAS-Bench-Graph a GP on arch2vec features
     ranks unseen cells worse than one on the raw choices (Kendall τ at 100 labels, arxiv
