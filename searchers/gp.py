@@ -191,12 +191,8 @@ class GPSearch(Searcher):
             if self.design_pos is None:
                 self.design_pos = self._kmeans_design(init)
             out = [p for p in self.design_pos if not self.taken[p]][:min(n, seeding)]
-            if len(out) < min(n, seeding):      # a guard: the design is drawn from free
-                # cells, so it runs short only if cells were proposed outside it
-                rest = np.setdiff1d(self.unvisited(), out)
-                out += [int(p) for p in self.rng.choice(
-                    rest, size=min(n, seeding) - len(out), replace=False)]
-            return out
+            if out:     # drawn from free cells, it runs out only below init cells left
+                return out
         return super().start_round(n, init)
 
     def _kmeans_design(self, k: int) -> list[int]:
