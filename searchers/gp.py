@@ -45,7 +45,8 @@ NAS-Bench-Graph the link pattern is one of them) beside the latent vector.
 the ``top`` best cells evaluated so far (all unvisited cells when those are fewer than a
 round needs), the acquisition optimised by local moves as evolution does, plus
 ``explore`` unvisited cells drawn at random each round (0 by default), so a search whose
-neighbourhood holds nothing better can leave it; ``"all"`` (the default) scores every
+neighbourhood holds nothing better can leave it, while fewer than ``explore_until`` cells
+have been told (0, the default: throughout); ``"all"`` (the default) scores every
 unvisited cell. ``local`` (0 < local <= 1) restricts a round's candidates to the
 ``local`` fraction of the domain nearest (L2, in feature space) to the incumbent, a trust
 region in the spirit of TuRBO; 1 (the default) means the whole domain. Targets are normal
@@ -99,11 +100,13 @@ class GPSearch(Searcher):
                  candidates: Literal["all", "neighbours"] = "all",
                  top: Annotated[int, Ge(1)] = 10, radius: Annotated[int, Ge(1)] = 1,
                  explore: Annotated[int, Ge(0)] = 0, stall: Annotated[int, Ge(0)] = 0,
-                 design: Literal["random", "kmeans"] = "random"):
+                 design: Literal["random", "kmeans"] = "random",
+                 explore_until: Annotated[int, Ge(0)] = 0):
         # the domain parts these options read, checked by Searcher like any requirement
         self.requires = surrogate_requires(inputs, candidates)
         super().__init__(domain, rng)
         self.explore, self.stall, self.design = explore, stall, design
+        self.explore_until = explore_until
         self.design_pos: list[int] | None = None     # design="kmeans": the initial cells
         self.init, self.batch_size, self.kernel = init, batch_size, kernel
         self.acquisition, self.warm_start, self.local = acquisition, warm_start, local
@@ -223,7 +226,8 @@ class GPSearch(Searcher):
         free = self.unvisited()
         if self.candidates == "neighbours":
             near = self._neighbourhood(pos[np.argsort(-y, kind="stable")[:self.top]])
-            if self.explore:
+            if self.explore and (not self.explore_until
+                                 or self.num_told < self.explore_until):
                 # random unvisited cells beside the neighbourhood: LogEI may leave it
                 rest = np.setdiff1d(free, near)
                 near = np.union1d(near, self.rng.choice(

@@ -538,6 +538,28 @@ def test_gp_mixed_explore_adds_random_unvisited_cells_to_the_neighbourhood():
         create("gp-mixed", domain, np.random.default_rng(1), explore=30, **opts), y, 30)
 
 
+def test_gp_mixed_explore_until_stops_the_random_cells_after_that_many_told():
+    domain, y = toy_domain()
+    opts = {"init": 8, "max_fit_iter": 20, "explore": 30}
+    until = create("gp-mixed", domain, np.random.default_rng(1), explore_until=12, **opts)
+    always = create("gp-mixed", domain, np.random.default_rng(1), **opts)
+    # below the limit it is explore=30 query for query
+    assert drive(until, y, 12, chunk=1) == drive(always, y, 12, chunk=1)
+    pos, ys = np.asarray(until.history_pos), np.asarray(until.history_y)
+    near = until._neighbourhood(pos[np.argsort(-ys, kind="stable")[:until.top]])
+    wide = always._candidates(pos, ys)
+    assert set(near) < set(wide) and len(wide) == len(near) + 30
+    # from the limit on, only the neighbourhood of the best cells is scored
+    assert np.array_equal(until._candidates(pos, ys), near)
+    for _ in range(6):          # and every query comes from the neighbourhood of its round
+        ys = np.asarray(until.history_y)
+        near = until._neighbourhood(np.asarray(until.history_pos)[
+            np.argsort(-ys, kind="stable")[:until.top]])
+        ids = until.ask(1)
+        assert np.isin(ids, domain.ids[near]).all()
+        until.tell(ids, y[ids])
+
+
 def test_gp_kmeans_design_starts_with_one_cell_per_region_and_resumes_exactly():
     # eight tight clusters, one holding 170 of the 240 cells: random starts crowd into it
     rng = np.random.default_rng(0)
