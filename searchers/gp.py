@@ -510,6 +510,10 @@ class MixedGPSearch(GPSearch):
     seeds (found by 150: 97 %; regret 0.098 / 0.023 / 0.016 at 50 / 100 / 150); with 100
     random cells it found the optimum in every seed (0.097 / 0.007 / 0.000), with 400 the
     same (0.104 / 0.004 / 0.000). Reports made before this default ran ``explore=0``.
+    Dropping the random cells after 50 told cells (``explore_until=50``), where they
+    seldom give a new best themselves, was worse on NAS-Bench-Graph cora's tuning seeds
+    300–399 at 100 queries (0.00789 against 0.00743;
+    ``docs/preregistered/issue33-explore-until.md``).
 
     On NAS-Bench-Graph it starts from a k-means design in the latent space
     (``design="kmeans"``, a default of that space), chosen on tuning seeds 200–299 (150
