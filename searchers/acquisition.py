@@ -40,10 +40,12 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
 
 def transform_targets(y: np.ndarray, how: str) -> np.ndarray:
     """Targets for a surrogate: ``"standardize"`` (zero mean, unit variance), ``"rank"``
-    (normal scores of the ranks, ``Φ⁻¹((rank - 1/2) / n)``, ties averaged) or ``"power"``
+    (normal scores of the ranks, ``Φ⁻¹((rank - 1/2) / n)``, ties averaged), ``"power"``
     (a Yeo–Johnson power transform of the standardised values, its λ fitted by maximum
     likelihood to the values told so far, then standardised again; HEBO warps its targets
-    the same way). Ranks make the model robust to outliers such as diverged trainings (10 %
+    the same way) or ``"clip"`` (values below the told values' lower quartile raised to it,
+then standardised: the tail of failures counts as one floor and no longer takes the
+variance, while the values above the floor keep their spacing). Ranks make the model robust to outliers such as diverged trainings (10 %
     accuracy among 90 %s), which otherwise dominate the variance and flatten every other
     difference, but they also space the best values evenly however far apart they are; the
     power transform pulls a long lower tail in and keeps the best values in order, spaced
@@ -53,13 +55,15 @@ def transform_targets(y: np.ndarray, how: str) -> np.ndarray:
     from scipy.stats import rankdata, yeojohnson
 
     y = np.asarray(y, dtype=np.float64)
-    if how not in ("standardize", "rank", "power"):
-        raise ValueError("target transform must be 'standardize', 'rank' or 'power', "
-                         f"got {how!r}")
+    if how not in ("standardize", "rank", "power", "clip"):
+        raise ValueError("target transform must be 'standardize', 'rank', 'power' or "
+                         f"'clip', got {how!r}")
     if how == "rank":
         return ndtri((rankdata(y) - 0.5) / len(y))
+    if how == "clip":
+        y = np.maximum(y, np.quantile(y, 0.25))
     z = (y - y.mean()) / (y.std() or 1.0)
-    if how == "standardize" or len(y) < 3 or np.ptp(z) == 0:
+    if how in ("standardize", "clip") or len(y) < 3 or np.ptp(z) == 0:
         return z
     with np.errstate(all="ignore"):
         warped = yeojohnson(z)[0]

@@ -51,7 +51,8 @@ unvisited cell. ``local`` (0 < local <= 1) restricts a round's candidates to the
 ``local`` fraction of the domain nearest (L2, in feature space) to the incumbent, a trust
 region in the spirit of TuRBO; 1 (the default) means the whole domain. Targets are normal
 scores of their ranks by default (``target="rank"``; ``"standardize"`` is the plain
-alternative, ``"power"`` a Yeo–Johnson warp fitted to the told values, see
+alternative, ``"power"`` a Yeo–Johnson warp fitted to the told values, ``"clip"`` the
+values below their lower quartile raised to it, then standardised, see
 ``searchers.acquisition.transform_targets``), and each fit runs at most ``max_fit_iter``
 L-BFGS iterations. The first ``init`` cells are drawn at random (``design="random"``, the
 default) or, with ``design="kmeans"``, are the cells nearest the centres of a k-means
@@ -94,7 +95,7 @@ class GPSearch(Searcher):
                  kernel: Literal["rbf", "matern"] = "rbf",
                  acquisition: Literal["logei", "qlogei", "ts"] = "logei", warm_start: bool = True,
                  local: Annotated[float, Interval(gt=0, le=1)] = 1.0,
-                 target: Literal["rank", "standardize", "power"] = "rank",
+                 target: Literal["rank", "standardize", "power", "clip"] = "rank",
                  max_fit_iter: Annotated[int, Ge(1)] = 30, refit_every: Annotated[int, Ge(1)] = 3,
                  inputs: Literal["features", "onehot", "both", "mixed", "choices"] = "features",
                  candidates: Literal["all", "neighbours"] = "all",

@@ -311,7 +311,7 @@ def test_rank_targets_are_robust_to_outliers():
     # the outlier's gap to the next value: 81x the 91-92 gap when standardised, <2x as ranks
     assert (standard[0] - standard[2]) / (standard[1] - standard[0]) == pytest.approx(81)
     assert (ranked[0] - ranked[2]) / (ranked[1] - ranked[0]) < 2
-    with pytest.raises(ValueError, match="'power'"):
+    with pytest.raises(ValueError, match="'power' or 'clip'"):
         transform_targets(y, "minmax")
 
 
@@ -344,6 +344,29 @@ def test_power_targets_pull_a_long_lower_tail_in_and_keep_the_order(monkeypatch)
     s = create("gp", domain, np.random.default_rng(0), target="power", init=6)
     drive(s, objective, 12)
     assert len(set(s.history_pos)) == 12 and asked and set(asked) == {"power"}
+
+
+def test_clip_targets_floor_the_lower_quartile_and_keep_the_top_spacing():
+    from searchers.acquisition import transform_targets
+
+    rng = np.random.default_rng(0)
+    y = np.concatenate([0.80 - rng.gamma(1.5, 0.01, 45), [0.45, 0.30, 0.60, 0.20, 0.55]])
+    clipped, standard = transform_targets(y, "clip"), transform_targets(y, "standardize")
+    assert clipped.mean() == pytest.approx(0, abs=1e-9) and clipped.std() == pytest.approx(1)
+    floor = y <= np.quantile(y, 0.25)
+    assert floor.sum() >= 12 and np.ptp(clipped[floor]) == 0      # one value for the tail
+    above = ~floor
+    # above the floor: an affine map of the values (order and ratios of gaps kept)
+    slope = np.polyfit(y[above], clipped[above], 1)[0]
+    np.testing.assert_allclose(clipped[above], clipped[above].mean()
+                               + slope * (y[above] - y[above].mean()), atol=1e-9)
+    # the failures no longer take the variance: the best values spread further apart
+    top = np.argsort(y)[-5:]
+    assert np.ptp(clipped[top]) > 2 * np.ptp(standard[top])
+    assert (transform_targets(np.full(5, 0.7), "clip") == 0).all()
+    domain, objective = toy_domain()
+    s = create("gp", domain, np.random.default_rng(0), target="clip", init=6)
+    assert len(set(drive(s, objective, 12))) == 12
 
 
 def test_gp_refits_hyperparameters_only_on_schedule_and_resumes_exactly():
