@@ -43,14 +43,15 @@ def transform_targets(y: np.ndarray, how: str) -> np.ndarray:
     (normal scores of the ranks, ``Φ⁻¹((rank - 1/2) / n)``, ties averaged), ``"power"``
     (a Yeo–Johnson power transform of the standardised values, its λ fitted by maximum
     likelihood to the values told so far, then standardised again; HEBO warps its targets
-    the same way) or ``"clip"`` (values below the told values' lower quartile raised to it,
-then standardised: the tail of failures counts as one floor and no longer takes the
-variance, while the values above the floor keep their spacing). Ranks make the model robust to outliers such as diverged trainings (10 %
-    accuracy among 90 %s), which otherwise dominate the variance and flatten every other
-    difference, but they also space the best values evenly however far apart they are; the
-    power transform pulls a long lower tail in and keeps the best values in order, spaced
-    by their values (it is monotone and smooth, though not linear). Where the fit gives no
-    finite, varying values it falls back to the standardised ones."""
+    the same way) or ``"clip"`` (values below the told values' lower quartile raised to
+    it, then standardised: the tail of failures counts as one floor and no longer takes
+    the variance, while the values above the floor keep their spacing). Ranks make the
+    model robust to outliers such as diverged trainings (10 % accuracy among 90 %s),
+    which otherwise dominate the variance and flatten every other difference, but they
+    also space the best values evenly however far apart they are; the power transform
+    pulls a long lower tail in and keeps the best values in order, spaced by their values
+    (it is monotone and smooth, though not linear). Where the fit gives no finite, varying
+    values it falls back to the standardised ones."""
     from scipy.special import ndtri
     from scipy.stats import rankdata, yeojohnson
 

@@ -514,8 +514,9 @@ class MixedGPSearch(GPSearch):
     Dropping the random cells after 50 told cells (``explore_until=50``), where they
     seldom give a new best themselves, was worse on NAS-Bench-Graph cora's tuning seeds
     300–399 at 100 queries (0.00789 against 0.00743;
-    ``docs/preregistered/issue33-explore-until.md``). So were targets with their lower quartile
-    floored (``target=clip``: 0.00775; ``docs/preregistered/issue33-clip-targets.md``).
+    ``docs/preregistered/issue33-explore-until.md``). So were targets with their lower
+    quartile floored (``target=clip``: 0.00775; ``issue33-clip-targets.md`` there) and
+    rank targets under the k-means start (0.00803; ``issue33-rank-with-kmeans.md``).
 
     On NAS-Bench-Graph it starts from a k-means design in the latent space
     (``design="kmeans"``, a default of that space), chosen on tuning seeds 200–299 (150

@@ -346,7 +346,8 @@ def test_power_targets_pull_a_long_lower_tail_in_and_keep_the_order(monkeypatch)
     assert len(set(s.history_pos)) == 12 and asked and set(asked) == {"power"}
 
 
-def test_clip_targets_floor_the_lower_quartile_and_keep_the_top_spacing():
+def test_clip_targets_floor_the_lower_quartile_and_keep_the_top_spacing(monkeypatch):
+    import searchers.gp
     from searchers.acquisition import transform_targets
 
     rng = np.random.default_rng(0)
@@ -364,9 +365,13 @@ def test_clip_targets_floor_the_lower_quartile_and_keep_the_top_spacing():
     top = np.argsort(y)[-5:]
     assert np.ptp(clipped[top]) > 2 * np.ptp(standard[top])
     assert (transform_targets(np.full(5, 0.7), "clip") == 0).all()
+    # the GP fits them: every model-based round past its random cells asks for the floor
+    asked = []
+    monkeypatch.setattr(searchers.gp, "transform_targets",
+                        lambda values, how: asked.append(how) or transform_targets(values, how))
     domain, objective = toy_domain()
     s = create("gp", domain, np.random.default_rng(0), target="clip", init=6)
-    assert len(set(drive(s, objective, 12))) == 12
+    assert len(set(drive(s, objective, 12))) == 12 and asked and set(asked) == {"clip"}
 
 
 def test_gp_refits_hyperparameters_only_on_schedule_and_resumes_exactly():
